@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    // One test CA per run, trusted through NODE_EXTRA_CA_CERTS by every worker and child process.
+    globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // Integration suites start real servers (oidc-provider, Grantry, PostgreSQL, Chromium); two cores

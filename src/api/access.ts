@@ -1,0 +1,116 @@
+import type { Store } from '../store/contract.js';
+import { hashApiKey, sameDigest } from './api-keys.js';
+
+export type AccessDecision =
+  | { ok: true; keyId: string }
+  | { ok: false; code: 'unauthorized' }
+  | { ok: false; code: 'rate_limited'; retryAfterSeconds: number };
+
+interface Window {
+  startedAt: number;
+  count: number;
+}
+
+const FAILURE_WINDOW_MS = 60_000;
+const KEY_CACHE_MS = 5_000;
+
+/**
+ * Who may call `/api` and `/proxy`. A valid key is always let in, whatever failures came before
+ * it from the same address; failed attempts are limited per client address so guessing is slow;
+ * an optional per-key limit protects the service only when the operator asks for it, because the
+ * data plane (execute, proxy) is called at high rates by design.
+ */
+export class AccessControl {
+  readonly #store: Store;
+  readonly #bootstrapHash: string | null;
+  readonly #perKeyPerMinute: number | null;
+  readonly #failuresAllowed: number;
+  readonly #failures = new Map<string, Window>();
+  readonly #usage = new Map<string, Window>();
+  /** Recently verified keys, so the hot path does not query the store on every request. */
+  readonly #known = new Map<string, { keyId: string; until: number }>();
+
+  constructor(options: {
+    store: Store;
+    bootstrapKey: string | undefined;
+    perKeyPerMinute: number | null;
+    failuresPerMinute: number;
+  }) {
+    this.#failuresAllowed = options.failuresPerMinute;
+    this.#store = options.store;
+    this.#bootstrapHash = options.bootstrapKey === undefined ? null : hashApiKey(options.bootstrapKey);
+    this.#perKeyPerMinute = options.perKeyPerMinute;
+  }
+
+  async check(
+    authorization: string | undefined,
+    clientAddress: string,
+    now = Date.now(),
+  ): Promise<AccessDecision> {
+    const key = bearer(authorization);
+    const keyId = key === null ? null : await this.#verify(key, now);
+    if (keyId === null) return this.#failed(clientAddress, now);
+    if (this.#perKeyPerMinute !== null) {
+      const window = this.#tick(this.#usage, keyId, now);
+      if (window.count > this.#perKeyPerMinute) {
+        return { ok: false, code: 'rate_limited', retryAfterSeconds: secondsLeft(window, now) };
+      }
+    }
+    return { ok: true, keyId };
+  }
+
+  /** Forget a key at once (revoked in this process). */
+  forgetAll(): void {
+    this.#known.clear();
+  }
+
+  async #verify(key: string, now: number): Promise<string | null> {
+    const hash = hashApiKey(key);
+    const known = this.#known.get(hash);
+    if (known !== undefined && now < known.until) return known.keyId;
+    let keyId: string | null = null;
+    if (this.#bootstrapHash !== null && sameDigest(hash, this.#bootstrapHash)) {
+      keyId = 'bootstrap';
+    } else {
+      const record = await this.#store.apiKeys.findByHash(hash);
+      if (record !== null && record.revokedAt === null && sameDigest(hash, record.hash)) {
+        keyId = record.id;
+        void this.#store.apiKeys.touch(record.id, now).catch(() => {});
+      }
+    }
+    if (keyId !== null) {
+      if (this.#known.size > 10_000) this.#known.clear();
+      this.#known.set(hash, { keyId, until: now + KEY_CACHE_MS });
+    }
+    return keyId;
+  }
+
+  #failed(clientAddress: string, now: number): AccessDecision {
+    const window = this.#tick(this.#failures, clientAddress, now);
+    if (window.count > this.#failuresAllowed) {
+      return { ok: false, code: 'rate_limited', retryAfterSeconds: secondsLeft(window, now) };
+    }
+    return { ok: false, code: 'unauthorized' };
+  }
+
+  #tick(windows: Map<string, Window>, key: string, now: number): Window {
+    let window = windows.get(key);
+    if (window === undefined || now - window.startedAt >= FAILURE_WINDOW_MS) {
+      if (windows.size > 100_000) windows.clear();
+      window = { startedAt: now, count: 0 };
+      windows.set(key, window);
+    }
+    window.count++;
+    return window;
+  }
+}
+
+function bearer(header: string | undefined): string | null {
+  if (header === undefined) return null;
+  const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+  return match?.[1] ?? null;
+}
+
+function secondsLeft(window: Window, now: number): number {
+  return Math.max(1, Math.ceil((window.startedAt + FAILURE_WINDOW_MS - now) / 1000));
+}

@@ -1,0 +1,22 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { KeyRing } from '../secrets/key-ring.js';
+import type { AuthenticationRecord, Store } from '../store/contract.js';
+import type { TokenManager } from '../tokens/token-manager.js';
+import type { UsageCounters } from '../tokens/usage-counters.js';
+import type { AccessControl } from './access.js';
+
+/** What the route plugins are given by the composition root (src/app.ts). */
+export interface ApiContext {
+  config: Config;
+  store: Store;
+  keyRing: KeyRing;
+  tokens: TokenManager;
+  usage: UsageCounters;
+  access: AccessControl;
+  logger: Logger;
+  /** The exact redirect URI to register at providers: `<GRANTRY_PUBLIC_URL>/oauth/redirect`. */
+  redirectUri: string;
+  /** Revokes an authentication's tokens at the provider before it is deleted (RFC 7009). */
+  revokeOnDelete?: (record: AuthenticationRecord) => Promise<void>;
+}

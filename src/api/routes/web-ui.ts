@@ -1,0 +1,36 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import type { FastifyInstance } from 'fastify';
+import { Problem } from '../../problem.js';
+
+/** The built web UI (web/dist), served at `/` with a fallback to index.html for its own routes. */
+export async function webUiRoutes(server: FastifyInstance): Promise<void> {
+  const here = dirname(fileURLToPath(import.meta.url));
+  // Same relative place from src/api/routes (tsx) and dist/api/routes (built).
+  const root = join(here, '..', '..', '..', 'web', 'dist');
+  const available = existsSync(join(root, 'index.html'));
+  if (available) {
+    await server.register(fastifyStatic, {
+      root,
+      prefix: '/',
+      wildcard: false,
+      index: ['index.html'],
+      setHeaders: (res) => {
+        res.setHeader('x-content-type-options', 'nosniff');
+        res.setHeader('referrer-policy', 'no-referrer');
+      },
+    });
+  }
+  server.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    const isApi = path.startsWith('/api') || path.startsWith('/proxy') || path.startsWith('/oauth');
+    if (available && request.method === 'GET' && !isApi && !path.includes('.')) {
+      return reply.header('cache-control', 'no-cache').sendFile('index.html');
+    }
+    throw new Problem('not_found', 'There is nothing at this address.', {
+      hint: isApi ? 'See /openapi.json for the routes.' : undefined,
+    });
+  });
+}

@@ -1,0 +1,140 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
+import { Problem } from '../problem.js';
+import { MasterKeyError } from '../secrets/key-ring.js';
+import type { ApiContext } from './context.js';
+import { collectOpenApiRoutes } from './openapi.js';
+import { schemaErrorsToFieldErrors } from './validation.js';
+
+/**
+ * The Fastify instance with what every area shares: the error shape, access control on `/api`
+ * and `/proxy`, `Cache-Control: no-store`, and logs that never carry a secret. Areas register
+ * themselves as encapsulated plugins (src/api/routes/*).
+ */
+export function createServer(context: ApiContext): FastifyInstance {
+  const server = Fastify({
+    loggerInstance: context.logger as FastifyBaseLogger,
+    bodyLimit: context.config.bodyLimitBytes,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+    },
+    // Ajv with every error reported, no coercion and no defaults: the request is what was sent.
+    ajv: {
+      customOptions: { allErrors: true, coerceTypes: false, useDefaults: false, removeAdditional: false },
+    },
+    routerOptions: { ignoreTrailingSlash: true },
+    // Our own onResponse line logs the path only: Fastify's would log query strings.
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+  });
+
+  collectOpenApiRoutes(server);
+
+  server.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    const path = request.url;
+    if (!path.startsWith('/api/') && !path.startsWith('/proxy/') && path !== '/api' && path !== '/metrics')
+      return;
+    reply.header('cache-control', 'no-store');
+    const decision = await context.access.check(request.headers.authorization, request.ip);
+    if (decision.ok) return;
+    if (decision.code === 'rate_limited') {
+      reply.header('retry-after', String(decision.retryAfterSeconds));
+      throw new Problem('rate_limited', 'Too many requests.', {
+        hint: `Wait ${decision.retryAfterSeconds} s before trying again.`,
+      });
+    }
+    reply.header('www-authenticate', 'Bearer realm="grantry"');
+    throw new Problem('unauthorized', 'A valid API key is required.', {
+      hint: 'Send it as "Authorization: Bearer <api key>".',
+    });
+  });
+
+  server.addHook('onResponse', async (request, reply) => {
+    // Path only: query strings can carry codes, states and provider parameters.
+    request.log.info(
+      {
+        method: request.method,
+        path: pathOnly(request.url),
+        status: reply.statusCode,
+        ms: reply.elapsedTime,
+      },
+      'request',
+    );
+  });
+
+  server.setErrorHandler((error: FastifyError | Problem | Error, request, reply) => {
+    const problem = toProblem(error, request);
+    if (problem.status >= 500 && problem.code === 'internal_error') {
+      request.log.error({ err: safeError(error), path: pathOnly(request.url) }, 'request failed');
+    }
+    reply.header('cache-control', 'no-store');
+    return reply.status(problem.status).send({ error: problem.toJSON() });
+  });
+
+  return server;
+}
+
+export function toProblem(error: unknown, request?: FastifyRequest): Problem {
+  if (error instanceof Problem) return error;
+  if (error instanceof MasterKeyError) {
+    return new Problem('wrong_master_key', error.message, {
+      hint: 'Start Grantry with the GRANTRY_MASTER_KEY the data was written with.',
+    });
+  }
+  const fastifyError = error as Partial<FastifyError>;
+  if (fastifyError.validation !== undefined) {
+    const context = fastifyError.validationContext ?? 'body';
+    const errors = schemaErrorsToFieldErrors(fastifyError.validation).map((e) => ({
+      ...e,
+      path: context === 'body' ? e.path : `/${context}${e.path}`,
+    }));
+    return new Problem('validation_failed', 'The request is not valid.', { errors });
+  }
+  switch (fastifyError.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new Problem('payload_too_large', 'The request body is larger than this server accepts.');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new Problem('validation_failed', 'The request body is not valid JSON.', {
+        errors: [{ path: '', message: 'must be valid JSON' }],
+      });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new Problem('validation_failed', 'The request body must be JSON.', {
+        errors: [{ path: '', message: 'send Content-Type: application/json' }],
+      });
+  }
+  if (error instanceof SyntaxError && request !== undefined) {
+    return new Problem('validation_failed', 'The request body is not valid JSON.', {
+      errors: [{ path: '', message: 'must be valid JSON' }],
+    });
+  }
+  const status = fastifyError.statusCode;
+  if (status !== undefined && status >= 400 && status < 500) {
+    return new Problem('validation_failed', 'The request is not valid.', {
+      errors: [{ path: '', message: fastifyError.message ?? 'is invalid' }],
+    });
+  }
+  return new Problem('internal_error', 'Something went wrong inside Grantry; the details are in its log.', {
+    cause: error,
+  });
+}
+
+function pathOnly(url: string): string {
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
+
+/** Errors are logged by name, code and stack: messages of foreign errors might quote input. */
+function safeError(error: unknown): Record<string, unknown> {
+  if (!(error instanceof Error)) return { type: typeof error };
+  return { name: error.name, code: (error as { code?: unknown }).code, stack: error.stack };
+}

@@ -1,0 +1,148 @@
+import { dirname, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { AccessControl } from './api/access.js';
+import { createApiKey } from './api/api-keys.js';
+import type { ApiContext } from './api/context.js';
+import { authenticationRoutes } from './api/routes/authentications.js';
+import { connectorRoutes } from './api/routes/connectors.js';
+import { serviceRoutes } from './api/routes/service.js';
+import { webUiRoutes } from './api/routes/web-ui.js';
+import { createServer } from './api/server.js';
+import type { Config } from './config.js';
+import { Egress } from './egress/egress.js';
+import { createLogger } from './logger.js';
+import { type KeyRing, MasterKeyError } from './secrets/key-ring.js';
+import { loadKeyRing } from './secrets/master-key-source.js';
+import type { Store } from './store/contract.js';
+import { openStore } from './store/open-store.js';
+import { TokenManager } from './tokens/token-manager.js';
+import { UsageCounters } from './tokens/usage-counters.js';
+
+/**
+ * The composition root: the one place that knows every part and wires them together. Nothing
+ * below it imports it.
+ */
+export interface App {
+  config: Config;
+  logger: Logger;
+  store: Store;
+  keyRing: KeyRing;
+  egress: Egress;
+  tokens: TokenManager;
+  usage: UsageCounters;
+  server: FastifyInstance;
+  /** Starts listening; resolves to the address. */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+const KEY_CHECK_SETTING = 'master_key_check';
+const KEY_CHECK_CONTEXT = { table: 'settings', id: KEY_CHECK_SETTING, column: 'value' };
+
+export function keyFilePathFor(databaseUrl: string): string {
+  if (databaseUrl.startsWith('sqlite:') && !databaseUrl.includes(':memory:')) {
+    return resolve(dirname(resolve(databaseUrl.slice('sqlite:'.length))), 'master.key');
+  }
+  return resolve('data', 'master.key');
+}
+
+/**
+ * Proves at start-up that the configured master key is the one the data was written with, so a
+ * wrong key is reported as exactly that instead of as a confusing error on first use.
+ */
+export async function verifyMasterKey(store: Store, keyRing: KeyRing): Promise<void> {
+  const check = await store.getSetting(KEY_CHECK_SETTING);
+  if (check === null) {
+    await store.setSetting(KEY_CHECK_SETTING, keyRing.seal('grantry', KEY_CHECK_CONTEXT));
+    return;
+  }
+  try {
+    keyRing.open(check, KEY_CHECK_CONTEXT);
+  } catch (error) {
+    if (error instanceof MasterKeyError && /encrypted with master key/.test(error.message)) throw error;
+    throw new MasterKeyError(
+      'The master key does not match the one this database was written with: GRANTRY_MASTER_KEY is wrong.',
+    );
+  }
+}
+
+export { KEY_CHECK_CONTEXT, KEY_CHECK_SETTING };
+
+export async function createApp(
+  config: Config,
+  options: { logger?: Logger; printBootstrapKey?: boolean } = {},
+) {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const store = await openStore(config.databaseUrl);
+  try {
+    await store.migrate();
+    const keyRing = loadKeyRing({
+      configured: config.masterKey,
+      previous: config.previousMasterKeys,
+      keyFilePath: keyFilePathFor(config.databaseUrl),
+      production: config.production,
+      warn: (message) => logger.warn(message),
+    });
+    await verifyMasterKey(store, keyRing);
+
+    if (config.apiKey === undefined && (await store.apiKeys.countActive()) === 0) {
+      const { key } = await createApiKey(store, 'first key');
+      if (options.printBootstrapKey !== false) {
+        // Printed once, on purpose, outside the log stream: it is the only way to get the first key.
+        process.stdout.write(
+          `\nGrantry created its first API key (shown only this once):\n\n  ${key}\n\n` +
+            'Send it as "Authorization: Bearer <key>". Create more with `grantry api-keys create`.\n\n',
+        );
+      }
+    }
+
+    const redirectUri = `${config.publicUrl}/oauth/redirect`;
+    const egress = new Egress({ mode: config.egress, allowHttp: config.allowHttp });
+    const tokens = new TokenManager({
+      store,
+      keyRing,
+      fetch: egress.fetch,
+      tokenTimeoutMs: config.tokenTimeoutMs,
+      redirectUri,
+    });
+    const usage = new UsageCounters(store);
+    const access = new AccessControl({
+      store,
+      bootstrapKey: config.apiKey,
+      perKeyPerMinute: config.rateLimitPerMinute,
+      failuresPerMinute: config.authFailuresPerMinute,
+    });
+    const context: ApiContext = { config, store, keyRing, tokens, usage, access, logger, redirectUri };
+    const server = createServer(context);
+    await server.register(serviceRoutes, context);
+    await server.register(authenticationRoutes, context);
+    await server.register(connectorRoutes, context);
+    await server.register(webUiRoutes);
+
+    const app: App = {
+      config,
+      logger,
+      store,
+      keyRing,
+      egress,
+      tokens,
+      usage,
+      server,
+      async listen() {
+        return server.listen({ port: config.port, host: config.host });
+      },
+      async close() {
+        await server.close();
+        tokens.close();
+        await usage.close();
+        await egress.close();
+        await store.close();
+      },
+    };
+    return app;
+  } catch (error) {
+    await store.close().catch(() => {});
+    throw error;
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Configuration from the environment (API.md "Configuration"). Read once, validated once: a bad
+ * value stops start-up with a sentence naming the variable, instead of failing later.
+ */
+export interface Config {
+  port: number;
+  host: string;
+  publicUrl: string;
+  databaseUrl: string;
+  masterKey: string | undefined;
+  previousMasterKeys: string[];
+  apiKey: string | undefined;
+  allowHttp: 'off' | 'loopback';
+  /** Requests per minute per API key on /api and /proxy; null = off. */
+  rateLimitPerMinute: number | null;
+  /** Failed API-key attempts allowed per client address per minute before 429. */
+  authFailuresPerMinute: number;
+  egress: 'default' | 'strict';
+  production: boolean;
+  logLevel: string;
+  /** JSON body limit on /api routes, bytes. */
+  bodyLimitBytes: number;
+  /** How much of an upstream body execute/test return before marking it truncated. */
+  executeMaxBodyBytes: number;
+  /** Timeout of one token request. */
+  tokenTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max} (got "${raw}").`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(`${name} must be one of ${allowed.join(', ')} (got "${raw}").`);
+  }
+  return raw as T;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const port = integer(env, 'GRANTRY_PORT', 3000, 0, 65535);
+  const publicUrl = (env.GRANTRY_PUBLIC_URL ?? `http://localhost:${port}`).replace(/\/+$/, '');
+  try {
+    const parsed = new URL(publicUrl);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('scheme');
+  } catch {
+    throw new ConfigError(
+      `GRANTRY_PUBLIC_URL must be an http(s) origin such as https://grantry.example.com.`,
+    );
+  }
+  const rateLimit = env.GRANTRY_RATE_LIMIT;
+  const production = env.NODE_ENV === 'production';
+  const masterKey = env.GRANTRY_MASTER_KEY || undefined;
+  if (production && masterKey === undefined) {
+    throw new ConfigError('GRANTRY_MASTER_KEY is required when NODE_ENV=production (base64 of 32 bytes).');
+  }
+  return {
+    port,
+    host: env.GRANTRY_HOST || '127.0.0.1',
+    publicUrl,
+    databaseUrl: env.GRANTRY_DATABASE_URL || 'sqlite:./data/grantry.db',
+    masterKey,
+    previousMasterKeys: (env.GRANTRY_PREVIOUS_MASTER_KEYS ?? '')
+      .split(',')
+      .map((k) => k.trim())
+      .filter((k) => k !== ''),
+    apiKey: env.GRANTRY_API_KEY || undefined,
+    allowHttp: oneOf(env, 'GRANTRY_ALLOW_HTTP', ['off', 'loopback'] as const, 'off'),
+    rateLimitPerMinute:
+      rateLimit === undefined || rateLimit === '' || rateLimit === 'off'
+        ? null
+        : integer(env, 'GRANTRY_RATE_LIMIT', 0, 1, 10_000_000),
+    authFailuresPerMinute: integer(env, 'GRANTRY_AUTH_FAILURE_LIMIT', 20, 1, 1_000_000),
+    egress: oneOf(env, 'GRANTRY_EGRESS', ['default', 'strict'] as const, 'default'),
+    production,
+    logLevel: env.GRANTRY_LOG_LEVEL || 'info',
+    bodyLimitBytes: integer(env, 'GRANTRY_BODY_LIMIT', 1024 * 1024, 1024, 100 * 1024 * 1024),
+    executeMaxBodyBytes: integer(env, 'GRANTRY_EXECUTE_MAX_BODY', 5 * 1024 * 1024, 1024, 100 * 1024 * 1024),
+    tokenTimeoutMs: integer(env, 'GRANTRY_TOKEN_TIMEOUT_MS', 15_000, 100, 300_000),
+  };
+}

@@ -1,0 +1,70 @@
+import type { OAuthClientConfig, TokenRequestOptions } from '../oauth/client-config.js';
+import { authorizationCodeGrant } from '../oauth/grants/authorization-code.js';
+import { clientCredentialsGrant } from '../oauth/grants/client-credentials.js';
+import { passwordGrant } from '../oauth/grants/password.js';
+import { refreshTokenGrant } from '../oauth/grants/refresh-token.js';
+import type { TokenSet } from '../oauth/token-set.js';
+import type { AuthenticationRecord } from '../store/contract.js';
+import type { AuthenticationSecrets } from './sealed-columns.js';
+
+/**
+ * Turns a stored authentication into the protocol's client configuration and runs a grant.
+ * The only place where the token lifecycle touches the protocol functions.
+ */
+export function clientConfigOf(
+  record: AuthenticationRecord,
+  secrets: AuthenticationSecrets,
+): OAuthClientConfig {
+  const s = record.settings;
+  const config: OAuthClientConfig = {
+    tokenUrl: s.tokenUrl,
+    clientId: s.clientId,
+    clientSecret: secrets.clientSecret,
+    clientAuthMethod: s.clientAuthMethod,
+    audienceParam: s.audienceParam,
+  };
+  if (s.audience !== undefined) config.audience = s.audience;
+  if (s.scope !== undefined) config.scope = s.scope;
+  if (s.extraTokenParams !== undefined) config.extraTokenParams = s.extraTokenParams;
+  if (s.authorizationUrl !== undefined) config.authorizationUrl = s.authorizationUrl;
+  if (s.extraAuthorizationParams !== undefined) config.extraAuthorizationParams = s.extraAuthorizationParams;
+  if (s.pkce !== undefined) config.pkce = s.pkce;
+  if (s.revocationUrl !== undefined) config.revocationUrl = s.revocationUrl;
+  return config;
+}
+
+export type GrantRun =
+  | { kind: 'initial' }
+  | { kind: 'refresh'; refreshToken: string }
+  | { kind: 'code'; code: string; codeVerifier: string | null; redirectUri: string };
+
+export async function runGrant(
+  record: AuthenticationRecord,
+  secrets: AuthenticationSecrets,
+  run: GrantRun,
+  options: TokenRequestOptions,
+): Promise<TokenSet> {
+  const config = clientConfigOf(record, secrets);
+  if (run.kind === 'refresh') return refreshTokenGrant(config, run.refreshToken, options);
+  if (run.kind === 'code') {
+    return authorizationCodeGrant(
+      config,
+      run.codeVerifier === null
+        ? { code: run.code, redirectUri: run.redirectUri }
+        : { code: run.code, codeVerifier: run.codeVerifier, redirectUri: run.redirectUri },
+      options,
+    );
+  }
+  switch (record.grantType) {
+    case 'client_credentials':
+      return clientCredentialsGrant(config, options);
+    case 'password':
+      return passwordGrant(
+        config,
+        { username: record.settings.username ?? '', password: secrets.password ?? '' },
+        options,
+      );
+    case 'authorization_code':
+      throw new Error('An authorization_code authentication gets its first tokens from the consent flow.');
+  }
+}

@@ -1,0 +1,22 @@
+import { describe, expect, it } from 'vitest';
+import { refreshSchedule } from './refresh-schedule.js';
+
+describe('refreshSchedule', () => {
+  it('refreshes a 1-hour token about a minute early, and never uses its last 5 seconds', () => {
+    const s = refreshSchedule(0, 3_600_000, () => 0);
+    expect(s.refreshAt).toBe(3_540_000);
+    expect(s.hardExpiresAt).toBe(3_595_000);
+  });
+
+  it('refreshes a 4-second token only in its last tenth, not on every call', () => {
+    const s = refreshSchedule(0, 4_000, () => 0);
+    expect(s.refreshAt).toBe(3_600);
+    expect(s.hardExpiresAt).toBe(3_800);
+  });
+
+  it('adds at most 20 % jitter to the margin', () => {
+    const s = refreshSchedule(0, 3_600_000, () => 0.999999);
+    expect(s.refreshAt).toBeGreaterThan(3_600_000 - 72_001);
+    expect(s.refreshAt).toBeLessThan(3_540_000);
+  });
+});
