@@ -1,3 +1,4 @@
+import { isProtocolParameter } from '../oauth/client-config.js';
 import type { FieldError } from '../problem.js';
 import type { AuthenticationSettings, GrantType } from '../store/contract.js';
 import type { AuthenticationCreate } from './schemas.js';
@@ -7,32 +8,6 @@ import { checkUrl, hasControlCharacters } from './validation.js';
  * The product page's rules per grant type (SEED-oauth-2.0.md "Required fields"), applied to the
  * authentication as it will be stored (for a PATCH: the stored one with the patch applied).
  */
-
-/**
- * Parameters the token and authorization requests own. Caller-supplied extras may not override
- * them (RFC 6749 §3.1/§3.2: parameters must not be repeated, and these carry the protocol).
- */
-export const PROTOCOL_PARAMETERS = [
-  'grant_type',
-  'code',
-  'redirect_uri',
-  'client_id',
-  'client_secret',
-  'refresh_token',
-  'code_verifier',
-  'username',
-  'password',
-  'scope',
-  'state',
-] as const;
-
-/** The authorization request also owns these (RFC 6749 §4.1.1, RFC 7636 §4.3, RFC 8707). */
-const AUTHORIZATION_PARAMETERS = [
-  ...PROTOCOL_PARAMETERS,
-  'response_type',
-  'code_challenge',
-  'code_challenge_method',
-] as const;
 
 /** Everything a grant may have, merged from the stored authentication and the request. */
 export interface AuthenticationDraft extends Partial<Omit<AuthenticationCreate, 'type'>> {
@@ -124,13 +99,8 @@ export function checkAuthenticationRules(
     });
   }
 
-  checkExtraParams(draft.extraTokenParams, '/extraTokenParams', PROTOCOL_PARAMETERS, errors);
-  checkExtraParams(
-    draft.extraAuthorizationParams,
-    '/extraAuthorizationParams',
-    AUTHORIZATION_PARAMETERS,
-    errors,
-  );
+  checkExtraParams(draft.extraTokenParams, '/extraTokenParams', errors);
+  checkExtraParams(draft.extraAuthorizationParams, '/extraAuthorizationParams', errors);
 
   return { errors, onlyInsecureUrls: errors.length > 0 && insecure === errors.length };
 }
@@ -138,7 +108,6 @@ export function checkAuthenticationRules(
 function checkExtraParams(
   params: Record<string, string> | undefined,
   path: string,
-  reserved: readonly string[],
   errors: FieldError[],
 ): void {
   if (params === undefined || typeof params !== 'object' || params === null) return;
@@ -148,7 +117,7 @@ function checkExtraParams(
     const at = `${path}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
     if (key === '' || hasControlCharacters(key)) {
       errors.push({ path: at, message: 'parameter names must be non-empty, without control characters' });
-    } else if (reserved.includes(key.toLowerCase())) {
+    } else if (isProtocolParameter(key)) {
       errors.push({
         path: at,
         message: `"${key}" is a protocol parameter that Grantry sets; it cannot be overridden`,

@@ -1,0 +1,486 @@
+import { EgressError, type EgressFailureKind } from '../egress/egress-error.js';
+import { Problem, type ProblemCode, type ProviderAnswer } from '../problem.js';
+import { OAuthError, type ResponseFacts } from './oauth-error.js';
+import { parseBearerChallenge } from './www-authenticate.js';
+
+/** Where in the life of an authentication a failure happened. */
+export type DiagnosisStep = 'token' | 'authorize' | 'refresh' | 'api' | 'discovery' | 'revocation';
+
+/** What was configured, in the clear and safe to show: URLs, names, scopes — never secrets. */
+export interface DiagnosisContext {
+  tokenUrl?: string | undefined;
+  redirectUri?: string | undefined;
+  clientAuthMethod?: string | undefined;
+  grantType?: string | undefined;
+  scope?: string | undefined;
+  audience?: string | undefined;
+  audienceParam?: string | undefined;
+  /** The connector's base URL, for `api` steps. */
+  baseUrl?: string | undefined;
+  step?: DiagnosisStep | undefined;
+}
+
+/** Every code {@link diagnose} and {@link diagnoseApiResponse} can produce, for docs/errors.md. */
+export const DIAGNOSIS_CODES = [
+  'invalid_client',
+  'invalid_grant',
+  'invalid_scope',
+  'invalid_redirect_uri',
+  'unauthorized_client',
+  'unsupported_grant_type',
+  'invalid_request',
+  'invalid_target',
+  'access_denied',
+  'token_fetch_failed',
+  'upstream_unauthorized',
+  'upstream_forbidden',
+  'egress_denied',
+  'insecure_url',
+  'upstream_failed',
+] as const satisfies readonly ProblemCode[];
+
+export type DiagnosisCode = (typeof DIAGNOSIS_CODES)[number];
+
+/**
+ * The general advice per code. {@link diagnose} words a sharper hint when it knows more (the grant,
+ * the configured URI, the failure kind); this table is what docs/errors.md is checked against.
+ */
+export const DIAGNOSIS_HINTS: Readonly<Record<DiagnosisCode, string>> = {
+  invalid_client:
+    'Check the Client ID and Client Secret. If they are right, the provider may expect them elsewhere: try the other clientAuthMethod (client_secret_basic or client_secret_post).',
+  invalid_grant:
+    'The provider refused the grant: check the username and password; for authorization codes, authorize again (codes are single-use and short-lived); for a refused refresh token, reconnect.',
+  invalid_scope:
+    'The provider does not allow the requested scope for this client: request only the scopes the client is granted, the minimum the API needs.',
+  invalid_redirect_uri:
+    "Register Grantry's redirect URI at the provider exactly as shown on the authentication (redirectUri).",
+  unauthorized_client:
+    "The client is not allowed this grant type at the provider: enable it in the client's settings there.",
+  unsupported_grant_type:
+    'The provider does not support this grant type (or not for this client): enable it there, or choose another grant type.',
+  invalid_request:
+    'The provider found the request malformed: read its description; a provider-specific parameter may be missing (set it in extraTokenParams).',
+  invalid_target:
+    'The provider refused the requested audience/resource: check the audience value and audienceParam (audience or resource).',
+  access_denied:
+    'Access was denied by the user or the provider: authorize again and approve the requested access.',
+  token_fetch_failed:
+    "Check the Token URL: it must be the provider's token endpoint (not a web page), reachable from Grantry over https.",
+  upstream_unauthorized:
+    'The API refused a freshly fetched token: it probably expects a different audience or scope, or the token was revoked.',
+  upstream_forbidden:
+    'The API understood the token but refuses the operation: add the missing scope or grant the client/user the permission.',
+  egress_denied:
+    'The destination address is forbidden by the egress policy (GRANTRY_EGRESS): use a public address or change the policy.',
+  insecure_url: 'Use an https URL (http is only allowed for loopback with GRANTRY_ALLOW_HTTP=loopback).',
+  upstream_failed:
+    "The API could not be reached: check the connector's base URL and the network path from Grantry.",
+};
+
+/**
+ * Turns any failure of an OAuth step into the API.md error shape with a hint that says what to do.
+ * Provider answers keep their `provider` details; network failures (`EgressError`) are worded by kind;
+ * a `Problem` that is not about the provider passes through unchanged.
+ */
+export function diagnose(error: unknown, context: DiagnosisContext = {}): Problem {
+  if (error instanceof OAuthError) return diagnoseProviderAnswer(error, context);
+  if (error instanceof EgressError) return diagnoseEgress(error.kind, error.host, context, error);
+  if (error instanceof Problem) return error;
+  const kind = networkFailureKind(error);
+  if (kind !== null) return diagnoseEgress(kind, hostOf(endpointOf(context)), context, error);
+  const code: DiagnosisCode = usesTokenEndpoint(context) ? 'token_fetch_failed' : 'upstream_failed';
+  return new Problem(code, `The ${endpointName(context)} request failed unexpectedly.`, {
+    hint: DIAGNOSIS_HINTS[code],
+    cause: error,
+  });
+}
+
+function diagnoseProviderAnswer(error: OAuthError, context: DiagnosisContext): OAuthError {
+  const { provider, facts } = error;
+  const said = providerSaid(provider);
+  let message: string;
+  let hint: string;
+  switch (error.code) {
+    case 'invalid_client': {
+      const other =
+        context.clientAuthMethod === 'client_secret_post' ? 'client_secret_basic' : 'client_secret_post';
+      const where =
+        other === 'client_secret_post' ? 'in the request body' : 'in an HTTP Basic Authorization header';
+      message = `The provider rejected the client credentials${said}.`;
+      hint = `Check the Client ID and Client Secret. If they are right, the provider may expect them ${where}: set clientAuthMethod to ${other}.`;
+      break;
+    }
+    case 'invalid_grant':
+      ({ message, hint } = invalidGrant(context, said));
+      break;
+    case 'invalid_scope': {
+      const scope = context.scope === undefined || context.scope === '' ? null : context.scope;
+      message =
+        scope === null
+          ? `The provider refused the request's scope${said}.`
+          : `The provider does not allow the scope "${scope}" for this client${said}.`;
+      hint =
+        scope === null
+          ? 'No scope was sent and the provider wants one: set scope to what the API needs.'
+          : `The provider does not allow scope "${scope}" for this client: request the minimum the API needs, and check which scopes the client is granted at the provider.`;
+      break;
+    }
+    case 'invalid_redirect_uri':
+      message = `The provider does not accept the redirect URI${said}.`;
+      hint =
+        context.redirectUri === undefined
+          ? DIAGNOSIS_HINTS.invalid_redirect_uri
+          : `Register exactly this redirect URI at the provider: ${context.redirectUri}`;
+      break;
+    case 'unauthorized_client':
+      message = `The client is not allowed to use ${grantName(context)} at the provider${said}.`;
+      hint = `The client is not allowed this grant at the provider: enable ${grantName(context)} for this client in the provider's settings.`;
+      break;
+    case 'unsupported_grant_type':
+      message = `The provider does not support ${grantName(context)}${said}.`;
+      hint = `The client is not allowed this grant at the provider, or the provider lacks it: enable ${grantName(context)} there, or choose another grant type.`;
+      break;
+    case 'invalid_request':
+      message = `The provider rejected the request as malformed${said}.`;
+      hint =
+        provider.errorDescription === undefined
+          ? DIAGNOSIS_HINTS.invalid_request
+          : `The provider says: "${provider.errorDescription}". Add or fix what it names (provider-specific parameters go in extraTokenParams).`;
+      break;
+    case 'invalid_target': {
+      const audience = context.audience ?? '';
+      const param = context.audienceParam ?? 'audience';
+      message = `The provider refused the requested ${param === 'resource' ? 'resource' : 'audience'}${said}.`;
+      hint = `The provider does not accept ${param}=${audience === '' ? '(none)' : `"${audience}"`}${describe(provider)}: check the audience value, and whether the provider expects it as "audience" or "resource" (audienceParam).`;
+      break;
+    }
+    case 'access_denied':
+      message = `Access was denied${said}.`;
+      hint =
+        context.step === 'authorize'
+          ? `Authorize again and approve the requested access${describe(provider)}.`
+          : `The provider denied access${describe(provider)}: check that this client and user may use the requested scope and audience.`;
+      break;
+    default:
+      ({ message, hint } = tokenFetchFailed(facts, provider, context));
+  }
+  return new OAuthError(error.code, message, { provider, facts, hint, cause: error.cause });
+}
+
+function invalidGrant(context: DiagnosisContext, said: string): { message: string; hint: string } {
+  if (context.step === 'refresh' || context.grantType === 'refresh_token') {
+    return {
+      message: `The provider refused the refresh token${said}.`,
+      hint: 'The refresh token was revoked, expired or already used: reconnect the authentication (authorize again) to get new tokens.',
+    };
+  }
+  switch (context.grantType) {
+    case 'password':
+      return {
+        message: `The provider refused the username or password${said}.`,
+        hint: 'Check the username and password, and that this user may sign in with the password grant (no MFA, not locked).',
+      };
+    case 'authorization_code':
+      return {
+        message: `The provider refused the authorization code${said}.`,
+        hint: `The code expired or was already used, or the redirect URI or PKCE verifier differs from the authorization request: authorize again${context.redirectUri === undefined ? '' : ` (redirect URI ${context.redirectUri})`}.`,
+      };
+    default:
+      return {
+        message: `The provider refused the grant${said}.`,
+        hint: "Check the client's settings at the provider, the audience and the scope.",
+      };
+  }
+}
+
+function tokenFetchFailed(
+  facts: ResponseFacts,
+  provider: ProviderAnswer,
+  context: DiagnosisContext,
+): { message: string; hint: string } {
+  const endpoint = endpointName(context);
+  const url = endpointOf(context);
+  const urlName = urlNameOf(context);
+  const status = provider.status ?? 0;
+  switch (facts.reason) {
+    case 'html':
+      return {
+        message: `The ${endpoint} answered HTTP ${status} with an HTML page${facts.htmlTitle === undefined ? '' : ` titled "${facts.htmlTitle}"`} instead of an OAuth response.`,
+        hint: `The URL is probably a web page (a sign-in page or documentation), not the ${endpoint}: check the ${urlName}${inUrl(url)}; the provider's documentation or discovery metadata names the right one.`,
+      };
+    case 'not_found':
+      return {
+        message: `The ${endpoint} answered HTTP 404 Not Found.`,
+        hint: `Check the ${urlName} path${inUrl(url)}: the server exists but has nothing at that path.`,
+      };
+    case 'redirect':
+      return {
+        message: `The ${endpoint} answered HTTP ${status}, a redirect${facts.location === undefined ? '' : ` to ${facts.location}`}.`,
+        hint: `Grantry does not follow redirects on OAuth requests: set the ${urlName} to the final endpoint URL${facts.location === undefined ? '' : ` (probably ${facts.location})`}.`,
+      };
+    case 'empty':
+      return {
+        message: `The ${endpoint} answered HTTP ${status} with an empty body.`,
+        hint: `Check the ${urlName}${inUrl(url)}, and the grant type and its required fields.`,
+      };
+    case 'no_access_token':
+      return {
+        message: `The ${endpoint} answered HTTP ${status} without an access_token.`,
+        hint: `Check the ${urlName}${inUrl(url)}, the grant type and its required fields; some providers need an audience or a provider-specific parameter (extraTokenParams).`,
+      };
+    case 'not_oauth':
+      return {
+        message: `The ${endpoint} answered HTTP ${status} with a body that is not an OAuth response${facts.contentType === undefined ? '' : ` (${facts.contentType})`}.`,
+        hint: `Check the ${urlName}${inUrl(url)}: it must be the provider's OAuth ${endpoint}.`,
+      };
+    case 'provider_error': {
+      const temporary = provider.error === 'temporarily_unavailable' || provider.error === 'server_error';
+      return {
+        message: `The provider answered with an error${providerSaid(provider)}.`,
+        hint: temporary
+          ? 'The provider reports a temporary problem on its side: try again later.'
+          : `Read the provider's description${describe(provider)}, and check the grant type and its fields.`,
+      };
+    }
+    default:
+      return {
+        message: `The ${endpoint} answered HTTP ${status} without an OAuth error.`,
+        hint: httpStatusHint(status, urlName, url),
+      };
+  }
+}
+
+function httpStatusHint(status: number, urlName: string, url: string | undefined): string {
+  if (status === 401 || status === 403) {
+    return `The endpoint refused the request without saying why: check the Client ID and Client Secret and the clientAuthMethod, and the ${urlName}${inUrl(url)}.`;
+  }
+  if (status === 405) return `The URL does not accept POST: check the ${urlName}${inUrl(url)}.`;
+  if (status === 429) return 'The provider is rate limiting Grantry: try again later.';
+  if (status >= 500)
+    return 'The provider had a failure on its side: try again later; if it persists, contact the provider.';
+  return `Check the ${urlName}${inUrl(url)}, and the grant type and its required fields.`;
+}
+
+function diagnoseEgress(
+  kind: EgressFailureKind,
+  host: string,
+  context: DiagnosisContext,
+  cause: unknown,
+): Problem {
+  if (kind === 'denied') {
+    return new Problem(
+      'egress_denied',
+      `The egress policy forbids connecting to ${host || 'this address'}.`,
+      {
+        hint: DIAGNOSIS_HINTS.egress_denied,
+        cause,
+      },
+    );
+  }
+  if (kind === 'insecure_url') {
+    return new Problem('insecure_url', `The ${endpointName(context)} URL is not https.`, {
+      hint: DIAGNOSIS_HINTS.insecure_url,
+      cause,
+    });
+  }
+  const code: DiagnosisCode = usesTokenEndpoint(context) ? 'token_fetch_failed' : 'upstream_failed';
+  const endpoint = endpointName(context);
+  const urlName =
+    context.step === 'api'
+      ? "connector's base URL"
+      : endpoint === 'token endpoint'
+        ? 'Token URL'
+        : `${endpoint} URL`;
+  const at = host === '' ? '' : ` ${host}`;
+  const words: Record<
+    Exclude<EgressFailureKind, 'denied' | 'insecure_url'>,
+    { message: string; hint: string }
+  > = {
+    dns: {
+      message: `The host${at} could not be resolved (DNS).`,
+      hint: `Check the host name in the ${urlName}.`,
+    },
+    refused: {
+      message: `The connection to${at} was refused.`,
+      hint: `Check the host and port in the ${urlName}; the service may be down.`,
+    },
+    unreachable: {
+      message: `The host${at} is unreachable.`,
+      hint: `Check the host in the ${urlName}, and that Grantry's network (firewall, proxy) can reach it.`,
+    },
+    tls: {
+      message: `The TLS handshake with${at} failed: the certificate is not trusted or does not match the host.`,
+      hint: `If the server uses a private or corporate CA, give Grantry the CA certificate with NODE_EXTRA_CA_CERTS (at start-up); otherwise check that the host name in the ${urlName} matches the certificate.`,
+    },
+    timeout: {
+      message: `The ${endpoint} at${at} did not answer in time.`,
+      hint: `Check the ${urlName} and that the server is reachable from Grantry, then try again.`,
+    },
+    reset: {
+      message: `The connection to${at} closed before the answer was complete.`,
+      hint: 'Try again; if it keeps happening, check proxies or TLS interception between Grantry and the server.',
+    },
+    too_large: {
+      message: `The answer from${at} was larger than allowed.`,
+      hint: `Check the ${urlName}: it probably points at a web page or a file, not the ${endpoint}.`,
+    },
+    other: {
+      message: `The request to${at} failed.`,
+      hint: `Check the ${urlName} and the network path from Grantry.`,
+    },
+  };
+  const { message, hint } = words[kind];
+  return new Problem(code, message, { hint, cause });
+}
+
+/**
+ * The API step (RFC 6750 §3): the upstream answered 401 or 403 although the token was fresh. Reads the
+ * Bearer challenge to say whether audience, scope or revocation is the likely cause. Returns null for
+ * other statuses, which are data, not errors.
+ */
+export function diagnoseApiResponse(
+  status: number,
+  wwwAuthenticate: string | null | undefined,
+  context: DiagnosisContext = {},
+): Problem | null {
+  if (status !== 401 && status !== 403) return null;
+  const challenge = parseBearerChallenge(wwwAuthenticate);
+  const provider: ProviderAnswer = { status };
+  if (challenge?.error !== undefined) provider.error = shorten(challenge.error, 100);
+  if (challenge?.errorDescription !== undefined)
+    provider.errorDescription = shorten(challenge.errorDescription, 500);
+  if (challenge?.errorUri !== undefined) provider.errorUri = shorten(challenge.errorUri, 500);
+  if (wwwAuthenticate !== null && wwwAuthenticate !== undefined && wwwAuthenticate !== '') {
+    provider.wwwAuthenticate = shorten(wwwAuthenticate, 500);
+  }
+  const audience =
+    context.audience === undefined || context.audience === ''
+      ? 'No audience is configured; many APIs only accept tokens issued for them: set audience.'
+      : `The configured audience is "${context.audience}"${context.audienceParam === undefined ? '' : ` (sent as ${context.audienceParam})`}: check it is the one this API expects.`;
+  const scope = context.scope === undefined || context.scope === '' ? '(none)' : `"${context.scope}"`;
+  if (status === 401) {
+    const said = challenge?.error === undefined ? '' : ` (${challenge.error}${describe(provider)})`;
+    const hint =
+      challenge?.error === 'invalid_token'
+        ? `The API says the token is invalid although it was just issued: it was issued for another audience or scope, or revoked. ${audience} Configured scope: ${scope}.`
+        : `The API refused a freshly fetched token. ${audience} Also check the scope (${scope}) and the header prefix the API expects.`;
+    return new Problem(
+      'upstream_unauthorized',
+      `The API answered 401 Unauthorized even with a fresh token${said}.`,
+      {
+        hint,
+        provider,
+      },
+    );
+  }
+  const needed = challenge?.scope;
+  const hint =
+    challenge?.error === 'insufficient_scope' || needed !== undefined
+      ? needed === undefined
+        ? `The token lacks a scope the API needs (insufficient_scope): add it to the scope (currently ${scope}) and make sure the provider grants it to this client.`
+        : `Add the scope "${needed}" to the authentication's scope (currently ${scope}), and make sure the provider grants it to this client.`
+      : DIAGNOSIS_HINTS.upstream_forbidden;
+  const said = challenge?.error === undefined ? '' : ` (${challenge.error})`;
+  return new Problem('upstream_forbidden', `The API answered 403 Forbidden${said}.`, { hint, provider });
+}
+
+function usesTokenEndpoint(context: DiagnosisContext): boolean {
+  return (
+    context.step === undefined ||
+    context.step === 'token' ||
+    context.step === 'refresh' ||
+    context.step === 'authorize'
+  );
+}
+
+function endpointName(context: DiagnosisContext): string {
+  switch (context.step) {
+    case 'api':
+      return 'API';
+    case 'discovery':
+      return 'metadata endpoint';
+    case 'revocation':
+      return 'revocation endpoint';
+    default:
+      return 'token endpoint';
+  }
+}
+
+/** The configured field a person should look at, by the name the UI gives it. */
+function urlNameOf(context: DiagnosisContext): string {
+  switch (context.step) {
+    case 'api':
+      return "connector's base URL";
+    case 'discovery':
+      return 'issuer URL';
+    case 'revocation':
+      return 'revocation URL';
+    default:
+      return 'Token URL';
+  }
+}
+
+function endpointOf(context: DiagnosisContext): string | undefined {
+  return context.step === 'api' ? context.baseUrl : context.tokenUrl;
+}
+
+function grantName(context: DiagnosisContext): string {
+  return context.grantType === undefined ? 'this grant type' : `the ${context.grantType} grant`;
+}
+
+function providerSaid(provider: ProviderAnswer): string {
+  if (provider.error === undefined) return '';
+  return ` (${provider.error}${describe(provider)})`;
+}
+
+function describe(provider: ProviderAnswer): string {
+  return provider.errorDescription === undefined ? '' : `: "${provider.errorDescription}"`;
+}
+
+function inUrl(url: string | undefined): string {
+  return url === undefined ? '' : ` (${url})`;
+}
+
+function hostOf(url: string | undefined): string {
+  if (url === undefined) return '';
+  try {
+    return new URL(url).host;
+  } catch {
+    return '';
+  }
+}
+
+function shorten(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+const NETWORK_ERROR_KINDS: Record<string, EgressFailureKind> = {
+  ENOTFOUND: 'dns',
+  EAI_AGAIN: 'dns',
+  ECONNREFUSED: 'refused',
+  EHOSTUNREACH: 'unreachable',
+  ENETUNREACH: 'unreachable',
+  EHOSTDOWN: 'unreachable',
+  ECONNRESET: 'reset',
+  EPIPE: 'reset',
+  UND_ERR_SOCKET: 'reset',
+  ETIMEDOUT: 'timeout',
+  UND_ERR_CONNECT_TIMEOUT: 'timeout',
+  UND_ERR_HEADERS_TIMEOUT: 'timeout',
+  UND_ERR_BODY_TIMEOUT: 'timeout',
+};
+
+/**
+ * A fetch that is not Egress (tests, scripts) rejects with `TypeError('fetch failed')` and the system
+ * error as `cause`; classify it the way Egress would.
+ */
+function networkFailureKind(error: unknown): EgressFailureKind | null {
+  if (error instanceof DOMException && error.name === 'TimeoutError') return 'timeout';
+  if (!(error instanceof TypeError) || !(error.cause instanceof Error)) return null;
+  const cause = error.cause as Error & { code?: unknown };
+  const code = typeof cause.code === 'string' ? cause.code : '';
+  const known = NETWORK_ERROR_KINDS[code];
+  if (known !== undefined) return known;
+  if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/i.test(code)) return 'tls';
+  return 'other';
+}

@@ -1,0 +1,231 @@
+import type { ProviderAnswer } from '../problem.js';
+import { OAuthError, problemCodeForProviderError, type ResponseFacts } from './oauth-error.js';
+import type { TokenSet } from './token-set.js';
+
+/** A token endpoint answer, read in full. */
+export interface RawTokenResponse {
+  status: number;
+  contentType: string | null;
+  bodyText: string;
+  headers?: Headers | undefined;
+}
+
+type Fields = Record<string, unknown>;
+
+type ParsedBody =
+  | { kind: 'fields'; fields: Fields }
+  | { kind: 'html'; title: string | undefined }
+  | { kind: 'empty' }
+  | { kind: 'unknown' };
+
+const MAX_DESCRIPTION_LENGTH = 500;
+
+/**
+ * The one tolerant reader of token endpoint responses (RFC 6749 §5.1 success, §5.2 error). Real
+ * providers deviate from the RFC in ways a strict client refuses, so the body decides, not the
+ * headers:
+ * - JSON is recognised by its content whatever the content type (`text/javascript`, `text/plain`,
+ *   `application/json; charset=…`); form-encoded bodies too (GitHub without `Accept`, old Facebook).
+ * - `expires_in` may be a string (Azure AD v1) or absent (Salesforce, Zendesk → null).
+ * - `token_type` may be lower case (Keycloak) or absent.
+ * - An `error` field is an error whatever the status, HTTP 200 included (GitHub, Slack).
+ *
+ * Throws {@link OAuthError}; its message and facts never include body text other than an HTML title.
+ */
+export function parseTokenResponse(response: RawTokenResponse): TokenSet {
+  const { status } = response;
+  const contentType = mediaType(response.contentType);
+  const body = parseBody(response.bodyText, contentType);
+  if (body.kind === 'fields') {
+    const providerError = oauthErrorOf(body.fields, status, contentType);
+    if (providerError !== null) throw providerError;
+  }
+  if (status >= 200 && status < 300 && body.kind === 'fields') {
+    const accessToken = body.fields.access_token;
+    if (typeof accessToken === 'string' && accessToken.length > 0)
+      return tokenSetOf(accessToken, body.fields);
+  }
+  throw unusableResponse(response, contentType, body);
+}
+
+/**
+ * Reads an OAuth error answer (RFC 6749 §5.2, RFC 7009 §2.2.1) for endpoints whose success carries no
+ * token, like revocation. Returns the error to throw, or null when the body holds no OAuth error.
+ */
+export function oauthErrorOfResponse(response: RawTokenResponse): OAuthError | null {
+  const contentType = mediaType(response.contentType);
+  const body = parseBody(response.bodyText, contentType);
+  if (body.kind !== 'fields') return null;
+  return oauthErrorOf(body.fields, response.status, contentType);
+}
+
+/** Why a non-success answer without an OAuth error is unusable, as an error to throw. */
+export function unusableResponse(
+  response: RawTokenResponse,
+  contentType = mediaType(response.contentType),
+  body = parseBody(response.bodyText, contentType),
+): OAuthError {
+  const { status } = response;
+  const provider: ProviderAnswer = { status };
+  const facts: ResponseFacts = { reason: 'http_status' };
+  if (contentType !== undefined) facts.contentType = contentType;
+  if (body.kind === 'html') {
+    facts.reason = 'html';
+    if (body.title !== undefined) facts.htmlTitle = body.title;
+  } else if (status >= 300 && status < 400) {
+    facts.reason = 'redirect';
+    const location = safeLocation(response.headers?.get('location') ?? null);
+    if (location !== undefined) facts.location = location;
+  } else if (status === 404) {
+    facts.reason = 'not_found';
+  } else if (body.kind === 'empty') {
+    facts.reason = 'empty';
+  } else if (status >= 200 && status < 300) {
+    facts.reason = body.kind === 'fields' ? 'no_access_token' : 'not_oauth';
+  }
+  return new OAuthError('token_fetch_failed', factualMessage(facts, status), { provider, facts });
+}
+
+function factualMessage(facts: ResponseFacts, status: number): string {
+  const what = facts.contentType === undefined ? '' : ` (${facts.contentType})`;
+  switch (facts.reason) {
+    case 'html':
+      return `The endpoint answered HTTP ${status} with an HTML page${what}, not a token response.`;
+    case 'redirect':
+      return `The endpoint answered HTTP ${status}, a redirect; token requests do not follow redirects.`;
+    case 'not_found':
+      return 'The endpoint answered HTTP 404 Not Found.';
+    case 'empty':
+      return `The endpoint answered HTTP ${status} with an empty body.`;
+    case 'no_access_token':
+      return `The endpoint answered HTTP ${status} without an access_token.`;
+    case 'not_oauth':
+      return `The endpoint answered HTTP ${status} with a body that is neither JSON nor form-encoded${what}.`;
+    default:
+      return `The endpoint answered HTTP ${status} without an OAuth error${what}.`;
+  }
+}
+
+function oauthErrorOf(fields: Fields, status: number, contentType: string | undefined): OAuthError | null {
+  const { error } = fields;
+  const facts: ResponseFacts = { reason: 'oauth_error' };
+  if (contentType !== undefined) facts.contentType = contentType;
+  if (typeof error === 'string' && error.length > 0) {
+    const provider: ProviderAnswer = { status, error: shorten(error, 100) };
+    const description = fields.error_description;
+    if (typeof description === 'string' && description.length > 0) {
+      provider.errorDescription = shorten(description, MAX_DESCRIPTION_LENGTH);
+    }
+    const uri = fields.error_uri;
+    if (typeof uri === 'string' && uri.length > 0) provider.errorUri = shorten(uri, MAX_DESCRIPTION_LENGTH);
+    const code = problemCodeForProviderError(provider.error ?? '', provider.errorDescription);
+    if (code === 'token_fetch_failed') facts.reason = 'provider_error';
+    const detail = provider.errorDescription === undefined ? '' : `: ${provider.errorDescription}`;
+    return new OAuthError(code, `The provider answered "${provider.error}"${detail}`, { provider, facts });
+  }
+  // Some APIs answer `{"error": {"code": …, "message": …}}` (Google APIs, Microsoft Graph style).
+  if (error !== null && typeof error === 'object' && !Array.isArray(error)) {
+    const nested = error as Fields;
+    const provider: ProviderAnswer = { status };
+    const nestedCode = nested.code ?? nested.status;
+    if (typeof nestedCode === 'string' && nestedCode.length > 0) provider.error = shorten(nestedCode, 100);
+    if (typeof nested.message === 'string' && nested.message.length > 0) {
+      provider.errorDescription = shorten(nested.message, MAX_DESCRIPTION_LENGTH);
+    }
+    facts.reason = 'provider_error';
+    return new OAuthError(
+      'token_fetch_failed',
+      `The provider answered HTTP ${status} with an error object.`,
+      {
+        provider,
+        facts,
+      },
+    );
+  }
+  return null;
+}
+
+function tokenSetOf(accessToken: string, fields: Fields): TokenSet {
+  return {
+    accessToken,
+    tokenType: nonEmptyString(fields.token_type) ?? 'Bearer',
+    expiresIn: seconds(fields.expires_in) ?? seconds(fields.expires),
+    refreshToken: nonEmptyString(fields.refresh_token),
+    scope: scopeOf(fields.scope),
+    idToken: nonEmptyString(fields.id_token),
+  };
+}
+
+function nonEmptyString(value: unknown): string | null {
+  return typeof value === 'string' && value.length > 0 ? value : null;
+}
+
+function seconds(value: unknown): number | null {
+  const number = typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value;
+  if (typeof number !== 'number' || !Number.isFinite(number) || number < 0) return null;
+  return Math.floor(number);
+}
+
+function scopeOf(value: unknown): string | null {
+  if (typeof value === 'string') return value;
+  // A few providers (Strava-like) answer an array; RFC 6749 §3.3 is space-delimited.
+  if (Array.isArray(value) && value.every((item) => typeof item === 'string')) return value.join(' ');
+  return null;
+}
+
+function parseBody(bodyText: string, contentType: string | undefined): ParsedBody {
+  const text = bodyText.replace(/^\uFEFF/, '').trim();
+  if (text.length === 0) return { kind: 'empty' };
+  if (text.startsWith('{')) {
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
+        return { kind: 'fields', fields: parsed as Fields };
+      }
+    } catch {
+      return { kind: 'unknown' };
+    }
+    return { kind: 'unknown' };
+  }
+  if (text.startsWith('<')) return { kind: 'html', title: htmlTitle(text) };
+  const looksFormEncoded = /^[A-Za-z0-9_.~%+-]+=[^\s<>]*$/.test(text);
+  if (
+    looksFormEncoded &&
+    (contentType === 'application/x-www-form-urlencoded' || /(^|&)(access_token|error)=/.test(text))
+  ) {
+    return { kind: 'fields', fields: Object.fromEntries(new URLSearchParams(text)) };
+  }
+  return { kind: 'unknown' };
+}
+
+function htmlTitle(text: string): string | undefined {
+  const match = /<title[^>]*>([^<]{1,300})<\/title>/i.exec(text.slice(0, 20_000));
+  if (match?.[1] === undefined) return undefined;
+  const title = match[1]
+    .replace(/\p{Cc}+/gu, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return title.length === 0 ? undefined : shorten(title, 80);
+}
+
+/** The media type alone, lower case and restricted to token characters, so it is safe to show. */
+export function mediaType(contentType: string | null | undefined): string | undefined {
+  if (contentType === null || contentType === undefined) return undefined;
+  const type = (contentType.split(';')[0] ?? '').trim().toLowerCase();
+  if (!/^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/.test(type)) return undefined;
+  return shorten(type, 100);
+}
+
+function safeLocation(location: string | null): string | undefined {
+  if (location === null) return undefined;
+  try {
+    const url = new URL(location);
+    return shorten(`${url.origin}${url.pathname}`, 200);
+  } catch {
+    return undefined;
+  }
+}
+
+function shorten(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
