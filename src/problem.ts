@@ -5,33 +5,37 @@
  * `message` and `hint` are for people and must never contain a secret, token, code or password:
  * build them from fixed text and from values the user configured in the clear (URLs, names).
  */
-export type ProblemCode =
-  | 'validation_failed'
-  | 'insecure_url'
-  | 'unauthorized'
-  | 'not_found'
-  | 'conflict'
-  | 'payload_too_large'
-  | 'rate_limited'
-  | 'invalid_client'
-  | 'invalid_grant'
-  | 'invalid_scope'
-  | 'invalid_redirect_uri'
-  | 'unauthorized_client'
-  | 'unsupported_grant_type'
-  | 'invalid_request'
-  | 'invalid_target'
-  | 'access_denied'
-  | 'token_fetch_failed'
-  | 'needs_authorization'
-  | 'upstream_unauthorized'
-  | 'upstream_forbidden'
-  | 'egress_denied'
-  | 'upstream_failed'
-  | 'wrong_master_key'
-  | 'invalid_state'
-  | 'not_supported'
-  | 'internal_error';
+/** Every error code Grantry answers with; docs/errors.md documents each (a test keeps them in step). */
+export const PROBLEM_CODES = [
+  'validation_failed',
+  'insecure_url',
+  'unauthorized',
+  'not_found',
+  'conflict',
+  'payload_too_large',
+  'rate_limited',
+  'invalid_client',
+  'invalid_grant',
+  'invalid_scope',
+  'invalid_redirect_uri',
+  'unauthorized_client',
+  'unsupported_grant_type',
+  'invalid_request',
+  'invalid_target',
+  'access_denied',
+  'token_fetch_failed',
+  'needs_authorization',
+  'upstream_unauthorized',
+  'upstream_forbidden',
+  'egress_denied',
+  'upstream_failed',
+  'wrong_master_key',
+  'invalid_state',
+  'not_supported',
+  'internal_error',
+] as const;
+
+export type ProblemCode = (typeof PROBLEM_CODES)[number];
 
 /** One validation problem: a JSON pointer into the request and what is wrong there. */
 export interface FieldError {

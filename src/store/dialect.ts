@@ -1,0 +1,87 @@
+/**
+ * What differs between the two engines, in one place. The repositories (`kysely-store.ts`) and the
+ * migrations (`migrations.ts`) are written once against Kysely; everything engine-specific is a
+ * hook of `Engine` (locks, change fan-out, an auto-numbered key, reading a unique violation), so
+ * no query ever asks which database it runs on.
+ */
+import BetterSqlite3 from 'better-sqlite3';
+import type { ColumnDataType, ColumnDefinitionBuilder, Kysely } from 'kysely';
+import { PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import type { ChangeEvent } from './contract.js';
+import type { Database } from './schema.js';
+
+export interface Engine {
+  readonly dialect: 'sqlite' | 'postgres';
+  readonly db: Kysely<Database>;
+
+  /** How to declare an auto-numbered primary key (SQLite: AUTOINCREMENT; PostgreSQL: identity). */
+  readonly serialPrimaryKey: {
+    readonly type: ColumnDataType;
+    readonly define: (column: ColumnDefinitionBuilder) => ColumnDefinitionBuilder;
+  };
+
+  /** Runs `fn` (the migrations) so that instances starting together do not race. */
+  withMigrationLock<T>(fn: () => Promise<T>): Promise<T>;
+
+  /** See `Store.withAuthLock`. */
+  withAuthLock<T>(authId: string, fn: () => Promise<T>): Promise<{ value: T; waitedMs: number }>;
+
+  /** See `Store.publish` / `Store.subscribe`. */
+  publish(event: ChangeEvent): Promise<void>;
+  subscribe(listener: (event: ChangeEvent) => void): () => void;
+
+  /**
+   * The name of the unique constraint a driver error reports as violated, written
+   * `<table>_<column>_unique` on both engines; null when the error is something else.
+   */
+  violatedUniqueConstraint(error: unknown): string | null;
+
+  close(): Promise<void>;
+}
+
+/**
+ * The SQLite database behind the Kysely dialect. WAL lets readers (e.g. `grantry api-keys list`
+ * from another process) run beside the server; busy_timeout makes such a second process wait for
+ * a write lock instead of failing at once; SQLite leaves foreign keys off unless asked, and the
+ * cascades of `authentications.delete` depend on them.
+ */
+export function createSqliteDialect(file: string): {
+  dialect: SqliteDialect;
+  database: BetterSqlite3.Database;
+} {
+  const database = new BetterSqlite3(file);
+  if (file !== ':memory:') database.pragma('journal_mode = WAL');
+  database.pragma('synchronous = NORMAL');
+  database.pragma('busy_timeout = 5000');
+  database.pragma('foreign_keys = ON');
+  return { dialect: new SqliteDialect({ database }), database };
+}
+
+const INT8_OID = 20;
+
+/**
+ * A pg pool whose BIGINT (int8) values arrive as JS numbers. Times are epoch milliseconds and
+ * counters stay far below 2^53, so a number is exact; pg's default (a string, to be safe for any
+ * int8) would leak into every record. Set per pool, not on the global `pg.types`, so other users
+ * of `pg` in the process are unaffected.
+ */
+export function createPostgresPool(connectionString: string, max: number): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max,
+    idleTimeoutMillis: 30_000,
+    types: {
+      getTypeParser: (oid, format) =>
+        oid === INT8_OID && format !== 'binary' ? Number : pg.types.getTypeParser(oid, format),
+    },
+  });
+  // An idle pooled connection that the server closes (restart, failover) emits 'error' on the pool;
+  // unheard, that would crash the process. The next query fails on its own and says why.
+  pool.on('error', () => {});
+  return pool;
+}
+
+export function createPostgresDialect(pool: pg.Pool): PostgresDialect {
+  return new PostgresDialect({ pool });
+}

@@ -1,0 +1,177 @@
+/**
+ * The schema, as ordered migrations kept in code (no files to ship or find at run time). Each one
+ * is written once with Kysely's schema builder and runs on both engines; the only engine-specific
+ * piece, the auto-numbered key, comes from the engine's hook. Never edit a migration that has
+ * shipped: add the next one.
+ */
+import type { Kysely, Migration } from 'kysely';
+import type { Engine } from './dialect.js';
+import type { Database } from './schema.js';
+
+/** Names sort in the order they run (compared as strings). */
+export function buildMigrations(engine: Pick<Engine, 'serialPrimaryKey'>): Record<string, Migration> {
+  return {
+    '0001_initial': {
+      // `Kysely<any>`: a migration sees the database as it was then, not today's `Database` type.
+      // biome-ignore lint/suspicious/noExplicitAny: see above
+      async up(db: Kysely<any>): Promise<void> {
+        await db.schema
+          .createTable('authentications')
+          .addColumn('id', 'text', (column) => column.primaryKey())
+          .addColumn('name', 'text', (column) => column.notNull())
+          .addColumn('type', 'text', (column) => column.notNull())
+          .addColumn('grant_type', 'text', (column) => column.notNull())
+          .addColumn('settings', 'text', (column) => column.notNull())
+          .addColumn('client_secret', 'text', (column) => column.notNull())
+          .addColumn('password', 'text')
+          .addColumn('status', 'text', (column) => column.notNull())
+          .addColumn('last_error', 'text')
+          .addColumn('generation', 'integer', (column) => column.notNull())
+          .addColumn('calls', 'bigint', (column) => column.notNull().defaultTo(0))
+          .addColumn('unauthorized_count', 'bigint', (column) => column.notNull().defaultTo(0))
+          .addColumn('refresh_count', 'bigint', (column) => column.notNull().defaultTo(0))
+          .addColumn('created_at', 'bigint', (column) => column.notNull())
+          .addColumn('updated_at', 'bigint', (column) => column.notNull())
+          .addUniqueConstraint('authentications_name_unique', ['name'])
+          .execute();
+
+        await db.schema
+          .createTable('connectors')
+          .addColumn('id', 'text', (column) => column.primaryKey())
+          .addColumn('name', 'text', (column) => column.notNull())
+          .addColumn('base_url', 'text', (column) => column.notNull())
+          // SET NULL: a connector outlives its authentication (it then calls the API unauthenticated
+          // until given another); the API decides whether deleting an authentication in use is allowed.
+          .addColumn('authentication_id', 'text', (column) =>
+            column.references('authentications.id').onDelete('set null'),
+          )
+          .addColumn('headers', 'text', (column) => column.notNull())
+          .addColumn('query', 'text', (column) => column.notNull())
+          .addColumn('timeout_ms', 'integer', (column) => column.notNull())
+          .addColumn('created_at', 'bigint', (column) => column.notNull())
+          .addColumn('updated_at', 'bigint', (column) => column.notNull())
+          .addUniqueConstraint('connectors_name_unique', ['name'])
+          .execute();
+        await db.schema
+          .createIndex('connectors_authentication_id_index')
+          .on('connectors')
+          .column('authentication_id')
+          .execute();
+
+        await db.schema
+          .createTable('tokens')
+          .addColumn('auth_id', 'text', (column) =>
+            column.primaryKey().references('authentications.id').onDelete('cascade'),
+          )
+          .addColumn('access_token', 'text')
+          .addColumn('token_type', 'text')
+          .addColumn('scope', 'text')
+          .addColumn('obtained_at', 'bigint', (column) => column.notNull())
+          .addColumn('expires_at', 'bigint')
+          .addColumn('refresh_token', 'text')
+          .addColumn('generation', 'integer', (column) => column.notNull())
+          .addColumn('version', 'integer', (column) => column.notNull())
+          .execute();
+
+        await db.schema
+          .createTable('events')
+          .addColumn('id', engine.serialPrimaryKey.type, engine.serialPrimaryKey.define)
+          .addColumn('auth_id', 'text', (column) =>
+            column.notNull().references('authentications.id').onDelete('cascade'),
+          )
+          .addColumn('at', 'bigint', (column) => column.notNull())
+          .addColumn('type', 'text', (column) => column.notNull())
+          .addColumn('detail', 'text', (column) => column.notNull())
+          .execute();
+        await db.schema
+          .createIndex('events_auth_id_at_index')
+          .on('events')
+          .columns(['auth_id', 'at'])
+          .execute();
+
+        await db.schema
+          .createTable('api_keys')
+          .addColumn('id', 'text', (column) => column.primaryKey())
+          .addColumn('name', 'text', (column) => column.notNull())
+          .addColumn('hash', 'text', (column) => column.notNull())
+          .addColumn('prefix', 'text', (column) => column.notNull())
+          .addColumn('created_at', 'bigint', (column) => column.notNull())
+          .addColumn('last_used_at', 'bigint')
+          .addColumn('revoked_at', 'bigint')
+          .addUniqueConstraint('api_keys_hash_unique', ['hash'])
+          .execute();
+
+        await db.schema
+          .createTable('oauth_states')
+          .addColumn('state_hash', 'text', (column) => column.primaryKey())
+          .addColumn('auth_id', 'text', (column) =>
+            column.notNull().references('authentications.id').onDelete('cascade'),
+          )
+          .addColumn('browser_hash', 'text', (column) => column.notNull())
+          .addColumn('code_verifier', 'text')
+          .addColumn('redirect_uri', 'text', (column) => column.notNull())
+          .addColumn('generation', 'integer', (column) => column.notNull())
+          .addColumn('created_at', 'bigint', (column) => column.notNull())
+          .addColumn('expires_at', 'bigint', (column) => column.notNull())
+          .execute();
+        await db.schema
+          .createIndex('oauth_states_expires_at_index')
+          .on('oauth_states')
+          .column('expires_at')
+          .execute();
+        // The cascade from authentications looks rows up by auth_id.
+        await db.schema
+          .createIndex('oauth_states_auth_id_index')
+          .on('oauth_states')
+          .column('auth_id')
+          .execute();
+
+        await db.schema
+          .createTable('settings')
+          .addColumn('key', 'text', (column) => column.primaryKey())
+          .addColumn('value', 'text', (column) => column.notNull())
+          .execute();
+      },
+    },
+  };
+}
+
+interface MigrationRow {
+  name: string;
+  applied_at: number;
+}
+
+/**
+ * Runs the migrations not yet recorded in `grantry_migration`, in name order, each in a transaction
+ * with its record. Returns the names it ran. The caller holds the engine's migration lock.
+ *
+ * Not Kysely's Migrator: it looks for its own table by introspecting every table of the database,
+ * which is wasteful on a shared PostgreSQL and fails when another schema is dropped meanwhile.
+ */
+export async function runMigrations(
+  database: Kysely<Database>,
+  migrations: Record<string, Migration>,
+  now: () => number = Date.now,
+): Promise<string[]> {
+  const db = database.withTables<{ grantry_migration: MigrationRow }>();
+  await db.schema
+    .createTable('grantry_migration')
+    .ifNotExists()
+    .addColumn('name', 'text', (column) => column.primaryKey())
+    .addColumn('applied_at', 'bigint', (column) => column.notNull())
+    .execute();
+  const applied = new Set(
+    (await db.selectFrom('grantry_migration').select('name').execute()).map((row) => row.name),
+  );
+  const ran: string[] = [];
+  for (const name of Object.keys(migrations).sort()) {
+    const migration = migrations[name];
+    if (migration === undefined || applied.has(name)) continue;
+    await db.transaction().execute(async (trx) => {
+      await migration.up(trx);
+      await trx.insertInto('grantry_migration').values({ name, applied_at: now() }).execute();
+    });
+    ran.push(name);
+  }
+  return ran;
+}
