@@ -60,5 +60,9 @@ export function parseChangeEvent(value: unknown): ChangeEvent | null {
       ? ({ kind, connectorId: record.connectorId } as ChangeEvent)
       : null;
   }
-  return typeof record.authId === 'string' ? ({ kind, authId: record.authId } as ChangeEvent) : null;
+  if (typeof record.authId !== 'string') return null;
+  if (kind === 'tokens_changed' && typeof record.version === 'number') {
+    return { kind, authId: record.authId, version: record.version };
+  }
+  return { kind, authId: record.authId } as ChangeEvent;
 }

@@ -687,7 +687,9 @@ describe.each(targets)('store contract: $name', (target) => {
       const authId = randomUUID();
       const connectorId = randomUUID();
       const mine = (event: ChangeEvent): boolean =>
-        'authId' in event ? event.authId === authId : event.connectorId === connectorId;
+        'authId' in event
+          ? event.authId === authId
+          : 'connectorId' in event && event.connectorId === connectorId;
       const atOther: ChangeEvent[] = [];
       const atStore: ChangeEvent[] = [];
       const stopOther = other.subscribe((event) => {

@@ -121,7 +121,9 @@ export type ChangeEvent =
   /** `version` is the token row's new version: an instance that already holds it keeps its cache. */
   | { kind: 'tokens_changed'; authId: string; version?: number }
   | { kind: 'connector_changed'; connectorId: string }
-  | { kind: 'connector_deleted'; connectorId: string };
+  | { kind: 'connector_deleted'; connectorId: string }
+  /** The change feed was interrupted: changes may have been missed, so drop every cache. */
+  | { kind: 'resync' };
 
 export interface AuthenticationRepository {
   insert(record: AuthenticationRecord): Promise<void>;

@@ -52,14 +52,16 @@ interface ChangeMessage {
 class ChangeSubscription {
   readonly #connectionString: string;
   readonly #onPayload: (payload: string) => void;
+  readonly #onReconnect: () => void;
   #connected: pg.Client | null = null;
   #reconnectTimer: NodeJS.Timeout | null = null;
   #reconnectDelayMs = RECONNECT_FIRST_DELAY_MS;
   #closed = false;
 
-  constructor(connectionString: string, onPayload: (payload: string) => void) {
+  constructor(connectionString: string, onPayload: (payload: string) => void, onReconnect: () => void) {
     this.#connectionString = connectionString;
     this.#onPayload = onPayload;
+    this.#onReconnect = onReconnect;
   }
 
   /** Connects and LISTENs; rejects if the first attempt fails. */
@@ -105,7 +107,9 @@ class ChangeSubscription {
     this.#reconnectDelayMs = Math.min(delay * 2, RECONNECT_MAX_DELAY_MS);
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = null;
-      this.#connect().catch(() => this.#scheduleReconnect());
+      this.#connect()
+        .then(() => this.#onReconnect())
+        .catch(() => this.#scheduleReconnect());
     }, delay);
     // A pending reconnect must not keep a finished process alive.
     this.#reconnectTimer.unref();
@@ -172,18 +176,25 @@ export async function openPostgresEngine(connectionString: string): Promise<Engi
   const listeners = new ChangeListeners();
   const localAuthLocks = new KeyedMutex();
 
-  const subscription = new ChangeSubscription(connectionString, (payload) => {
-    let message: Partial<ChangeMessage>;
-    try {
-      message = JSON.parse(payload) as Partial<ChangeMessage>;
-    } catch {
-      return;
-    }
-    // NOTIFY also reaches the sender's own LISTEN connection; this instance delivered it already.
-    if (message.origin === instanceId) return;
-    const event = parseChangeEvent(message.event);
-    if (event !== null) listeners.deliver(event);
-  });
+  const subscription = new ChangeSubscription(
+    connectionString,
+    (payload) => {
+      let message: Partial<ChangeMessage>;
+      try {
+        message = JSON.parse(payload) as Partial<ChangeMessage>;
+      } catch {
+        return;
+      }
+      // NOTIFY also reaches the sender's own LISTEN connection; this instance delivered it already.
+      if (message.origin === instanceId) return;
+      const event = parseChangeEvent(message.event);
+      if (event !== null) listeners.deliver(event);
+    },
+    () => {
+      // Changes published while LISTEN was down are lost (NOTIFY is not durable): caches start over.
+      listeners.deliver({ kind: 'resync' });
+    },
+  );
   try {
     await subscription.start();
   } catch (error) {

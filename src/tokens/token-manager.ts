@@ -449,6 +449,9 @@ export class TokenManager {
       case 'authentication_deleted':
         this.forget(event.authId);
         return;
+      case 'resync':
+        this.#cache.clear();
+        return;
       case 'tokens_changed': {
         const entry = this.#cache.get(event.authId);
         if (entry !== undefined && (event.version === undefined || entry.version !== event.version)) {
