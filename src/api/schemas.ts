@@ -4,6 +4,7 @@
  * can never reach a client), and the web UI imports the `Static` types — one source of truth.
  */
 import { type Static, type TOptional, type TSchema, Type } from '@sinclair/typebox';
+import { PROBLEM_CODES } from '../problem.js';
 
 const StringMap = Type.Record(Type.String(), Type.String(), {
   description: 'An object whose values are strings.',
@@ -25,7 +26,10 @@ export const AuthStatusSchema = Type.Union([
 export const FieldErrorSchema = Type.Object({ path: Type.String(), message: Type.String() });
 export const ProblemSchema = Type.Object(
   {
-    code: Type.String(),
+    code: Type.Union(
+      PROBLEM_CODES.map((code) => Type.Literal(code)),
+      { description: 'See docs/errors.md.' },
+    ),
     message: Type.String(),
     hint: Type.Optional(Type.String()),
     errors: Type.Optional(Type.Array(FieldErrorSchema)),
