@@ -113,11 +113,12 @@ export async function createApp(
       perKeyPerMinute: config.rateLimitPerMinute,
       failuresPerMinute: config.authFailuresPerMinute,
     });
-    const context: ApiContext = { config, store, keyRing, tokens, usage, access, logger, redirectUri };
+    const context: ApiContext = { config, store, keyRing, egress, tokens, usage, access, logger, redirectUri };
     const server = createServer(context);
     await server.register(serviceRoutes, context);
     await server.register(authenticationRoutes, context);
     await server.register(connectorRoutes, context);
+    // Route plugins of further areas are registered here, one line each.
     await server.register(webUiRoutes);
 
     const app: App = {

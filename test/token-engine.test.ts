@@ -227,12 +227,10 @@ describe('token engine against oidc-provider', () => {
     const refresh = g.app.keyRing.open(row!.refreshToken!, sealContext.refreshToken(id));
     await revokeToken(
       {
-        tokenUrl: oidc.tokenUrl,
         revocationUrl: oidc.revocationUrl,
         clientId: 'app-password',
         clientSecret: 'pw-secret',
         clientAuthMethod: 'client_secret_basic',
-        audienceParam: 'audience',
       },
       { token: refresh, tokenTypeHint: 'refresh_token' },
       { fetch: egress.fetch },

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import type { Egress } from '../egress/egress.js';
 import type { KeyRing } from '../secrets/key-ring.js';
 import type { AuthenticationRecord, Store } from '../store/contract.js';
 import type { TokenManager } from '../tokens/token-manager.js';
@@ -11,6 +12,8 @@ export interface ApiContext {
   config: Config;
   store: Store;
   keyRing: KeyRing;
+  /** Every outbound request goes through it (policy, no redirects for OAuth, pools). */
+  egress: Egress;
   tokens: TokenManager;
   usage: UsageCounters;
   access: AccessControl;
