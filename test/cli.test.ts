@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli, spawnGrantry } from './support/grantry.js';
+
+const newKey = () => randomBytes(32).toString('base64');
+
+describe('grantry command', () => {
+  it('creates, lists and revokes API keys; a revoked key is refused', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'grantry-cli-'));
+    const env = { GRANTRY_DATABASE_URL: `sqlite:${join(dataDir, 'g.db')}`, GRANTRY_MASTER_KEY: newKey() };
+    const created = await runCli(['api-keys', 'create', '--name', 'ci'], env);
+    expect(created.code).toBe(0);
+    const key = created.stdout.trim();
+    expect(key).toMatch(/^grk_/);
+    const id = /Created (key_\w+)/.exec(created.stderr)?.[1];
+    expect(id).toBeDefined();
+
+    const list = await runCli(['api-keys', 'list'], env);
+    expect(list.stdout).toContain(id);
+    expect(list.stdout).toContain('ci');
+    expect(list.stdout).not.toContain(key);
+
+    const server = await spawnGrantry({
+      dataDir,
+      masterKey: env.GRANTRY_MASTER_KEY,
+      env: { GRANTRY_DATABASE_URL: env.GRANTRY_DATABASE_URL },
+    });
+    try {
+      const ok = await fetch(`${server.url}/api/connectors`, { headers: { authorization: `Bearer ${key}` } });
+      expect(ok.status).toBe(200);
+    } finally {
+      await server.stop();
+    }
+    expect((await runCli(['api-keys', 'revoke', id!], env)).code).toBe(0);
+    const again = await spawnGrantry({
+      dataDir,
+      masterKey: env.GRANTRY_MASTER_KEY,
+      env: { GRANTRY_DATABASE_URL: env.GRANTRY_DATABASE_URL },
+    });
+    try {
+      const refused = await fetch(`${again.url}/api/connectors`, {
+        headers: { authorization: `Bearer ${key}` },
+      });
+      expect(refused.status).toBe(401);
+    } finally {
+      await again.stop();
+    }
+  });
+
+  it('rotates the master key: re-encrypts every secret, then runs on the new key alone', async () => {
+    const oldKey = newKey();
+    const first = await spawnGrantry({ masterKey: oldKey });
+    const created = await first.api('POST', '/api/authentications', {
+      name: 'rotating',
+      type: 'oauth2',
+      grantType: 'password',
+      tokenUrl: 'https://login.example.test/token',
+      clientId: 'c',
+      clientSecret: 'rotate-me',
+      username: 'u',
+      password: 'p',
+    });
+    expect(created.status).toBe(201);
+    await first.stop();
+    const env = { GRANTRY_DATABASE_URL: first.env.GRANTRY_DATABASE_URL as string };
+
+    const rotatedKey = newKey();
+    const rotate = await runCli(['keys', 'rotate'], {
+      ...env,
+      GRANTRY_MASTER_KEY: rotatedKey,
+      GRANTRY_PREVIOUS_MASTER_KEYS: oldKey,
+    });
+    expect(rotate.code, rotate.stderr).toBe(0);
+    expect(rotate.stdout).toMatch(/Re-encrypted 2 value/);
+
+    const second = await spawnGrantry({
+      dataDir: first.dataDir,
+      masterKey: rotatedKey,
+      apiKey: first.apiKey,
+    });
+    try {
+      const view = await second.api('GET', `/api/authentications/${created.body.id}`);
+      expect(view.body).toMatchObject({ clientSecretSet: true, passwordSet: true });
+      // The secrets decrypt under the new key alone: a token request is attempted (and fails on DNS), not a key error.
+      const test = await second.api('POST', `/api/authentications/${created.body.id}/test`);
+      expect(test.body.error.code).not.toBe('wrong_master_key');
+    } finally {
+      await second.stop();
+    }
+    await expect(
+      spawnGrantry({ dataDir: first.dataDir, masterKey: oldKey, apiKey: first.apiKey }),
+    ).rejects.toThrow(/master key/i);
+  });
+
+  it('creates a key file with mode 0600 when no master key is configured, and prints the first API key once', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'grantry-cli-'));
+    const server = await spawnGrantry({
+      dataDir,
+      env: { GRANTRY_MASTER_KEY: '', GRANTRY_API_KEY: '' },
+    });
+    try {
+      expect(statSync(join(dataDir, 'master.key')).mode & 0o777).toBe(0o600);
+      const key = /\n {2}(grk_\S+)\n/.exec(server.output())?.[1];
+      expect(key).toBeDefined();
+      expect(server.output()).toMatch(/GRANTRY_MASTER_KEY is not set/);
+      const ok = await fetch(`${server.url}/api/connectors`, { headers: { authorization: `Bearer ${key}` } });
+      expect(ok.status).toBe(200);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('refuses to start in production without a master key, and names the variable', async () => {
+    const result = await runCli(['serve'], {
+      NODE_ENV: 'production',
+      GRANTRY_MASTER_KEY: '',
+      GRANTRY_DATABASE_URL: 'sqlite::memory:',
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/GRANTRY_MASTER_KEY is required/);
+  });
+});
