@@ -43,7 +43,7 @@ export const ProblemSchema = Type.Object(
       }),
     ),
   },
-  { $id: 'Problem' },
+  {},
 );
 export const ErrorResponseSchema = Type.Object({ error: ProblemSchema });
 
@@ -84,11 +84,10 @@ export const AuthenticationCreateSchema = Type.Object(
     clientId: authenticationFields.clientId,
     clientSecret: authenticationFields.clientSecret,
   },
-  { additionalProperties: false, $id: 'AuthenticationCreate' },
+  { additionalProperties: false },
 );
 export const AuthenticationPatchSchema = Type.Object(optionalAuthFields, {
   additionalProperties: false,
-  $id: 'AuthenticationPatch',
 });
 
 export const TokenMetadataSchema = Type.Object({
@@ -134,7 +133,7 @@ export const AuthenticationViewSchema = Type.Object(
     createdAt: Time,
     updatedAt: Time,
   },
-  { $id: 'Authentication' },
+  {},
 );
 
 export const AuthenticationListSchema = Type.Object({ items: Type.Array(AuthenticationViewSchema) });
@@ -189,11 +188,10 @@ export const ConnectorCreateSchema = Type.Object(
     query: Type.Optional(connectorFields.query),
     timeoutMs: Type.Optional(connectorFields.timeoutMs),
   },
-  { additionalProperties: false, $id: 'ConnectorCreate' },
+  { additionalProperties: false },
 );
 export const ConnectorPatchSchema = Type.Partial(ConnectorCreateSchema, {
   additionalProperties: false,
-  $id: 'ConnectorPatch',
 });
 
 export const ConnectorViewSchema = Type.Object(
@@ -208,7 +206,7 @@ export const ConnectorViewSchema = Type.Object(
     createdAt: Time,
     updatedAt: Time,
   },
-  { $id: 'Connector' },
+  {},
 );
 export const ConnectorListSchema = Type.Object({ items: Type.Array(ConnectorViewSchema) });
 
@@ -224,11 +222,10 @@ export const ExecuteRequestSchema = Type.Object(
     headers: Type.Optional(StringMap),
     body: Type.Optional(Type.Unknown({ description: 'JSON value sent as JSON; a string is sent as given.' })),
   },
-  { additionalProperties: false, $id: 'ExecuteRequest' },
+  { additionalProperties: false },
 );
 export const ConnectorTestRequestSchema = Type.Partial(ExecuteRequestSchema, {
   additionalProperties: false,
-  $id: 'ConnectorTestRequest',
 });
 
 export const ExecuteResultSchema = Type.Object({

@@ -24,6 +24,8 @@ export interface ResponseFacts {
   htmlTitle?: string;
   /** Origin and path of a redirect target, without query or fragment. */
   location?: string;
+  /** What a 429/503 answer said in Retry-After, in seconds. */
+  retryAfterSeconds?: number;
 }
 
 export type OAuthProblemCode = Extract<

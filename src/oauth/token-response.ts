@@ -33,6 +33,26 @@ const MAX_DESCRIPTION_LENGTH = 500;
  * Throws {@link OAuthError}; its message and facts never include body text other than an HTML title.
  */
 export function parseTokenResponse(response: RawTokenResponse): TokenSet {
+  try {
+    return parseOrThrow(response);
+  } catch (error) {
+    // RFC 9110 §10.2.3: a busy provider (429, 503) may say when to come back; retries honour it.
+    const retryAfter = retryAfterSeconds(response.headers?.get('retry-after') ?? null);
+    if (error instanceof OAuthError && retryAfter !== undefined) error.facts.retryAfterSeconds = retryAfter;
+    throw error;
+  }
+}
+
+/** Seconds from a Retry-After header (delay-seconds or an HTTP-date), or undefined. */
+export function retryAfterSeconds(header: string | null, now = Date.now()): number | undefined {
+  if (header === null || header.trim() === '') return undefined;
+  const trimmed = header.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
+}
+
+function parseOrThrow(response: RawTokenResponse): TokenSet {
   const { status } = response;
   const contentType = mediaType(response.contentType);
   const body = parseBody(response.bodyText, contentType);

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EgressError } from '../egress/egress-error.js';
 import { diagnose } from '../oauth/diagnosis.js';
+import { OAuthError } from '../oauth/oauth-error.js';
 import type { TokenSet } from '../oauth/token-set.js';
 import { Problem } from '../problem.js';
 import type { KeyRing } from '../secrets/key-ring.js';
@@ -78,6 +79,7 @@ const PERMANENT = new Set([
 ]);
 
 const RETRY_DELAYS_MS = [250, 1_000];
+const MAX_RETRY_AFTER_MS = 10_000;
 
 /**
  * Hands out valid access tokens, fetching them as rarely as possible.
@@ -476,7 +478,9 @@ function describeTokens(tokenSet: TokenSet): Record<string, unknown> {
 
 /**
  * How long to wait before retrying a token request, or null when it must not be retried:
- * network failures that may pass, 429 and 5xx — never an OAuth error a retry cannot fix.
+ * network failures that may pass, 429 and 5xx — never an OAuth error a retry cannot fix. A
+ * provider's Retry-After is honoured up to MAX_RETRY_AFTER_MS; a longer wait is not worth holding
+ * the callers, so the failure is reported (and backed off) instead.
  */
 function retryDelay(error: unknown, delay: number | undefined): number | null {
   if (delay === undefined) return null;
@@ -488,7 +492,11 @@ function retryDelay(error: unknown, delay: number | undefined): number | null {
   }
   if (error instanceof Problem && error.code === 'token_fetch_failed') {
     const status = error.provider?.status;
-    if (status === 429 || status === 502 || status === 503 || status === 504) return delay;
+    if (status !== 429 && status !== 502 && status !== 503 && status !== 504) return null;
+    const retryAfter = error instanceof OAuthError ? error.facts.retryAfterSeconds : undefined;
+    if (retryAfter === undefined) return delay;
+    const wait = retryAfter * 1000;
+    return wait > MAX_RETRY_AFTER_MS ? null : Math.max(delay, wait);
   }
   return null;
 }
