@@ -349,6 +349,29 @@ describe('brute-force protection', () => {
   });
 });
 
+describe('per-key rate limit', () => {
+  it('is off by default, and limits requests per key per minute when GRANTRY_RATE_LIMIT is set', async () => {
+    const unlimited = await startGrantry();
+    try {
+      const statuses = await Promise.all(Array.from({ length: 50 }, () => unlimited.api('GET', '/api/connectors')));
+      expect(statuses.every((a) => a.status === 200)).toBe(true);
+    } finally {
+      await unlimited.stop();
+    }
+    const limited = await startGrantry({ env: { GRANTRY_RATE_LIMIT: '5' } });
+    try {
+      const answers = [];
+      for (let i = 0; i < 7; i++) answers.push(await limited.api('GET', '/api/connectors'));
+      expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200, 429, 429]);
+      expect(answers[5]?.body.error.code).toBe('rate_limited');
+      expect(Number(answers[5]?.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect((await fetch(`${limited.url}/healthz`)).status).toBe(200);
+    } finally {
+      await limited.stop();
+    }
+  });
+});
+
 describe('secrets at rest and across restarts', () => {
   it('keeps secrets out of responses, the log and the database file; a restart reads them back', async () => {
     const first = await spawnGrantry();

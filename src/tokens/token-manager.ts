@@ -51,8 +51,12 @@ export interface TokenManagerOptions {
   tokenTimeoutMs: number;
   redirectUri: string;
   clock?: () => number;
-  /** Told about each token request and lock wait (metrics). */
-  observe?: (event: { kind: 'token_request'; outcome: string } | { kind: 'lock_wait'; ms: number }) => void;
+  /** Told about each token request (with the grant it used) and lock wait (metrics). */
+  observe?: (
+    event:
+      | { kind: 'token_request'; outcome: string; grant: GrantRun['kind'] }
+      | { kind: 'lock_wait'; ms: number },
+  ) => void;
 }
 
 interface Failure {
@@ -102,6 +106,7 @@ export class TokenManager {
   readonly #inflight = new Map<string, Promise<TokenResult>>();
   readonly #failures = new Map<string, Failure>();
   readonly #unsubscribe: () => void;
+  #cacheHits = 0;
 
   constructor(options: TokenManagerOptions) {
     this.#store = options.store;
@@ -122,12 +127,21 @@ export class TokenManager {
     const entry = this.#cache.get(authId);
     if (entry === undefined) return undefined;
     const now = this.#clock();
-    if (now < entry.refreshAt) return entry;
+    if (now < entry.refreshAt) {
+      this.#cacheHits++;
+      return entry;
+    }
     if (now < entry.hardExpiresAt) {
-      this.#refreshInBackground(authId);
+      this.#cacheHits++;
+      this.#refreshInBackground(authId, entry);
       return entry;
     }
     return undefined;
+  }
+
+  /** Tokens handed out from memory so far: a plain number, read by the metrics on a scrape. */
+  get cacheHits(): number {
+    return this.#cacheHits;
   }
 
   async get(authId: string, options: GetOptions = {}): Promise<CachedToken> {
@@ -190,9 +204,9 @@ export class TokenManager {
     let tokenSet: TokenSet;
     try {
       tokenSet = await runGrant(record, secrets, { kind: 'code', ...exchange }, this.#requestOptions());
-      this.#observe({ kind: 'token_request', outcome: 'success' });
+      this.#observe({ kind: 'token_request', outcome: 'success', grant: 'code' });
     } catch (error) {
-      this.#observe({ kind: 'token_request', outcome: 'failure' });
+      this.#observe({ kind: 'token_request', outcome: 'failure', grant: 'code' });
       throw this.#diagnose(error, record, 'authorize');
     }
     const { value } = await this.#store.withAuthLock(record.id, async () => {
@@ -211,9 +225,10 @@ export class TokenManager {
     this.#unsubscribe();
   }
 
-  #refreshInBackground(authId: string): void {
+  #refreshInBackground(authId: string, entry: CachedToken): void {
     if (this.#inflight.has(authId)) return;
-    this.acquire(authId, { force: true }).catch(() => {
+    // `rejected: entry`: if another instance already stored a newer token, that one is used.
+    this.acquire(authId, { force: true, rejected: entry }).catch(() => {
       // Recorded as lastError and an event; callers still hold a token valid for a while.
     });
   }
@@ -232,6 +247,12 @@ export class TokenManager {
       throw failure.problem;
     }
     try {
+      // Another instance may already have stored a fresh token: use it without taking the lock.
+      const stored = this.#usableStored(record, await this.#store.tokens.get(authId), options);
+      if (stored !== null) {
+        this.#cache.set(authId, stored);
+        return { token: stored, source: 'cache' };
+      }
       const { value, waitedMs } = await this.#store.withAuthLock(authId, () =>
         this.#underLock(record, options),
       );
@@ -246,17 +267,29 @@ export class TokenManager {
     }
   }
 
+  /**
+   * The stored token when it can be used as it is: of the current configuration, fresh, and not
+   * the one the caller was refused with (after a 401).
+   */
+  #usableStored(
+    record: AuthenticationRecord,
+    row: TokenRecord | null,
+    options: GetOptions,
+  ): CachedToken | null {
+    if (row === null || row.generation !== record.generation || row.accessToken === null) return null;
+    const refusedThisOne =
+      options.force === true && (options.rejected === undefined || options.rejected.version === row.version);
+    if (refusedThisOne) return null;
+    const token = this.#toCached(record, row);
+    return this.#clock() < token.refreshAt ? token : null;
+  }
+
   /** Runs with the cross-instance lock held: re-read, and fetch only if still stale. */
   async #underLock(record: AuthenticationRecord, options: GetOptions): Promise<TokenResult> {
     const row = await this.#store.tokens.get(record.id);
+    const usable = this.#usableStored(record, row, options);
+    if (usable !== null) return { token: usable, source: 'cache' };
     const current = row !== null && row.generation === record.generation ? row : null;
-    if (current !== null && current.accessToken !== null) {
-      const token = this.#toCached(record, current);
-      const refusedThisOne =
-        options.force === true &&
-        (options.rejected === undefined || options.rejected.version === current.version);
-      if (!refusedThisOne && this.#clock() < token.refreshAt) return { token, source: 'cache' };
-    }
 
     const secrets = openAuthenticationSecrets(this.#ring, record);
     const refreshToken =
@@ -300,10 +333,10 @@ export class TokenManager {
     for (let attempt = 0; ; attempt++) {
       try {
         const tokenSet = await runGrant(record, secrets, run, this.#requestOptions());
-        this.#observe({ kind: 'token_request', outcome: 'success' });
+        this.#observe({ kind: 'token_request', outcome: 'success', grant: run.kind });
         return tokenSet;
       } catch (error) {
-        this.#observe({ kind: 'token_request', outcome: 'failure' });
+        this.#observe({ kind: 'token_request', outcome: 'failure', grant: run.kind });
         const delay = RETRY_DELAYS_MS[attempt];
         const wait = retryDelay(error, delay);
         if (wait === null) throw error;
