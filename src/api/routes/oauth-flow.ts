@@ -1,0 +1,207 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { discover } from '../../oauth/discovery.js';
+import { Problem } from '../../problem.js';
+import {
+  AuthorizationFlows,
+  type BrowserBinding,
+  browserCookieNameForState,
+  FLOW_LIFETIME_MS,
+  type FlowOutcome,
+} from '../../tokens/authorization-flow.js';
+import { ProviderMetadata } from '../../tokens/provider-metadata.js';
+import type { ApiContext } from '../context.js';
+import { renderRedirectPage } from '../redirect-page.js';
+import { failIfInvalid, schemaErrorsOf } from '../request-validation.js';
+import { AuthorizeResultSchema, DiscoveryResultSchema, ErrorResponseSchema } from '../schemas.js';
+import { checkUrl } from '../validation.js';
+
+const IdParams = Type.Object({ id: Type.String() });
+/** The browser-binding cookie is sent only to the redirect route. */
+const COOKIE_PATH = '/oauth';
+
+/**
+ * The Authorization Code flow in the browser (API.md "Authentications": authorize, `/oauth/redirect`)
+ * and issuer discovery for the forms (`/api/discovery`).
+ */
+export async function oauthFlowRoutes(server: FastifyInstance, context: ApiContext): Promise<void> {
+  const { store, config } = context;
+  const metadata = new ProviderMetadata({ fetch: context.egress.fetch, timeoutMs: config.tokenTimeoutMs });
+  const flows = new AuthorizationFlows({
+    store,
+    keyRing: context.keyRing,
+    tokens: context.tokens,
+    metadata,
+    redirectUri: context.redirectUri,
+  });
+  const publicUrl = new URL(config.publicUrl);
+  const secureCookie = publicUrl.protocol === 'https:';
+  const homeUrl = `${config.publicUrl}/`;
+
+  server.post(
+    '/api/authentications/:id/authorize',
+    {
+      schema: {
+        tags: ['Authentications'],
+        summary: 'Start connecting an Authorization Code authentication',
+        description:
+          'Answers the provider’s authorization URL (state, PKCE S256 challenge, our redirect_uri) and sets an HttpOnly cookie binding the flow to this browser. The flow must be finished within 10 minutes, in the same browser.',
+        params: IdParams,
+        response: { 200: AuthorizeResultSchema, 400: ErrorResponseSchema, 404: ErrorResponseSchema },
+      },
+    },
+    async (request, reply) => {
+      const record = await store.authentications.get((request.params as { id: string }).id);
+      if (record === null) throw new Problem('not_found', 'No authentication with this id.');
+      const { authorizationUrl, browserBinding } = await flows.start(record);
+      reply.header('set-cookie', bindingCookie(browserBinding, FLOW_LIFETIME_MS / 1000, secureCookie));
+      return { authorizationUrl };
+    },
+  );
+
+  server.get(
+    '/oauth/redirect',
+    {
+      // Parameters are read from the raw query (duplicates must be seen, not coerced); the schema documents them.
+      attachValidation: true,
+      schema: {
+        tags: ['Authentications'],
+        summary: 'Where the provider sends the browser back (Authorization Code flow)',
+        description:
+          'Unauthenticated. Completes the flow and answers a small HTML page that says what happened and posts {type:"grantry:oauth",authenticationId,ok,error?} to the opener (Grantry’s origin only).',
+        querystring: Type.Object({
+          code: Type.Optional(Type.String()),
+          state: Type.Optional(Type.String()),
+          iss: Type.Optional(Type.String()),
+          error: Type.Optional(Type.String()),
+          error_description: Type.Optional(Type.String()),
+          error_uri: Type.Optional(Type.String()),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : '';
+      const parameters = new URLSearchParams(query);
+      let outcome: FlowOutcome;
+      try {
+        outcome = await flows.finish(parameters, parseCookies(request.headers.cookie));
+      } catch (error) {
+        outcome = {
+          ok: false,
+          authenticationId: null,
+          stage: 'state',
+          problem: new Problem(
+            'internal_error',
+            'Something went wrong inside Grantry; the details are in its log.',
+            {
+              cause: error,
+            },
+          ),
+        };
+      }
+      if (!outcome.ok && outcome.problem.code === 'internal_error') {
+        const cause = outcome.problem.cause;
+        request.log.error(
+          { err: cause instanceof Error ? { name: cause.name, stack: cause.stack } : { type: typeof cause } },
+          'authorization redirect failed',
+        );
+      }
+      const name =
+        outcome.authenticationId === null
+          ? null
+          : ((await store.authentications.get(outcome.authenticationId).catch(() => null))?.name ?? null);
+      const page = renderRedirectPage({
+        ok: outcome.ok,
+        authenticationId: outcome.authenticationId,
+        authenticationName: name,
+        problem: outcome.ok ? null : outcome.problem.toJSON(),
+        grantryOrigin: publicUrl.origin,
+        homeUrl,
+      });
+      const state = parameters.get('state');
+      if (state !== null && state !== '') {
+        // The flow is over either way: its cookie has nothing left to bind.
+        const cookie = { name: browserCookieNameForState(state), value: '' };
+        reply.header('set-cookie', bindingCookie(cookie, 0, secureCookie));
+      }
+      reply.status(pageStatus(outcome)).headers(page.headers);
+      return reply.send(page.html);
+    },
+  );
+
+  server.get(
+    '/api/discovery',
+    {
+      attachValidation: true,
+      schema: {
+        tags: ['Discovery'],
+        summary: 'Read an issuer’s OAuth metadata (RFC 8414 / OpenID Connect Discovery)',
+        description:
+          'Fills an authentication form from an issuer URL. Fields are null when the provider does not publish them. 502 when the metadata cannot be read or names another issuer.',
+        querystring: Type.Object({ issuer: Type.String({ minLength: 1, maxLength: 2000 }) }),
+        response: { 200: DiscoveryResultSchema, 400: ErrorResponseSchema, 502: ErrorResponseSchema },
+      },
+    },
+    async (request) => {
+      const schemaErrors = schemaErrorsOf(request).map((e) => ({ ...e, path: `/query${e.path}` }));
+      const issuer = (request.query as { issuer?: unknown }).issuer;
+      const ruleErrors = [];
+      let insecure = false;
+      if (typeof issuer === 'string' && schemaErrors.length === 0) {
+        const result = checkUrl(issuer, config.allowHttp);
+        if (result.rule !== 'ok') {
+          insecure = result.rule === 'insecure';
+          ruleErrors.push({ path: '/query/issuer', message: result.message ?? 'must be an https URL' });
+        }
+      }
+      failIfInvalid(schemaErrors, ruleErrors, insecure);
+      const found = await discover(issuer as string, {
+        fetch: context.egress.fetch,
+        timeoutMs: config.tokenTimeoutMs,
+      });
+      return {
+        issuer: found.issuer,
+        authorizationUrl: found.authorizationUrl,
+        tokenUrl: found.tokenUrl,
+        revocationUrl: found.revocationUrl,
+        grantTypes: found.grantTypes,
+        clientAuthMethods: found.clientAuthMethods,
+        scopes: found.scopes,
+      };
+    },
+  );
+}
+
+function pageStatus(outcome: FlowOutcome): number {
+  if (outcome.ok) return 200;
+  if (outcome.problem.code === 'internal_error') return 500;
+  // The provider or the network failed Grantry at the code exchange; anything earlier is a bad request.
+  return outcome.stage === 'exchange' ? 502 : 400;
+}
+
+/** HttpOnly (no script reads it), SameSite=Lax (sent on the provider's top-level redirect back). */
+function bindingCookie(binding: BrowserBinding, maxAgeSeconds: number, secure: boolean): string {
+  const parts = [
+    `${binding.name}=${binding.value}`,
+    `Path=${COOKIE_PATH}`,
+    `Max-Age=${maxAgeSeconds}`,
+    'HttpOnly',
+    'SameSite=Lax',
+  ];
+  if (secure) parts.push('Secure');
+  return parts.join('; ');
+}
+
+/** RFC 6265 §5.4 `Cookie` header → name/value pairs; the first of a repeated name wins. */
+export function parseCookies(header: string | undefined): Record<string, string> {
+  const cookies: Record<string, string> = Object.create(null);
+  if (header === undefined) return cookies;
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) continue;
+    const name = pair.slice(0, eq).trim();
+    if (name === '' || Object.hasOwn(cookies, name)) continue;
+    cookies[name] = pair.slice(eq + 1).trim();
+  }
+  return cookies;
+}
