@@ -5,17 +5,24 @@ import { AccessControl } from './api/access.js';
 import { createApiKey } from './api/api-keys.js';
 import type { ApiContext } from './api/context.js';
 import { authenticationRoutes } from './api/routes/authentications.js';
+import { connectorCallRoutes } from './api/routes/connector-calls.js';
 import { connectorRoutes } from './api/routes/connectors.js';
+import { metricsRoutes } from './api/routes/metrics.js';
+import { oauthFlowRoutes } from './api/routes/oauth-flow.js';
+import { proxyRoutes } from './api/routes/proxy.js';
 import { serviceRoutes } from './api/routes/service.js';
 import { webUiRoutes } from './api/routes/web-ui.js';
 import { createServer } from './api/server.js';
 import type { Config } from './config.js';
 import { Egress } from './egress/egress.js';
 import { createLogger } from './logger.js';
+import { Metrics } from './observability/metrics.js';
 import { type KeyRing, MasterKeyError } from './secrets/key-ring.js';
 import { loadKeyRing } from './secrets/master-key-source.js';
 import type { Store } from './store/contract.js';
 import { openStore } from './store/open-store.js';
+import { ProviderMetadata } from './tokens/provider-metadata.js';
+import { revokeOnDelete } from './tokens/revocation-on-delete.js';
 import { TokenManager } from './tokens/token-manager.js';
 import { UsageCounters } from './tokens/usage-counters.js';
 
@@ -31,6 +38,7 @@ export interface App {
   egress: Egress;
   tokens: TokenManager;
   usage: UsageCounters;
+  metrics: Metrics;
   server: FastifyInstance;
   /** Starts listening; resolves to the address. */
   listen(): Promise<string>;
@@ -99,12 +107,15 @@ export async function createApp(
 
     const redirectUri = `${config.publicUrl}/oauth/redirect`;
     const egress = new Egress({ mode: config.egress, allowHttp: config.allowHttp });
+    // Cache hits are read from the token manager only when scraped: its hot path keeps a plain count.
+    const metrics: Metrics = new Metrics({ cacheHits: (): number => tokens.cacheHits });
     const tokens = new TokenManager({
       store,
       keyRing,
       fetch: egress.fetch,
       tokenTimeoutMs: config.tokenTimeoutMs,
       redirectUri,
+      observe: metrics.observeTokens,
     });
     const usage = new UsageCounters(store);
     const access = new AccessControl({
@@ -113,12 +124,35 @@ export async function createApp(
       perKeyPerMinute: config.rateLimitPerMinute,
       failuresPerMinute: config.authFailuresPerMinute,
     });
-    const context: ApiContext = { config, store, keyRing, egress, tokens, usage, access, logger, redirectUri };
+    const context: ApiContext = {
+      config,
+      store,
+      keyRing,
+      egress,
+      tokens,
+      usage,
+      access,
+      logger,
+      metrics,
+      redirectUri,
+      revokeOnDelete: revokeOnDelete({
+        store,
+        keyRing,
+        fetch: egress.fetch,
+        timeoutMs: config.tokenTimeoutMs,
+        metadata: new ProviderMetadata({ fetch: egress.fetch, timeoutMs: config.tokenTimeoutMs }),
+        log: logger,
+      }),
+    };
     const server = createServer(context);
     await server.register(serviceRoutes, context);
     await server.register(authenticationRoutes, context);
     await server.register(connectorRoutes, context);
     // Route plugins of further areas are registered here, one line each.
+    await server.register(metricsRoutes, context);
+    await server.register(connectorCallRoutes, context);
+    await server.register(proxyRoutes, context);
+    await server.register(oauthFlowRoutes, context);
     await server.register(webUiRoutes);
 
     const app: App = {
@@ -129,6 +163,7 @@ export async function createApp(
       egress,
       tokens,
       usage,
+      metrics,
       server,
       async listen() {
         return server.listen({ port: config.port, host: config.host });

@@ -1,0 +1,105 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { ConnectorEngine, type ExecuteCall } from '../../connectors/execute.js';
+import type { ApiContext } from '../context.js';
+import { failIfInvalid, objectBody, schemaErrorsOf, typedFields } from '../request-validation.js';
+import {
+  ConnectorTestRequestSchema,
+  ConnectorTestResultSchema,
+  ErrorResponseSchema,
+  ExecuteRequestSchema,
+  ExecuteResultSchema,
+} from '../schemas.js';
+
+const IdParams = Type.Object({ id: Type.String() });
+const tags = ['Connectors'];
+const CALL_TYPES = { method: 'string', path: 'string', query: 'object', headers: 'object' } as const;
+
+const engines = new WeakMap<ApiContext, ConnectorEngine>();
+
+/**
+ * The one connector engine per composition root, shared by the execute/test routes and the proxy
+ * (one connector cache, one change subscription), closed with the server.
+ */
+export function connectorEngineOf(server: FastifyInstance, context: ApiContext): ConnectorEngine {
+  const existing = engines.get(context);
+  if (existing !== undefined) return existing;
+  const engine = new ConnectorEngine({
+    store: context.store,
+    egress: context.egress,
+    tokens: context.tokens,
+    usage: context.usage,
+    maxBodyBytes: context.config.executeMaxBodyBytes,
+  });
+  engines.set(context, engine);
+  server.addHook('onClose', async () => {
+    engine.close();
+    engines.delete(context);
+  });
+  return engine;
+}
+
+function callOf(body: Record<string, unknown>): Partial<ExecuteCall> {
+  const call: Partial<ExecuteCall> = typedFields<ExecuteCall>(body, CALL_TYPES);
+  if (body.body !== undefined) call.body = body.body;
+  return call;
+}
+
+/** Calls through a connector: execute (an integration step) and test (the product page's button). */
+export async function connectorCallRoutes(server: FastifyInstance, context: ApiContext): Promise<void> {
+  const engine = connectorEngineOf(server, context);
+
+  server.post(
+    '/api/connectors/:id/execute',
+    {
+      attachValidation: true,
+      schema: {
+        tags,
+        summary: 'Call the API through the connector',
+        description:
+          "Sends the request below the connector's base URL with the authentication's token. The upstream's own status (also 4xx/5xx) is data; `error` is added for a 401 (after one retry with a fresh token) or a 403. 424 needs_authorization, 502 when no token can be had or the API cannot be reached.",
+        params: IdParams,
+        body: ExecuteRequestSchema,
+        response: {
+          200: ExecuteResultSchema,
+          400: ErrorResponseSchema,
+          404: ErrorResponseSchema,
+          424: ErrorResponseSchema,
+          502: ErrorResponseSchema,
+        },
+      },
+    },
+    async (request) => {
+      const target = await engine.connector((request.params as { id: string }).id);
+      const { call, errors } = engine.prepare(target, callOf(objectBody(request.body)));
+      failIfInvalid(schemaErrorsOf(request), errors);
+      return engine.execute(target, call);
+    },
+  );
+
+  server.post(
+    '/api/connectors/:id/test',
+    {
+      attachValidation: true,
+      schema: {
+        tags,
+        summary: 'Test token fetch and API call in one',
+        description:
+          'Fetches (or reuses) a token and calls the API (default GET on the base URL). ok is true only when both steps succeed with a 2xx; a failed step carries its diagnosis.',
+        params: IdParams,
+        body: Type.Optional(ConnectorTestRequestSchema),
+        response: { 200: ConnectorTestResultSchema, 400: ErrorResponseSchema, 404: ErrorResponseSchema },
+      },
+    },
+    async (request) => {
+      const target = await engine.connector((request.params as { id: string }).id);
+      const { call, errors } = engine.prepare(target, callOf(objectBody(request.body)));
+      // No body at all means "the defaults" (GET on the base URL), which the schema cannot say.
+      failIfInvalid(
+        request.body === undefined || request.body === null ? [] : schemaErrorsOf(request),
+        errors,
+      );
+      return engine.test(target, call);
+    },
+  );
+}

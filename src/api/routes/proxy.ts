@@ -1,0 +1,70 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { asGatewayProblem } from '../../connectors/execute.js';
+import { forwardThroughConnector } from '../../connectors/proxy.js';
+import { Problem } from '../../problem.js';
+import type { ApiContext } from '../context.js';
+import { ErrorResponseSchema } from '../schemas.js';
+import { connectorEngineOf } from './connector-calls.js';
+
+const ERROR_HEADER = 'x-grantry-error';
+
+/**
+ * `ANY /proxy/:connectorId/<path>`: the connector engine as a transparent HTTP proxy. Bodies are
+ * never parsed or buffered here (a catch-all content-type parser leaves the raw stream to the
+ * engine, so the JSON body limit does not apply); failures answer the JSON error shape with an
+ * `x-grantry-error` header naming the code, so a caller can tell them from the upstream's own.
+ */
+export async function proxyRoutes(server: FastifyInstance, context: ApiContext): Promise<void> {
+  const engine = connectorEngineOf(server, context);
+  server.removeAllContentTypeParsers();
+  server.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+  async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const { connectorId } = request.params as { connectorId: string };
+    const raw = request.raw.url ?? '';
+    const prefix = `/proxy/${connectorId}`;
+    try {
+      if (!raw.startsWith(prefix)) {
+        throw new Problem('validation_failed', 'The proxied path is not allowed.', {
+          errors: [{ path: '/path', message: 'the connector id must be sent as it is, unencoded' }],
+        });
+      }
+      const target = await engine.connector(connectorId);
+      const answer = await forwardThroughConnector(engine, target, {
+        method: request.method,
+        target: raw.slice(prefix.length),
+        headers: request.headers,
+        body: request.raw,
+      });
+      reply.code(answer.status).headers(answer.headers);
+      if (answer.diagnosis !== null) reply.header(ERROR_HEADER, answer.diagnosis);
+      return reply.send(answer.body);
+    } catch (error) {
+      const problem =
+        error instanceof Problem && (error.code === 'validation_failed' || error.code === 'not_found')
+          ? error
+          : asGatewayProblem(error);
+      reply.header(ERROR_HEADER, problem.code);
+      throw problem;
+    }
+  }
+
+  const schema = {
+    tags: ['Proxy'],
+    summary: 'Forward a request through a connector',
+    description:
+      "Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's token, and streams the answer back unchanged. Grantry's own failures carry an x-grantry-error header.",
+    params: Type.Object({ connectorId: Type.String() }, { additionalProperties: true }),
+    response: {
+      400: ErrorResponseSchema,
+      404: ErrorResponseSchema,
+      424: ErrorResponseSchema,
+      502: ErrorResponseSchema,
+    },
+  };
+  // The methods of RFC 9110 §9.3 a REST API uses (CONNECT and TRACE make no sense through a proxy).
+  const method = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+  server.route({ method, url: '/proxy/:connectorId', schema, handler: handle });
+  server.route({ method, url: '/proxy/:connectorId/*', schema, handler: handle });
+}

@@ -1,0 +1,120 @@
+import { EgressError } from '../egress/egress-error.js';
+import type { ChangeEvent, ConnectorRecord, Store } from '../store/contract.js';
+import { type BaseTarget, compileBaseTarget } from './target-url.js';
+
+/**
+ * A connector compiled for the hot path: its base URL parsed and vetted once, its static query
+ * encoded once, its header names lower-cased once.
+ */
+export interface ConnectorTarget extends BaseTarget {
+  readonly id: string;
+  readonly name: string;
+  readonly baseUrl: string;
+  /** `host[:port]`, safe to show. */
+  readonly host: string;
+  readonly authId: string | null;
+  /** Static headers, names lower-cased. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timeoutMs: number;
+  /** Why the base URL cannot be used (not https, not parseable), or null. */
+  readonly urlProblem: EgressError | null;
+}
+
+/** Vets a base URL the way egress will (https, or http to loopback when allowed). */
+export type UrlCheck = (url: URL) => void;
+
+export function compileConnector(record: ConnectorRecord, checkUrl: UrlCheck): ConnectorTarget {
+  let parsed: URL;
+  let urlProblem: EgressError | null = null;
+  try {
+    parsed = new URL(record.baseUrl);
+    checkUrl(parsed);
+  } catch (error) {
+    parsed ??= new URL('https://invalid.invalid/');
+    urlProblem =
+      error instanceof EgressError
+        ? error
+        : new EgressError('insecure_url', '', "the connector's base URL is not a valid absolute URL");
+  }
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(record.headers)) headers[name.toLowerCase()] = value;
+  return {
+    ...compileBaseTarget(parsed, record.query),
+    id: record.id,
+    name: record.name,
+    baseUrl: record.baseUrl,
+    host: parsed.host,
+    authId: record.authenticationId,
+    headers,
+    timeoutMs: record.timeoutMs,
+    urlProblem,
+  };
+}
+
+/**
+ * Connectors in memory, loaded on first use and dropped when any instance changes them (the
+ * store's change feed reaches every instance). A load that races an invalidation is not kept:
+ * the entry it would fill was deleted, so the next call loads again.
+ */
+export class ConnectorCache {
+  readonly #store: Store;
+  readonly #checkUrl: UrlCheck;
+  readonly #entries = new Map<string, ConnectorTarget | Promise<ConnectorTarget | null>>();
+  readonly #unsubscribe: () => void;
+
+  constructor(store: Store, checkUrl: UrlCheck) {
+    this.#store = store;
+    this.#checkUrl = checkUrl;
+    this.#unsubscribe = store.subscribe((event) => this.#onChange(event));
+  }
+
+  /** The compiled connector, or null when there is no such connector. */
+  get(id: string): ConnectorTarget | Promise<ConnectorTarget | null> {
+    const entry = this.#entries.get(id);
+    if (entry !== undefined) return entry;
+    const loading: Promise<ConnectorTarget | null> = this.#store.connectors.get(id).then(
+      (record) => {
+        const target = record === null ? null : compileConnector(record, this.#checkUrl);
+        // Replace our own promise only: if it was invalidated meanwhile, the record may be stale.
+        if (this.#entries.get(id) === loading) {
+          if (target === null) this.#entries.delete(id);
+          else this.#entries.set(id, target);
+        }
+        return target;
+      },
+      (error: unknown) => {
+        if (this.#entries.get(id) === loading) this.#entries.delete(id);
+        throw error;
+      },
+    );
+    this.#entries.set(id, loading);
+    return loading;
+  }
+
+  close(): void {
+    this.#unsubscribe();
+    this.#entries.clear();
+  }
+
+  #onChange(event: ChangeEvent): void {
+    switch (event.kind) {
+      case 'connector_changed':
+      case 'connector_deleted':
+        this.#entries.delete(event.connectorId);
+        return;
+      case 'authentication_changed':
+      case 'authentication_deleted':
+        // A forced delete detaches connectors; drop every one that used it.
+        for (const [id, entry] of this.#entries) {
+          if (!isTarget(entry) || entry.authId === event.authId) this.#entries.delete(id);
+        }
+        return;
+      default:
+        return;
+    }
+  }
+}
+
+function isTarget(entry: ConnectorTarget | Promise<ConnectorTarget | null>): entry is ConnectorTarget {
+  return !(entry instanceof Promise);
+}

@@ -1,0 +1,121 @@
+/**
+ * Where a connector call goes: the connector's base URL, the caller's path below it, the connector's
+ * static query and the caller's query. The caller controls only the path and query, and the result
+ * never leaves the base URL: no other origin, no climbing above the base path.
+ *
+ * The origin is never re-parsed from caller input: the URL is built as `origin + basePath + path`
+ * from the base URL parsed once per connector, so `//host`, `https://host` or `@host` in a path can
+ * at worst name a path segment. Even so those shapes are refused, since they are always a mistake
+ * or an attack, and the encoded forms that some servers decode a second time (RFC 3986 §2.4 warns
+ * against it, proxies and frameworks do it anyway) are refused outright.
+ */
+
+export interface BaseTarget {
+  /** `https://host[:port]`, from the parsed base URL. */
+  readonly origin: string;
+  /** The base URL's path without its trailing slash ('' for the root). */
+  readonly basePath: string;
+  /** The base URL's path exactly as configured: what an empty call path goes to. */
+  readonly exactPath: string;
+  /** The connector's static query, already encoded, without `?` ('' when none). */
+  readonly staticQuery: string;
+}
+
+/** Compiles a base URL once (per connector, not per request). */
+export function compileBaseTarget(baseUrl: URL, query: Record<string, string>): BaseTarget {
+  const exactPath = baseUrl.pathname === '' ? '/' : baseUrl.pathname;
+  return {
+    origin: baseUrl.origin,
+    basePath: exactPath.replace(/\/+$/, ''),
+    exactPath,
+    staticQuery: new URLSearchParams(query).toString(),
+  };
+}
+
+export type ResolvedPath = { ok: true; pathAndQuery: string } | { ok: false; message: string };
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
+const CONTROL_OR_BACKSLASH = /[\u0000-\u001f\u007f\\]/;
+const SCHEME_START = /^\/*[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+const BAD_PERCENT = /%(?![0-9A-Fa-f]{2})/;
+/**
+ * Encoded `.`, `/`, `\`, NUL, a double-encoded one of those, and the overlong UTF-8 forms of `.` and
+ * `/` (%c0%ae, %c0%af) that old decoders accepted.
+ */
+const ENCODED_DANGER = /%(2e|2f|5c|00)|%25(2e|2f|5c|00)|%c[01]/i;
+/** RFC 3986 §3.3 pchar plus `%` (pre-encoded octets pass through as they are). */
+const PATH_UNSAFE = /[^A-Za-z0-9\-._~!$&'()*+,;=:@%]/gu;
+/** RFC 3986 §3.4 query characters plus `%`. */
+const QUERY_UNSAFE = /[^A-Za-z0-9\-._~!$&'()*+,;=:@%/?]/gu;
+
+/**
+ * Resolves a caller's `path[?query]` below the base path. Dot segments are resolved (RFC 3986
+ * §5.2.4); one that would climb above the base path is refused, as is every encoded variant.
+ * Characters that may not appear raw in a path are percent-encoded; existing `%XX` stay.
+ */
+export function resolveCallPath(base: BaseTarget, raw: string, extraQuery = ''): ResolvedPath {
+  if (CONTROL_OR_BACKSLASH.test(raw)) {
+    return { ok: false, message: 'must not contain control characters or backslashes' };
+  }
+  if (raw.includes('#')) return { ok: false, message: 'must not contain a fragment (#)' };
+  const queryAt = raw.indexOf('?');
+  const path = queryAt === -1 ? raw : raw.slice(0, queryAt);
+  const query = queryAt === -1 ? '' : raw.slice(queryAt + 1);
+  if (path.startsWith('//')) {
+    return { ok: false, message: 'must be a path below the base URL, not //host' };
+  }
+  if (SCHEME_START.test(path)) {
+    return { ok: false, message: 'must be a path below the base URL, not an absolute URL' };
+  }
+  if (BAD_PERCENT.test(raw)) return { ok: false, message: 'contains a malformed percent-encoding' };
+  if (ENCODED_DANGER.test(path)) {
+    return {
+      ok: false,
+      message: 'must not contain encoded dots, slashes, backslashes or NUL (%2e, %2f, %5c, %00)',
+    };
+  }
+
+  let resolved: string;
+  if (path === '' || path === '/') {
+    resolved = path === '' ? base.exactPath : `${base.basePath}/`;
+  } else {
+    const segments = path.split('/');
+    if (segments[0] === '') segments.shift();
+    const kept: string[] = [];
+    const last = segments.length - 1;
+    for (let index = 0; index <= last; index++) {
+      const segment = segments[index] as string;
+      if (segment === '.' || segment === '..') {
+        if (segment === '..') {
+          if (kept.length === 0) return { ok: false, message: 'must not climb above the base URL (..)' };
+          kept.pop();
+        }
+        // A trailing dot segment leaves a directory path (RFC 3986 §5.2.4).
+        if (index === last) kept.push('');
+        continue;
+      }
+      // `..;x` is `..` to servlet containers (path parameters), `．．` to servers that apply NFKC.
+      if (isDisguisedDotSegment(segment)) {
+        return { ok: false, message: 'must not contain disguised dot segments (..;, fullwidth dots)' };
+      }
+      kept.push(segment.replace(PATH_UNSAFE, encodeURIComponent));
+    }
+    resolved = `${base.basePath}/${kept.join('/')}`;
+  }
+
+  let fullQuery = base.staticQuery;
+  if (query !== '') {
+    const encoded = query.replace(QUERY_UNSAFE, encodeURIComponent);
+    fullQuery = fullQuery === '' ? encoded : `${fullQuery}&${encoded}`;
+  }
+  if (extraQuery !== '') fullQuery = fullQuery === '' ? extraQuery : `${fullQuery}&${extraQuery}`;
+  return { ok: true, pathAndQuery: fullQuery === '' ? resolved : `${resolved}?${fullQuery}` };
+}
+
+function isDisguisedDotSegment(segment: string): boolean {
+  const beforeParams = segment.includes(';') ? segment.slice(0, segment.indexOf(';')) : segment;
+  if (beforeParams === '.' || beforeParams === '..') return true;
+  if (!/[^ -~]/.test(segment)) return false; // printable ASCII only: nothing to normalise
+  const normalized = segment.normalize('NFKC');
+  return normalized === '.' || normalized === '..' || normalized.includes('/');
+}
