@@ -1,0 +1,144 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ApiFixture, startApiServer } from './support/api-server.js';
+import { spawnGrantry } from './support/grantry.js';
+import { type OidcFixture, startOidcProvider } from './support/oidc.js';
+
+/**
+ * Canary test: run every flow that handles a secret — create, token fetch, refresh, execute,
+ * proxy, a failing fetch, a 401 retry — with the log at debug level, then search the log, the
+ * database files and every API answer for each secret, token, refresh token, password and API key.
+ */
+describe('no secret leaves the service', () => {
+  let oidc: OidcFixture;
+  let api: ApiFixture;
+  const seen = new Set<string>();
+  const refreshTokens = new Set<string>();
+
+  beforeAll(async () => {
+    oidc = await startOidcProvider({
+      accessTokenTtl: 2,
+      clients: [
+        {
+          client_id: 'canary-cc',
+          client_secret: 'CANARY-CC-SECRET-91c2',
+          grant_types: ['client_credentials'],
+          token_endpoint_auth_method: 'client_secret_basic',
+        },
+        {
+          client_id: 'canary-pw',
+          client_secret: 'CANARY-PW-SECRET-44ab',
+          grant_types: ['password', 'refresh_token'],
+          token_endpoint_auth_method: 'client_secret_post',
+        },
+      ],
+      users: { alice: 'CANARY-PASSWORD-0d9e' },
+    });
+    // Opaque oidc-provider tokens are their jti: collect every refresh token the provider issues.
+    oidc.provider.on('refresh_token.saved', (token: { jti: string }) => refreshTokens.add(token.jti));
+    api = await startApiServer({
+      verify: async (token) => {
+        seen.add(token);
+        return (await oidc.verifyAccessToken(token)).active;
+      },
+    });
+  });
+  afterAll(async () => {
+    await api?.close();
+    await oidc?.close();
+  });
+
+  it('finds none in the log, the database or the answers', async () => {
+    const g = await spawnGrantry({ env: { GRANTRY_LOG_LEVEL: 'trace' } });
+    const answers: string[] = [];
+    const call = async (method: string, path: string, body?: unknown) => {
+      const answer = await g.api(method, path, body);
+      answers.push(answer.text, JSON.stringify([...answer.headers]));
+      return answer;
+    };
+    try {
+      const cc = await call('POST', '/api/authentications', {
+        name: 'canary cc',
+        type: 'oauth2',
+        grantType: 'client_credentials',
+        tokenUrl: oidc.tokenUrl,
+        clientId: 'canary-cc',
+        clientSecret: 'CANARY-CC-SECRET-91c2',
+      });
+      const pw = await call('POST', '/api/authentications', {
+        name: 'canary pw',
+        type: 'oauth2',
+        grantType: 'password',
+        tokenUrl: oidc.tokenUrl,
+        clientId: 'canary-pw',
+        clientSecret: 'CANARY-PW-SECRET-44ab',
+        clientAuthMethod: 'client_secret_post',
+        username: 'alice',
+        password: 'CANARY-PASSWORD-0d9e',
+      });
+      const wrong = await call('POST', '/api/authentications', {
+        name: 'canary wrong',
+        type: 'oauth2',
+        grantType: 'client_credentials',
+        tokenUrl: oidc.tokenUrl,
+        clientId: 'canary-cc',
+        clientSecret: 'CANARY-WRONG-SECRET-77f0',
+      });
+      for (const auth of [cc, pw, wrong]) {
+        const connector = await call('POST', '/api/connectors', {
+          name: `canary ${auth.body.id}`,
+          baseUrl: api.url,
+          authenticationId: auth.body.id,
+        });
+        await call('POST', `/api/authentications/${auth.body.id}/test`);
+        await call('POST', `/api/connectors/${connector.body.id}/execute`, { method: 'GET', path: '/echo' });
+        await call('POST', `/api/connectors/${connector.body.id}/test`, {});
+        const proxied = await fetch(`${g.url}/proxy/${connector.body.id}/echo?x=1`, {
+          headers: { authorization: `Bearer ${g.apiKey}` },
+        });
+        answers.push(await proxied.text());
+      }
+      // Expiry, refresh, invalidation and a 401 retry.
+      await new Promise((r) => setTimeout(r, 2_100));
+      await call('POST', `/api/authentications/${pw.body.id}/test`);
+      await call('POST', `/api/authentications/${pw.body.id}/invalidate`);
+      await call('POST', `/api/authentications/${pw.body.id}/test`);
+      api.setBehaviour({ kind: 'unauthorized-next', count: 1 });
+      const pwConnector = (await call('GET', '/api/connectors')).body.items.find(
+        (c: { authenticationId: string }) => c.authenticationId === pw.body.id,
+      );
+      await call('POST', `/api/connectors/${pwConnector.id}/execute`, { method: 'GET', path: '/echo' });
+      for (const auth of [cc, pw, wrong]) await call('GET', `/api/authentications/${auth.body.id}/events`);
+      await call('GET', '/api/authentications');
+    } finally {
+      await g.stop();
+    }
+
+    expect(seen.size).toBeGreaterThanOrEqual(3);
+    expect(refreshTokens.size).toBeGreaterThanOrEqual(1);
+    const canaries = [
+      'CANARY-CC-SECRET-91c2',
+      'CANARY-PW-SECRET-44ab',
+      'CANARY-WRONG-SECRET-77f0',
+      'CANARY-PASSWORD-0d9e',
+      g.apiKey,
+      ...seen,
+      ...refreshTokens,
+    ];
+    const places: Array<[string, string]> = [['answers', answers.join('\n')]];
+    for (const file of readdirSync(g.dataDir)) {
+      places.push([file, readFileSync(join(g.dataDir, file)).toString('latin1')]);
+    }
+    expect(places.some(([name]) => name.endsWith('.log'))).toBe(true);
+    expect(places.some(([name]) => name === 'grantry.db')).toBe(true);
+    for (const [name, content] of places) {
+      for (const canary of canaries) {
+        // Answers are allowed to echo nothing but what the test API echoed back: the API server's
+        // echo contains the Authorization header it received, which is the caller's own business.
+        if (name === 'answers' && seen.has(canary)) continue;
+        expect(content.includes(canary), `${canary.slice(0, 12)}… found in ${name}`).toBe(false);
+      }
+    }
+  }, 60_000);
+});
