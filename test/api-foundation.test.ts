@@ -353,7 +353,9 @@ describe('per-key rate limit', () => {
   it('is off by default, and limits requests per key per minute when GRANTRY_RATE_LIMIT is set', async () => {
     const unlimited = await startGrantry();
     try {
-      const statuses = await Promise.all(Array.from({ length: 50 }, () => unlimited.api('GET', '/api/connectors')));
+      const statuses = await Promise.all(
+        Array.from({ length: 50 }, () => unlimited.api('GET', '/api/connectors')),
+      );
       expect(statuses.every((a) => a.status === 200)).toBe(true);
     } finally {
       await unlimited.stop();

@@ -63,7 +63,12 @@ describe('token engine against oidc-provider', () => {
   }
 
   it('client_secret_basic form-encodes id and secret (RFC 6749 §2.3.1), and a burst of 200 makes one request', async () => {
-    const id = await createAuth({ grantType: 'client_credentials', clientId: 'svc-basic', clientSecret: SPECIAL_SECRET, scope: 'read' });
+    const id = await createAuth({
+      grantType: 'client_credentials',
+      clientId: 'svc-basic',
+      clientSecret: SPECIAL_SECRET,
+      scope: 'read',
+    });
     oidc.resetCounts();
     const tokens = await Promise.all(Array.from({ length: 200 }, () => g.app.tokens.get(id)));
     expect(oidc.tokenRequests.client_credentials).toBe(1);
@@ -106,10 +111,17 @@ describe('token engine against oidc-provider', () => {
   });
 
   it('explains a wrong client secret, remembers the failure and does not hammer the provider', async () => {
-    const id = await createAuth({ grantType: 'client_credentials', clientId: 'svc-basic', clientSecret: 'wrong' });
+    const id = await createAuth({
+      grantType: 'client_credentials',
+      clientId: 'svc-basic',
+      clientSecret: 'wrong',
+    });
     const test = await g.api('POST', `/api/authentications/${id}/test`);
     expect(test.body.ok).toBe(false);
-    expect(test.body.error).toMatchObject({ code: 'invalid_client', hint: expect.stringMatching(/Client ID/) });
+    expect(test.body.error).toMatchObject({
+      code: 'invalid_client',
+      hint: expect.stringMatching(/Client ID/),
+    });
     expect(test.body.error.provider.status).toBe(401);
     oidc.resetCounts();
     for (let i = 0; i < 5; i++) {
@@ -126,7 +138,10 @@ describe('token engine against oidc-provider', () => {
     // Fixing the secret clears the remembered failure at once.
     await g.api('PATCH', `/api/authentications/${id}`, { clientSecret: SPECIAL_SECRET });
     expect((await g.api('POST', `/api/authentications/${id}/test`)).body.ok).toBe(true);
-    expect((await g.api('GET', `/api/authentications/${id}`)).body).toMatchObject({ status: 'ready', lastError: null });
+    expect((await g.api('GET', `/api/authentications/${id}`)).body).toMatchObject({
+      status: 'ready',
+      lastError: null,
+    });
   });
 
   it('diagnoses a refused scope and a wrong password', async () => {
@@ -245,7 +260,11 @@ describe('token engine against oidc-provider', () => {
   });
 
   it('keeps tokens across a restart: a valid stored token is not fetched again', async () => {
-    const id = await createAuth({ grantType: 'client_credentials', clientId: 'svc-basic', clientSecret: SPECIAL_SECRET });
+    const id = await createAuth({
+      grantType: 'client_credentials',
+      clientId: 'svc-basic',
+      clientSecret: SPECIAL_SECRET,
+    });
     await g.app.tokens.get(id);
     const { TokenManager } = await import('../src/tokens/token-manager.js');
     const egress = new Egress({ mode: 'default', allowHttp: 'off' });
