@@ -87,7 +87,7 @@ describe.skipIf(databaseUrl === undefined)('several instances on one PostgreSQL'
     await schema?.drop();
   });
 
-  /** A password-grant authentication and a connector to the test API, created through instance 0. */
+  /** A password-grant authentication and a connector to the test API, created through one instance. */
   async function createConnector(
     settings: { tokenUrl?: string; audience?: string } = {},
   ): Promise<{ authId: string; connectorId: string }> {
@@ -136,7 +136,7 @@ describe.skipIf(databaseUrl === undefined)('several instances on one PostgreSQL'
 
   /** Sleeps until the stored access token has expired (the provider's TTL, read from the API). */
   async function waitForExpiry(authId: string): Promise<void> {
-    const view = await (cluster.pick(0) as SpawnedGrantry).api('GET', `/api/authentications/${authId}`);
+    const view = await cluster.pick(0).api('GET', `/api/authentications/${authId}`);
     const expiresAt = Date.parse(view.body.token.expiresAt as string);
     await sleep(Math.max(0, expiresAt - Date.now()) + 250);
   }
@@ -234,7 +234,8 @@ describe.skipIf(databaseUrl === undefined)('several instances on one PostgreSQL'
   }, 90_000);
 
   it('an invalidation on one instance reaches the others (LISTEN/NOTIFY): none keeps using the dropped token', async () => {
-    const { authId, connectorId } = await createConnector();
+    // Long-lived tokens: expiry must not be what makes the others let go of the dropped token.
+    const { authId, connectorId } = await createConnector({ audience: LONG_LIVED_API });
     const [first, second, third] = cluster.instances as SpawnedGrantry[];
     let seen = api.requests.length;
     await burst(connectorId, 30);
@@ -335,6 +336,7 @@ describe.skipIf(databaseUrl === undefined)('several instances on one PostgreSQL'
     expect(value('grantry_token_requests_total{outcome="success"}')).toBeGreaterThan(0);
     expect(value('grantry_token_cache_hits_total')).toBeGreaterThan(0);
     expect(value('grantry_lock_wait_seconds_count')).toBeGreaterThan(0);
+    expect(value('grantry_upstream_requests_total{status_class="2xx"}')).toBeGreaterThan(0);
     expect(metrics.text).toContain('# TYPE grantry_token_refreshes_total counter');
     expect(metrics.text).toContain('# TYPE grantry_upstream_requests_total counter');
     expect(metrics.text).toContain('# TYPE grantry_proxy_duration_seconds histogram');

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Egress } from '../egress/egress.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { KeyRing } from '../secrets/key-ring.js';
 import type { AuthenticationRecord, Store } from '../store/contract.js';
 import type { TokenManager } from '../tokens/token-manager.js';
@@ -18,6 +19,8 @@ export interface ApiContext {
   usage: UsageCounters;
   access: AccessControl;
   logger: Logger;
+  /** This instance's Prometheus metrics (GET /metrics); the connector engine counts upstream calls here. */
+  metrics: Metrics;
   /** The exact redirect URI to register at providers: `<GRANTRY_PUBLIC_URL>/oauth/redirect`. */
   redirectUri: string;
   /** Revokes an authentication's tokens at the provider before it is deleted (RFC 7009). */

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifySchema } from 'fastify';
+import { isProtected } from './protected-paths.js';
 
 declare module 'fastify' {
   interface FastifySchema {
@@ -82,7 +83,7 @@ export function buildOpenApiDocument(server: FastifyInstance, serverUrl: string)
     if (Object.keys(responses).length === 0)
       responses.default = { description: 'See the route description.' };
     op.responses = responses;
-    if (path.startsWith('/api/') || path.startsWith('/proxy/')) op.security = [{ apiKey: [] }];
+    if (isProtected(path)) op.security = [{ apiKey: [] }];
     paths[path] ??= {};
     paths[path][route.method] = op;
   }

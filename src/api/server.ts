@@ -10,6 +10,7 @@ import { Problem } from '../problem.js';
 import { MasterKeyError } from '../secrets/key-ring.js';
 import type { ApiContext } from './context.js';
 import { collectOpenApiRoutes } from './openapi.js';
+import { isProtected } from './protected-paths.js';
 import { schemaErrorsToFieldErrors } from './validation.js';
 
 /**
@@ -39,9 +40,7 @@ export function createServer(context: ApiContext): FastifyInstance {
 
   server.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
-    const path = request.url;
-    if (!path.startsWith('/api/') && !path.startsWith('/proxy/') && path !== '/api' && path !== '/metrics')
-      return;
+    if (!isProtected(pathOnly(request.url))) return;
     reply.header('cache-control', 'no-store');
     const decision = await context.access.check(request.headers.authorization, request.ip);
     if (decision.ok) return;

@@ -82,6 +82,14 @@ export interface RetryPolicy {
   maxRedirects: number;
 }
 
+/** Told about every upstream attempt (metrics); implemented by the composition root. */
+export interface UpstreamObserver {
+  upstreamResponded(status: number): void;
+  upstreamFailed(): void;
+}
+
+const NO_OBSERVER: UpstreamObserver = { upstreamResponded: () => {}, upstreamFailed: () => {} };
+
 export interface ConnectorEngineOptions {
   store: Store;
   egress: Egress;
@@ -90,6 +98,7 @@ export interface ConnectorEngineOptions {
   /** Upstream body bytes an execute result carries before it is marked truncated. */
   maxBodyBytes: number;
   retry?: Partial<RetryPolicy>;
+  observer?: UpstreamObserver;
 }
 
 const DEFAULT_RETRY: RetryPolicy = { retries: 2, baseDelayMs: 200, maxRetryAfterMs: 5_000, maxRedirects: 5 };
@@ -117,6 +126,7 @@ export class ConnectorEngine {
   readonly tokens: TokenManager;
   readonly usage: UsageCounters;
   readonly connectors: ConnectorCache;
+  readonly observer: UpstreamObserver;
   readonly #store: Store;
   readonly #maxBodyBytes: number;
   readonly #retry: RetryPolicy;
@@ -125,6 +135,7 @@ export class ConnectorEngine {
     this.egress = options.egress;
     this.tokens = options.tokens;
     this.usage = options.usage;
+    this.observer = options.observer ?? NO_OBSERVER;
     this.#store = options.store;
     this.#maxBodyBytes = options.maxBodyBytes;
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
@@ -259,7 +270,9 @@ export class ConnectorEngine {
       let response: EgressResponse;
       try {
         response = await this.egress.request({ url, method: call.method, headers, body: call.body, signal });
+        this.observer.upstreamResponded(response.status);
       } catch (error) {
+        this.observer.upstreamFailed();
         if (
           error instanceof EgressError &&
           RETRY_KINDS.has(error.kind) &&

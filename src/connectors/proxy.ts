@@ -84,7 +84,9 @@ export async function forwardThroughConnector(
     let response: Dispatcher.ResponseData;
     try {
       response = await engine.egress.dispatcher.request(request);
+      engine.observer.upstreamResponded(response.statusCode);
     } catch (error) {
+      engine.observer.upstreamFailed();
       throw engine.unreachable(error, target);
     }
     const status = response.statusCode;

@@ -30,6 +30,7 @@ export function connectorEngineOf(server: FastifyInstance, context: ApiContext):
     tokens: context.tokens,
     usage: context.usage,
     maxBodyBytes: context.config.executeMaxBodyBytes,
+    observer: context.metrics,
   });
   engines.set(context, engine);
   server.addHook('onClose', async () => {

@@ -19,6 +19,10 @@ export async function proxyRoutes(server: FastifyInstance, context: ApiContext):
   const engine = connectorEngineOf(server, context);
   server.removeAllContentTypeParsers();
   server.addContentTypeParser('*', (_request, _payload, done) => done(null));
+  // Encapsulated: measures the proxy routes only (time to the response's end, streaming included).
+  server.addHook('onResponse', async (_request, reply) => {
+    context.metrics.observeProxyDuration(reply.elapsedTime / 1000);
+  });
 
   async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const { connectorId } = request.params as { connectorId: string };
