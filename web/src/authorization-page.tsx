@@ -1,0 +1,311 @@
+import { useEffect, useRef, useState } from 'react';
+import { useAnnounce } from './announcer.js';
+import {
+  type AuthenticationStatus,
+  type AuthenticationView,
+  type ProblemView,
+  problemOf,
+} from './api-client.js';
+import { AuthenticationActions } from './authentication-actions.js';
+import {
+  type AuthenticationDraft,
+  AuthenticationForm,
+  draftFromAuthentication,
+  emptyAuthenticationDraft,
+} from './authentication-form.js';
+import { useConsoleData } from './console-data.js';
+import { formatDateTime, formatExpiry, grantTypeLabels, statusLabels } from './format.js';
+import { ProblemMessage } from './problem-message.js';
+import { SidePanel } from './side-panel.js';
+import { useStickyState } from './sticky-state.js';
+
+const statusTones: Record<AuthenticationStatus, string> = {
+  ready: 'info',
+  connected: 'success',
+  needs_authorization: 'warning',
+  error: 'error',
+};
+
+export function StatusBadge({ status }: { status: AuthenticationStatus }) {
+  return <span className={`badge ${statusTones[status]}`}>{statusLabels[status]}</span>;
+}
+
+const NEW = 'new';
+
+/** Path A: Security › Authorization — the list of authentications and their configuration panel. */
+export function AuthorizationPage() {
+  const { authentications, connectors, loadProblem, upsertAuthentication } = useConsoleData();
+  const announce = useAnnounce();
+  const [selected, setSelected] = useStickyState<string | null>('authorization.selected', () => null);
+  const [drafts, setDrafts] = useStickyState<Record<string, AuthenticationDraft>>(
+    'authorization.drafts',
+    () => ({}),
+  );
+  const [menuOpen, setMenuOpen] = useState(false);
+  const menuRef = useRef<HTMLDivElement>(null);
+  const firstItemRef = useRef<HTMLButtonElement>(null);
+
+  useEffect(() => {
+    if (!menuOpen) return;
+    firstItemRef.current?.focus();
+    // A click or focus that leaves the menu closes it.
+    const closeOutside = (event: Event) => {
+      if (!menuRef.current?.contains(event.target as Node | null)) setMenuOpen(false);
+    };
+    document.addEventListener('mousedown', closeOutside);
+    document.addEventListener('focusin', closeOutside);
+    return () => {
+      document.removeEventListener('mousedown', closeOutside);
+      document.removeEventListener('focusin', closeOutside);
+    };
+  }, [menuOpen]);
+
+  const selectedView =
+    selected && selected !== NEW ? authentications?.find((a) => a.id === selected) : undefined;
+  const draftKey = selected ?? '';
+  const draft =
+    drafts[draftKey] ?? (selectedView ? draftFromAuthentication(selectedView) : emptyAuthenticationDraft());
+  const connectorName = (id: string) => connectors?.find((c) => c.id === id)?.name ?? id;
+
+  const openNew = () => {
+    setMenuOpen(false);
+    // The menu item disappears; focus returns to its button first so that closing the panel lands there.
+    menuRef.current?.querySelector('button')?.focus();
+    setSelected(NEW);
+  };
+
+  const onSaved = (view: AuthenticationView) => {
+    upsertAuthentication(view);
+    setDrafts((all) => {
+      const next = { ...all };
+      delete next[NEW];
+      next[view.id] = { ...draftFromAuthentication(view), advancedOpen: draft.advancedOpen };
+      return next;
+    });
+    setSelected(view.id);
+  };
+
+  return (
+    <div className={selected ? 'page with-panel' : 'page'}>
+      <div className="page-main">
+        <header className="page-header">
+          <nav aria-label="Breadcrumb" className="breadcrumb">
+            <ol>
+              <li>Security</li>
+              <li aria-current="page">Authorization</li>
+            </ol>
+          </nav>
+          <div className="page-title-row">
+            <h1 tabIndex={-1}>Authorization</h1>
+            <div className="menu-anchor" ref={menuRef}>
+              <button
+                type="button"
+                className="button primary"
+                aria-haspopup="true"
+                aria-expanded={menuOpen}
+                aria-controls="new-authentication-menu"
+                onClick={() => setMenuOpen((open) => !open)}
+              >
+                + New Authentication
+              </button>
+              {menuOpen && (
+                <div className="menu" id="new-authentication-menu">
+                  <p className="menu-label">Authentication type</p>
+                  <button
+                    type="button"
+                    ref={firstItemRef}
+                    className="menu-item"
+                    aria-label="OAuth 2.0"
+                    aria-describedby="new-authentication-oauth2-desc"
+                    onClick={openNew}
+                    onKeyDown={(event) => {
+                      if (event.key === 'Escape') {
+                        event.preventDefault();
+                        setMenuOpen(false);
+                        menuRef.current?.querySelector('button')?.focus();
+                      }
+                    }}
+                  >
+                    <span className="menu-item-title">OAuth 2.0</span>
+                    <span className="menu-item-desc" id="new-authentication-oauth2-desc">
+                      Client Credentials, Password Grant or Authorization Code
+                    </span>
+                  </button>
+                </div>
+              )}
+            </div>
+          </div>
+          <p className="page-lede">
+            Saved OAuth 2.0 authentications. Connectors use them to call third-party APIs with a token that
+            Grantry fetches, caches and refreshes.
+          </p>
+        </header>
+
+        {loadProblem && <ProblemMessage problem={loadProblem} role="alert" />}
+        {authentications === null && !loadProblem && <p className="muted">Loading authentications…</p>}
+        {authentications && authentications.length === 0 && (
+          <div className="empty">
+            <p>No authentications yet.</p>
+            <button type="button" className="button secondary" onClick={openNew}>
+              Create an OAuth 2.0 authentication
+            </button>
+          </div>
+        )}
+        {authentications && authentications.length > 0 && (
+          <div className="table-wrap">
+            <table className="list">
+              <caption className="visually-hidden">Authentications</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col" className="col-secondary">
+                    Grant type
+                  </th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Token expiry</th>
+                  <th scope="col" className="col-secondary">
+                    Used by
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {authentications.map((auth) => (
+                  <tr key={auth.id} className={auth.id === selected ? 'selected' : undefined}>
+                    <th scope="row">
+                      <button
+                        type="button"
+                        className="link-button"
+                        aria-current={auth.id === selected ? 'true' : undefined}
+                        onClick={() => setSelected(auth.id)}
+                      >
+                        {auth.name}
+                      </button>
+                    </th>
+                    <td className="nowrap col-secondary">{grantTypeLabels[auth.grantType]}</td>
+                    <td className="nowrap">
+                      <StatusBadge status={auth.status} />
+                    </td>
+                    <td>
+                      {auth.token ? (
+                        <span title={auth.token.expiresAt ? formatDateTime(auth.token.expiresAt) : undefined}>
+                          {formatExpiry(auth.token.expiresAt)}
+                        </span>
+                      ) : (
+                        <span className="muted">No token</span>
+                      )}
+                    </td>
+                    <td className="col-secondary">
+                      {auth.usedBy.length === 0 ? (
+                        <span className="muted">Not used</span>
+                      ) : (
+                        auth.usedBy.map(connectorName).join(', ')
+                      )}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </div>
+
+      {selected && (selected === NEW || selectedView) && (
+        <SidePanel
+          panelKey={selected}
+          eyebrow={selectedView ? 'OAuth 2.0 authentication' : 'New authentication'}
+          title={selectedView ? selectedView.name : 'OAuth 2.0'}
+          headerExtra={
+            selectedView ? (
+              <p className="panel-meta">
+                <StatusBadge status={selectedView.status} />
+                <span className="muted">{grantTypeLabels[selectedView.grantType]}</span>
+                {selectedView.token && (
+                  <span className="muted">{formatExpiry(selectedView.token.expiresAt)}</span>
+                )}
+              </p>
+            ) : undefined
+          }
+          onClose={() => setSelected(null)}
+        >
+          <AuthenticationForm
+            key={selected}
+            idPrefix={`auth-${selected}`}
+            existing={selectedView ?? null}
+            draft={draft}
+            onDraftChange={(next) => setDrafts((all) => ({ ...all, [draftKey]: next }))}
+            onSaved={onSaved}
+          />
+          {selectedView && <AuthenticationActions authentication={selectedView} />}
+          {selectedView && (
+            <DeleteAuthentication
+              authentication={selectedView}
+              onDeleted={() => {
+                setSelected(null);
+                announce(`Authentication ${selectedView.name} deleted`);
+              }}
+            />
+          )}
+        </SidePanel>
+      )}
+    </div>
+  );
+}
+
+function DeleteAuthentication({
+  authentication,
+  onDeleted,
+}: {
+  authentication: AuthenticationView;
+  onDeleted: () => void;
+}) {
+  const { api, removeAuthentication, reload } = useConsoleData();
+  const [confirming, setConfirming] = useState(false);
+  const [problem, setProblem] = useState<ProblemView | null>(null);
+  const remove = async (force: boolean) => {
+    try {
+      await api.deleteAuthentication(authentication.id, force);
+      removeAuthentication(authentication.id);
+      if (force) await reload();
+      onDeleted();
+    } catch (error) {
+      setProblem(problemOf(error));
+    }
+  };
+  return (
+    <section className="panel-section danger-zone" aria-labelledby={`delete-${authentication.id}`}>
+      <h3 id={`delete-${authentication.id}`}>Delete</h3>
+      {!confirming ? (
+        <button type="button" className="button danger-outline" onClick={() => setConfirming(true)}>
+          Delete authentication…
+        </button>
+      ) : (
+        <div>
+          <p>
+            Delete <strong>{authentication.name}</strong>? Its stored tokens are revoked at the provider where
+            possible.
+          </p>
+          <div className="button-row">
+            <button
+              type="button"
+              className="button danger"
+              onClick={() => void remove(problem?.code === 'conflict')}
+            >
+              {problem?.code === 'conflict' ? 'Delete and detach from connectors' : 'Delete'}
+            </button>
+            <button
+              type="button"
+              className="button ghost"
+              onClick={() => {
+                setConfirming(false);
+                setProblem(null);
+              }}
+            >
+              Cancel
+            </button>
+          </div>
+        </div>
+      )}
+      <div aria-live="polite">{problem && <ProblemMessage problem={problem} />}</div>
+    </section>
+  );
+}

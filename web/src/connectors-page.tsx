@@ -1,0 +1,731 @@
+import { type FormEvent, useRef, useState } from 'react';
+import { useAnnounce } from './announcer.js';
+import {
+  type AuthenticationView,
+  type ConnectorCreate,
+  type ConnectorTestResult,
+  type ConnectorView,
+  type ExecuteResult,
+  type ProblemView,
+  problemOf,
+} from './api-client.js';
+import {
+  type AuthenticationDraft,
+  AuthenticationForm,
+  emptyAuthenticationDraft,
+} from './authentication-form.js';
+import { StatusBadge } from './authorization-page.js';
+import { ConnectButton, RedirectUri } from './connect-panel.js';
+import { useConsoleData } from './console-data.js';
+import { ErrorSummary, errorFor, fieldErrorsOf, TextField } from './field.js';
+import { formatDateTime, formatExpiry, grantTypeLabels, prettyJson } from './format.js';
+import { type KeyValueRow, KeyValueRows, recordFromRows, rowsFromRecord } from './key-value-rows.js';
+import { ProblemMessage } from './problem-message.js';
+import { SidePanel } from './side-panel.js';
+import { useStickyState, useUnsavedChangesGuard } from './sticky-state.js';
+
+const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'] as const;
+type Method = (typeof METHODS)[number];
+const CREATE_AUTHENTICATION = '__create__';
+
+interface ConnectorDraft {
+  name: string;
+  baseUrl: string;
+  headers: KeyValueRow[];
+  query: KeyValueRow[];
+  timeoutMs: string;
+  authenticationId: string;
+  creatingAuthentication: boolean;
+  authenticationDraft: AuthenticationDraft;
+  testMethod: Method;
+  testPath: string;
+  testBody: string;
+}
+
+function emptyConnectorDraft(): ConnectorDraft {
+  return {
+    name: '',
+    baseUrl: '',
+    headers: [],
+    query: [],
+    timeoutMs: '30000',
+    authenticationId: '',
+    creatingAuthentication: false,
+    authenticationDraft: emptyAuthenticationDraft(),
+    testMethod: 'GET',
+    testPath: '',
+    testBody: '',
+  };
+}
+
+function draftFromConnector(view: ConnectorView): ConnectorDraft {
+  return {
+    ...emptyConnectorDraft(),
+    name: view.name,
+    baseUrl: view.baseUrl,
+    headers: rowsFromRecord(view.headers),
+    query: rowsFromRecord(view.query),
+    timeoutMs: String(view.timeoutMs),
+    authenticationId: view.authenticationId ?? '',
+  };
+}
+
+function requestOf(draft: ConnectorDraft): ConnectorCreate {
+  const body: ConnectorCreate = {
+    name: draft.name.trim(),
+    baseUrl: draft.baseUrl.trim(),
+    authenticationId: draft.authenticationId || null,
+    headers: recordFromRows(draft.headers),
+    query: recordFromRows(draft.query),
+  };
+  const timeout = draft.timeoutMs.trim();
+  if (timeout) body.timeoutMs = /^\d+$/.test(timeout) ? Number(timeout) : Number.NaN;
+  return body;
+}
+
+function isConnectorDirty(draft: ConnectorDraft, view: ConnectorView | undefined): boolean {
+  if (!view) return true;
+  const next = requestOf(draft);
+  const same = (a: Record<string, string> | undefined, b: Record<string, string>) =>
+    JSON.stringify(Object.entries(a ?? {}).sort()) === JSON.stringify(Object.entries(b).sort());
+  return (
+    next.name !== view.name ||
+    next.baseUrl !== view.baseUrl ||
+    (next.authenticationId ?? null) !== view.authenticationId ||
+    !same(next.headers, view.headers) ||
+    !same(next.query, view.query) ||
+    (next.timeoutMs ?? 30000) !== view.timeoutMs
+  );
+}
+
+const NEW = 'new';
+
+const connectorFieldLabels: Record<string, string> = {
+  '/name': 'Name',
+  '/baseUrl': 'Base URL',
+  '/headers': 'Headers',
+  '/query': 'Query parameters',
+  '/timeoutMs': 'Timeout',
+  '/authenticationId': 'Authentication',
+};
+
+/** Path B: Integrations › REST API connectors — the list and the configuration sidebar. */
+export function ConnectorsPage() {
+  const { connectors, authentications, loadProblem } = useConsoleData();
+  const [selected, setSelected] = useStickyState<string | null>('connectors.selected', () => null);
+  const [drafts, setDrafts] = useStickyState<Record<string, ConnectorDraft>>('connectors.drafts', () => ({}));
+  const selectedView = selected && selected !== NEW ? connectors?.find((c) => c.id === selected) : undefined;
+  const draftKey = selected ?? '';
+  const draft = drafts[draftKey] ?? (selectedView ? draftFromConnector(selectedView) : emptyConnectorDraft());
+  const authName = (id: string | null) =>
+    id ? (authentications?.find((a) => a.id === id)?.name ?? id) : undefined;
+
+  return (
+    <div className={selected ? 'page with-panel' : 'page'}>
+      <div className="page-main">
+        <header className="page-header">
+          <nav aria-label="Breadcrumb" className="breadcrumb">
+            <ol>
+              <li>Integrations</li>
+              <li aria-current="page">REST API connectors</li>
+            </ol>
+          </nav>
+          <div className="page-title-row">
+            <h1 tabIndex={-1}>REST API connectors</h1>
+            <button type="button" className="button primary" onClick={() => setSelected(NEW)}>
+              + New Connector
+            </button>
+          </div>
+          <p className="page-lede">
+            Each connector is a REST API that integration steps call. Attach an authentication and Grantry
+            adds a valid token to every call.
+          </p>
+        </header>
+        {loadProblem && <ProblemMessage problem={loadProblem} role="alert" />}
+        {connectors === null && !loadProblem && <p className="muted">Loading connectors…</p>}
+        {connectors && connectors.length === 0 && (
+          <div className="empty">
+            <p>No connectors yet.</p>
+            <button type="button" className="button secondary" onClick={() => setSelected(NEW)}>
+              Create a REST API connector
+            </button>
+          </div>
+        )}
+        {connectors && connectors.length > 0 && (
+          <div className="table-wrap">
+            <table className="list">
+              <caption className="visually-hidden">REST API connectors</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Base URL</th>
+                  <th scope="col">Authentication</th>
+                  <th scope="col" className="col-secondary">
+                    Timeout
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {connectors.map((connector) => {
+                  const auth = authentications?.find((a) => a.id === connector.authenticationId);
+                  return (
+                    <tr key={connector.id} className={connector.id === selected ? 'selected' : undefined}>
+                      <th scope="row">
+                        <button
+                          type="button"
+                          className="link-button"
+                          aria-current={connector.id === selected ? 'true' : undefined}
+                          onClick={() => setSelected(connector.id)}
+                        >
+                          {connector.name}
+                        </button>
+                      </th>
+                      <td className="mono url-cell" title={connector.baseUrl}>
+                        {connector.baseUrl}
+                      </td>
+                      <td>
+                        {connector.authenticationId ? (
+                          <span className="auth-cell">
+                            {authName(connector.authenticationId)}{' '}
+                            {auth && <StatusBadge status={auth.status} />}
+                          </span>
+                        ) : (
+                          <span className="muted">None</span>
+                        )}
+                      </td>
+                      <td className="col-secondary">{(connector.timeoutMs / 1000).toLocaleString()} s</td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </div>
+      {selected && (selected === NEW || selectedView) && (
+        <SidePanel
+          panelKey={selected}
+          eyebrow={selectedView ? 'REST API connector' : 'New connector'}
+          title={selectedView ? selectedView.name : 'REST API connector'}
+          onClose={() => setSelected(null)}
+        >
+          <ConnectorSidebar
+            key={selected}
+            existing={selectedView}
+            draft={draft}
+            onDraftChange={(next) => setDrafts((all) => ({ ...all, [draftKey]: next }))}
+            onSaved={(view) => {
+              setDrafts((all) => {
+                const next = { ...all };
+                const previous = next[draftKey];
+                delete next[NEW];
+                next[view.id] = {
+                  ...draftFromConnector(view),
+                  testMethod: previous?.testMethod ?? 'GET',
+                  testPath: previous?.testPath ?? '',
+                  testBody: previous?.testBody ?? '',
+                };
+                return next;
+              });
+              setSelected(view.id);
+            }}
+            onDeleted={() => setSelected(null)}
+          />
+        </SidePanel>
+      )}
+    </div>
+  );
+}
+
+interface ConnectorSidebarProps {
+  existing: ConnectorView | undefined;
+  draft: ConnectorDraft;
+  onDraftChange: (draft: ConnectorDraft) => void;
+  onSaved: (view: ConnectorView) => void;
+  onDeleted: () => void;
+}
+
+function ConnectorSidebar({ existing, draft, onDraftChange, onSaved, onDeleted }: ConnectorSidebarProps) {
+  const { api, authentications, upsertConnector, upsertAuthentication, removeConnector, reload } =
+    useConsoleData();
+  const announce = useAnnounce();
+  const [saving, setSaving] = useState(false);
+  const [problem, setProblem] = useState<ProblemView | null>(null);
+  const summaryRef = useRef<HTMLDivElement>(null);
+  const errors = fieldErrorsOf(problem);
+  const formId = `connector-form-${existing?.id ?? NEW}`;
+  const id = (name: string) => `${formId}-${name}`;
+  const set = <K extends keyof ConnectorDraft>(key: K, value: ConnectorDraft[K]) =>
+    onDraftChange({ ...draft, [key]: value });
+  const dirty = isConnectorDirty(draft, existing);
+  useUnsavedChangesGuard(existing ? dirty : Boolean(draft.name.trim() || draft.baseUrl.trim()));
+  const selectedAuth = authentications?.find((a) => a.id === draft.authenticationId);
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    if (saving) return;
+    setSaving(true);
+    try {
+      const body = requestOf(draft);
+      const saved = existing ? await api.updateConnector(existing.id, body) : await api.createConnector(body);
+      upsertConnector(saved);
+      setProblem(null);
+      announce(`Connector ${saved.name} saved`);
+      // usedBy on authentications changed with the attachment.
+      void reload();
+      onSaved(saved);
+    } catch (error) {
+      setProblem(problemOf(error));
+      window.setTimeout(() => summaryRef.current?.focus(), 0);
+    } finally {
+      setSaving(false);
+    }
+  };
+
+  const chooseAuthentication = (value: string) => {
+    if (value === CREATE_AUTHENTICATION) {
+      onDraftChange({ ...draft, creatingAuthentication: true });
+      window.setTimeout(() => document.getElementById(`${id('new-auth')}-title`)?.focus(), 0);
+      return;
+    }
+    onDraftChange({ ...draft, authenticationId: value, creatingAuthentication: false });
+  };
+
+  const onAuthenticationCreated = (view: AuthenticationView) => {
+    upsertAuthentication(view);
+    onDraftChange({
+      ...draft,
+      authenticationId: view.id,
+      creatingAuthentication: false,
+      authenticationDraft: emptyAuthenticationDraft(),
+    });
+    announce(`Authentication ${view.name} created and selected. Save the connector to attach it.`);
+    window.setTimeout(() => document.getElementById(id('authenticationId'))?.focus(), 0);
+  };
+
+  return (
+    <>
+      <form id={formId} className="connector-form" noValidate onSubmit={(event) => void submit(event)}>
+        <ErrorSummary
+          problem={problem}
+          summaryRef={summaryRef}
+          fields={Object.entries(connectorFieldLabels).map(([pointer, label]) => ({
+            pointer,
+            label,
+            id: id(pointer.slice(1)),
+          }))}
+        />
+        <TextField
+          id={id('name')}
+          label="Name"
+          value={draft.name}
+          onChange={(value) => set('name', value)}
+          error={errorFor(errors, '/name', connectorFieldLabels['/name'] ?? '')}
+          placeholder="e.g. Billing API"
+        />
+        <TextField
+          id={id('baseUrl')}
+          label="Base URL"
+          type="url"
+          inputMode="url"
+          value={draft.baseUrl}
+          onChange={(value) => set('baseUrl', value)}
+          error={errorFor(errors, '/baseUrl', connectorFieldLabels['/baseUrl'] ?? '')}
+          placeholder="https://api.example.com/v1"
+        />
+        <KeyValueRows
+          idPrefix={id('headers')}
+          legend="Headers"
+          description="Static headers sent on every call. Authorization is added from the authentication."
+          keyLabel="Header"
+          valueLabel="Value"
+          addLabel="Add header"
+          rows={draft.headers}
+          onChange={(rows) => set('headers', rows)}
+          error={errorFor(errors, '/headers', connectorFieldLabels['/headers'] ?? '')}
+        />
+        <KeyValueRows
+          idPrefix={id('query')}
+          legend="Query parameters"
+          description="Static query parameters added to every call."
+          keyLabel="Parameter"
+          valueLabel="Value"
+          addLabel="Add parameter"
+          rows={draft.query}
+          onChange={(rows) => set('query', rows)}
+          error={errorFor(errors, '/query', connectorFieldLabels['/query'] ?? '')}
+        />
+        <TextField
+          id={id('timeoutMs')}
+          label="Timeout (milliseconds)"
+          inputMode="numeric"
+          value={draft.timeoutMs}
+          onChange={(value) => set('timeoutMs', value)}
+          error={errorFor(errors, '/timeoutMs', connectorFieldLabels['/timeoutMs'] ?? '')}
+          hint="From 1 to 300000. Default 30000."
+        />
+        <div className={errors['/authenticationId'] ? 'field has-error' : 'field'}>
+          <label htmlFor={id('authenticationId')}>Authentication</label>
+          <select
+            id={id('authenticationId')}
+            value={draft.creatingAuthentication ? CREATE_AUTHENTICATION : draft.authenticationId}
+            aria-invalid={errors['/authenticationId'] ? true : undefined}
+            aria-describedby={errors['/authenticationId'] ? id('authenticationId-error') : undefined}
+            onChange={(event) => chooseAuthentication(event.target.value)}
+          >
+            <option value="">No authentication</option>
+            {(authentications ?? []).map((auth) => (
+              <option key={auth.id} value={auth.id}>
+                {auth.name} — OAuth 2.0, {grantTypeLabels[auth.grantType]}
+              </option>
+            ))}
+            <option value={CREATE_AUTHENTICATION}>+ Create Authentication…</option>
+          </select>
+          {errors['/authenticationId'] && (
+            <p className="field-error" id={id('authenticationId-error')}>
+              {errorFor(errors, '/authenticationId', 'Authentication')}
+            </p>
+          )}
+        </div>
+        {!draft.creatingAuthentication && selectedAuth && (
+          <SelectedAuthentication authentication={selectedAuth} />
+        )}
+      </form>
+
+      {draft.creatingAuthentication && (
+        <div className="inline-create">
+          <AuthenticationForm
+            idPrefix={id('new-auth')}
+            title="Create Authentication · OAuth 2.0"
+            existing={null}
+            draft={draft.authenticationDraft}
+            onDraftChange={(next) => set('authenticationDraft', next)}
+            onSaved={onAuthenticationCreated}
+            onCancel={() => {
+              onDraftChange({ ...draft, creatingAuthentication: false });
+              window.setTimeout(() => document.getElementById(id('authenticationId'))?.focus(), 0);
+            }}
+          />
+        </div>
+      )}
+
+      <div className="form-actions sticky">
+        <button type="submit" form={formId} className="button primary" disabled={saving}>
+          {saving ? 'Saving…' : existing ? 'Save connector' : 'Create connector'}
+        </button>
+        <span className="muted" aria-live="polite">
+          {draft.creatingAuthentication
+            ? 'Finish or cancel the new authentication first to attach it.'
+            : dirty
+              ? existing
+                ? 'Unsaved changes.'
+                : ''
+              : 'All changes saved.'}
+        </span>
+      </div>
+
+      {existing ? (
+        <ConnectorTest connector={existing} draft={draft} onDraftChange={onDraftChange} dirty={dirty} />
+      ) : (
+        <p className="note info">Save the connector to test a call through it.</p>
+      )}
+
+      {existing && (
+        <DeleteConnector
+          connector={existing}
+          onDeleted={() => {
+            removeConnector(existing.id);
+            void reload();
+            onDeleted();
+          }}
+        />
+      )}
+    </>
+  );
+}
+
+/** What the chosen authentication is, and for Authorization Code, how to connect it. */
+function SelectedAuthentication({ authentication }: { authentication: AuthenticationView }) {
+  return (
+    <div className="selected-auth">
+      <p className="panel-meta">
+        <StatusBadge status={authentication.status} />
+        <span className="muted">{grantTypeLabels[authentication.grantType]}</span>
+        {authentication.token && (
+          <span className="muted">{formatExpiry(authentication.token.expiresAt)}</span>
+        )}
+      </p>
+      {authentication.warnings.map((warning) => (
+        <p key={warning} className="note warning">
+          {warning}
+        </p>
+      ))}
+      {authentication.grantType === 'authorization_code' && authentication.redirectUri && (
+        <>
+          <RedirectUri id={`selected-auth-${authentication.id}-redirect`} uri={authentication.redirectUri} />
+          <ConnectButton authentication={authentication} />
+        </>
+      )}
+    </div>
+  );
+}
+
+function ConnectorTest({
+  connector,
+  draft,
+  onDraftChange,
+  dirty,
+}: {
+  connector: ConnectorView;
+  draft: ConnectorDraft;
+  onDraftChange: (draft: ConnectorDraft) => void;
+  dirty: boolean;
+}) {
+  const { api, refreshAuthentication } = useConsoleData();
+  const announce = useAnnounce();
+  const [busy, setBusy] = useState(false);
+  const [result, setResult] = useState<ConnectorTestResult | null>(null);
+  const [problem, setProblem] = useState<ProblemView | null>(null);
+  const prefix = `connector-test-${connector.id}`;
+  const hasBody = draft.testMethod === 'POST' || draft.testMethod === 'PUT' || draft.testMethod === 'PATCH';
+
+  const run = async (event: FormEvent) => {
+    event.preventDefault();
+    setBusy(true);
+    setProblem(null);
+    try {
+      const request: { method: Method; path?: string; body?: unknown } = { method: draft.testMethod };
+      if (draft.testPath.trim()) request.path = draft.testPath.trim();
+      if (hasBody && draft.testBody.trim()) {
+        try {
+          request.body = JSON.parse(draft.testBody);
+        } catch {
+          request.body = draft.testBody;
+        }
+      }
+      const outcome = await api.testConnector(connector.id, request);
+      setResult(outcome);
+      const status = outcome.response ? ` — HTTP ${outcome.response.status}` : '';
+      announce(outcome.ok ? `Test succeeded${status}` : `Test failed${status}`);
+    } catch (error) {
+      setResult(null);
+      setProblem(problemOf(error));
+    } finally {
+      setBusy(false);
+      if (connector.authenticationId) void refreshAuthentication(connector.authenticationId);
+    }
+  };
+
+  return (
+    <section className="panel-section" aria-labelledby={`${prefix}-title`}>
+      <h3 id={`${prefix}-title`}>Test a call</h3>
+      <p className="muted">
+        Fetches a token through the attached authentication, then calls the API with it.
+      </p>
+      {dirty && <p className="note warning">The test uses the saved connector. Save to test your changes.</p>}
+      <form className="test-form" onSubmit={(event) => void run(event)} noValidate>
+        <div className="test-request">
+          <div className="field method">
+            <label htmlFor={`${prefix}-method`}>Method</label>
+            <select
+              id={`${prefix}-method`}
+              value={draft.testMethod}
+              onChange={(event) => onDraftChange({ ...draft, testMethod: event.target.value as Method })}
+            >
+              {METHODS.map((method) => (
+                <option key={method} value={method}>
+                  {method}
+                </option>
+              ))}
+            </select>
+          </div>
+          <TextField
+            id={`${prefix}-path`}
+            label="Path"
+            optional
+            value={draft.testPath}
+            onChange={(value) => onDraftChange({ ...draft, testPath: value })}
+            placeholder="/ (the base URL itself)"
+          />
+        </div>
+        {hasBody && (
+          <div className="field">
+            <label htmlFor={`${prefix}-body`}>
+              Body <span className="optional">(optional, JSON or text)</span>
+            </label>
+            <textarea
+              id={`${prefix}-body`}
+              rows={5}
+              className="mono"
+              spellCheck={false}
+              value={draft.testBody}
+              onChange={(event) => onDraftChange({ ...draft, testBody: event.target.value })}
+            />
+          </div>
+        )}
+        <div className="button-row">
+          <button type="submit" className="button primary" disabled={busy}>
+            {busy ? 'Testing…' : 'Test'}
+          </button>
+        </div>
+      </form>
+      <div className="test-output" role="status" aria-live="polite">
+        {problem && <ProblemMessage problem={problem} />}
+        {result && <ConnectorTestView result={result} />}
+      </div>
+    </section>
+  );
+}
+
+const sourceLabels = { cache: 'from cache', fetched: 'fetched', refreshed: 'refreshed' } as const;
+
+function statusTone(status: number): string {
+  if (status >= 200 && status < 300) return 'success';
+  if (status >= 400) return 'error';
+  return 'info';
+}
+
+export function ConnectorTestView({ result }: { result: ConnectorTestResult }) {
+  const token = result.token;
+  const response = result.response;
+  return (
+    <div className={result.ok ? 'result ok' : 'result failed'}>
+      <p className="result-title">
+        {result.ok ? (
+          <span className="badge success">Success</span>
+        ) : (
+          <span className="badge error">Failed</span>
+        )}{' '}
+        {result.ok ? 'Token and API call both worked.' : 'The test did not succeed.'}
+      </p>
+      <ol className="steps">
+        <li className={token && !token.ok ? 'step failed' : 'step'}>
+          <h4>1. Token</h4>
+          {!token && <p className="muted">No authentication attached: the call was sent without a token.</p>}
+          {token?.ok && (
+            <dl className="facts">
+              <dt>Result</dt>
+              <dd>
+                <span className="badge success">OK</span> {token.source ? sourceLabels[token.source] : ''}
+              </dd>
+              {token.tokenType && (
+                <>
+                  <dt>Type</dt>
+                  <dd>{token.tokenType}</dd>
+                </>
+              )}
+              <dt>Scope</dt>
+              <dd>{token.scope ? <code>{token.scope}</code> : <span className="muted">not stated</span>}</dd>
+              <dt>Expiry</dt>
+              <dd>
+                {token.expiresAt ? (
+                  <>
+                    {formatExpiry(token.expiresAt)}{' '}
+                    <span className="muted">({formatDateTime(token.expiresAt)})</span>
+                  </>
+                ) : (
+                  'No expiry given'
+                )}
+              </dd>
+            </dl>
+          )}
+          {token && !token.ok && token.error && <ProblemMessage problem={token.error} />}
+        </li>
+        <li className={response && response.status >= 400 ? 'step failed' : 'step'}>
+          <h4>2. API call</h4>
+          {response ? <ResponseView response={response} /> : <p className="muted">The API was not called.</p>}
+        </li>
+      </ol>
+      {result.error &&
+        token?.error?.code !== result.error.code &&
+        response?.error?.code !== result.error.code && <ProblemMessage problem={result.error} />}
+    </div>
+  );
+}
+
+function ResponseView({ response }: { response: ExecuteResult }) {
+  const payload = prettyJson(response.body);
+  const headerEntries = Object.entries(response.headers);
+  return (
+    <>
+      <dl className="facts">
+        <dt>Status</dt>
+        <dd>
+          <span className={`badge ${statusTone(response.status)}`}>{response.status}</span>
+        </dd>
+        <dt>Time</dt>
+        <dd>{Math.round(response.durationMs)} ms</dd>
+        <dt>Attempts</dt>
+        <dd>
+          {response.attempts}
+          {response.tokenRefreshed ? ' (the token was refreshed after a 401 and the call retried)' : ''}
+        </dd>
+      </dl>
+      {response.error && (
+        <div className="diagnosis">
+          <p className="provider-label">Diagnosis</p>
+          <ProblemMessage problem={response.error} providerLabel="The API said" />
+        </div>
+      )}
+      <details className="headers">
+        <summary>Response headers ({headerEntries.length})</summary>
+        <dl className="facts compact mono">
+          {headerEntries.map(([name, value]) => (
+            <div key={name} className="fact">
+              <dt>{name}</dt>
+              <dd>{Array.isArray(value) ? value.join(', ') : value}</dd>
+            </div>
+          ))}
+        </dl>
+      </details>
+      <p className="provider-label">Payload{response.truncated ? ' (truncated)' : ''}</p>
+      {payload ? (
+        // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable payload must be reachable by keyboard (WCAG 2.1.1).
+        <pre className="payload" tabIndex={0}>
+          <code>{payload}</code>
+        </pre>
+      ) : (
+        <p className="muted">Empty body.</p>
+      )}
+    </>
+  );
+}
+
+function DeleteConnector({ connector, onDeleted }: { connector: ConnectorView; onDeleted: () => void }) {
+  const { api } = useConsoleData();
+  const [confirming, setConfirming] = useState(false);
+  const [problem, setProblem] = useState<ProblemView | null>(null);
+  return (
+    <section className="panel-section danger-zone" aria-labelledby={`delete-${connector.id}`}>
+      <h3 id={`delete-${connector.id}`}>Delete</h3>
+      {!confirming ? (
+        <button type="button" className="button danger-outline" onClick={() => setConfirming(true)}>
+          Delete connector…
+        </button>
+      ) : (
+        <div>
+          <p>
+            Delete <strong>{connector.name}</strong>? Its authentication is kept.
+          </p>
+          <div className="button-row">
+            <button
+              type="button"
+              className="button danger"
+              onClick={() =>
+                void api
+                  .deleteConnector(connector.id)
+                  .then(onDeleted, (error: unknown) => setProblem(problemOf(error)))
+              }
+            >
+              Delete
+            </button>
+            <button type="button" className="button ghost" onClick={() => setConfirming(false)}>
+              Cancel
+            </button>
+          </div>
+        </div>
+      )}
+      <div aria-live="polite">{problem && <ProblemMessage problem={problem} />}</div>
+    </section>
+  );
+}

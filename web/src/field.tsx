@@ -1,0 +1,170 @@
+import type { ReactNode, Ref } from 'react';
+import type { ProblemView } from './api-client.js';
+import { ProblemMessage } from './problem-message.js';
+
+/** Messages from a `validation_failed` problem keyed by JSON pointer (`/tokenUrl`). */
+export type FieldErrors = Record<string, string>;
+
+export function fieldErrorsOf(problem: ProblemView | null): FieldErrors {
+  const result: FieldErrors = {};
+  for (const fieldError of problem?.errors ?? []) {
+    const path = fieldError.path || '/';
+    result[path] = result[path] ? `${result[path]}; ${fieldError.message}` : fieldError.message;
+  }
+  return result;
+}
+
+function decodePointerToken(token: string): string {
+  return token.replaceAll('~1', '/').replaceAll('~0', '~');
+}
+
+/** "must be an https URL" about "Token URL" reads "Token URL must be an https URL." */
+export function sentence(subject: string, message: string): string {
+  const text = /^[a-z]/.test(message) ? `${subject} ${message}` : message;
+  return /[.!?)]$/.test(text) ? text : `${text}.`;
+}
+
+/** The error for a field, including errors reported inside it (`/headers/Host` → `/headers`). */
+export function errorFor(errors: FieldErrors, pointer: string, label: string): string | undefined {
+  const own = errors[pointer];
+  const nested = Object.entries(errors)
+    .filter(([path]) => path.startsWith(`${pointer}/`))
+    .map(([path, message]) => sentence(decodePointerToken(path.slice(pointer.length + 1)), message));
+  const all = [own ? sentence(label, own) : undefined, ...nested].filter((text): text is string =>
+    Boolean(text),
+  );
+  return all.length > 0 ? all.join(' ') : undefined;
+}
+
+export interface SummaryField {
+  pointer: string;
+  label: string;
+  id: string;
+}
+
+interface ErrorSummaryProps {
+  problem: ProblemView | null;
+  summaryRef: Ref<HTMLDivElement>;
+  fields: SummaryField[];
+  /** Makes a field visible before focus moves to it (e.g. opens a collapsed section). */
+  onReveal?: (pointer: string) => void;
+}
+
+function focusField(id: string): void {
+  const element = document.getElementById(id);
+  if (!element) return;
+  const focusable = element.matches('input, select, textarea, button')
+    ? element
+    : element.querySelector<HTMLElement>('input:checked, input, select, textarea, button');
+  focusable?.focus();
+}
+
+/**
+ * What failed, at the top of a form: the problem in words, then each field error as a link that
+ * moves focus to its field. It takes focus after a failed save so a screen reader reads it.
+ */
+export function ErrorSummary({ problem, summaryRef, fields, onReveal }: ErrorSummaryProps) {
+  const errors = problem?.errors ?? [];
+  return (
+    <div ref={summaryRef} tabIndex={-1} className="form-summary" role={problem ? 'alert' : undefined}>
+      {problem && (
+        <div className="error-summary">
+          <ProblemMessage problem={problem} showFieldErrors={false} />
+          {errors.length > 0 && (
+            <ul className="error-links">
+              {errors.map((fieldError) => {
+                const target = fields.find(
+                  (f) => fieldError.path === f.pointer || fieldError.path.startsWith(`${f.pointer}/`),
+                );
+                const subject = target
+                  ? fieldError.path === target.pointer
+                    ? target.label
+                    : `${target.label} › ${decodePointerToken(fieldError.path.slice(target.pointer.length + 1))}`
+                  : fieldError.path || 'The request';
+                const text = sentence(subject, fieldError.message);
+                return (
+                  <li key={`${fieldError.path}:${fieldError.message}`}>
+                    {target ? (
+                      <a
+                        href={`#${target.id}`}
+                        onClick={(event) => {
+                          event.preventDefault();
+                          onReveal?.(target.pointer);
+                          window.setTimeout(() => focusField(target.id), 0);
+                        }}
+                      >
+                        {text}
+                      </a>
+                    ) : (
+                      <span>{text}</span>
+                    )}
+                  </li>
+                );
+              })}
+            </ul>
+          )}
+        </div>
+      )}
+    </div>
+  );
+}
+
+interface TextFieldProps {
+  id: string;
+  label: ReactNode;
+  value: string;
+  onChange: (value: string) => void;
+  error?: string | undefined;
+  hint?: ReactNode;
+  optional?: boolean;
+  type?: 'text' | 'url' | 'password' | 'number';
+  placeholder?: string;
+  autoComplete?: string;
+  inputMode?: 'text' | 'url' | 'numeric';
+  inputRef?: Ref<HTMLInputElement>;
+  trailing?: ReactNode;
+  readOnly?: boolean;
+}
+
+/** A labelled input whose hint and error are tied to it for screen readers. */
+export function TextField(props: TextFieldProps) {
+  const { id, label, value, onChange, error, hint, optional, type = 'text', placeholder } = props;
+  const describedBy = [hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ');
+  return (
+    <div className={error ? 'field has-error' : 'field'}>
+      <label htmlFor={id}>
+        {label}
+        {optional ? <span className="optional"> (optional)</span> : null}
+      </label>
+      {hint && (
+        <p className="field-hint" id={`${id}-hint`}>
+          {hint}
+        </p>
+      )}
+      <div className="input-row">
+        <input
+          id={id}
+          ref={props.inputRef}
+          type={type}
+          value={value}
+          placeholder={placeholder}
+          autoComplete={props.autoComplete ?? 'off'}
+          inputMode={props.inputMode}
+          spellCheck={false}
+          readOnly={props.readOnly}
+          aria-required={optional ? undefined : true}
+          aria-invalid={error ? true : undefined}
+          aria-describedby={describedBy || undefined}
+          onChange={(event) => onChange(event.target.value)}
+        />
+        {props.trailing}
+      </div>
+      {error && (
+        <p className="field-error" id={`${id}-error`}>
+          <span aria-hidden="true">⚠ </span>
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}
