@@ -141,7 +141,7 @@ describe('OAuth grants against a real oidc-provider over HTTPS', () => {
         ),
       );
       expect(problem.code).toBe('invalid_client');
-      expect(problem.hint).toContain('set clientAuthMethod to client_secret_basic');
+      expect(problem.hint).toContain('(clientAuthMethod, under Advanced) to client_secret_basic');
       expectNoSecrets(problem, SPECIAL_SECRET);
     });
 

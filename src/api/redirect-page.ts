@@ -47,9 +47,9 @@ export function renderRedirectPage(input: RedirectPageInput): RedirectPage {
   const name = input.authenticationName === null ? '' : ` “${escapeHtml(input.authenticationName)}”`;
   const body: string[] = [];
   if (input.ok) {
+    // A popup closes itself (script below); a full-page flow goes on with the link at the bottom.
     body.push(
-      `<p>Grantry is now connected${name}: the provider granted access and Grantry holds a token for it.</p>`,
-      '<p>You can close this window.</p>',
+      `<p>The authentication${name} is connected: the provider granted access, and Grantry now holds its tokens and keeps them fresh.</p>`,
     );
   } else {
     const problem = input.problem;

@@ -46,7 +46,7 @@ describe('diagnose: provider OAuth errors', () => {
     expect(problem).toBeInstanceOf(OAuthError);
     expect(problem.code).toBe('invalid_client');
     expect(problem.hint).toContain('Check the Client ID and Client Secret');
-    expect(problem.hint).toContain('set clientAuthMethod to client_secret_post');
+    expect(problem.hint).toContain('(clientAuthMethod, under Advanced) to client_secret_post');
     expect(problem.toJSON().provider).toEqual({
       status: 401,
       error: 'invalid_client',
@@ -58,7 +58,7 @@ describe('diagnose: provider OAuth errors', () => {
     const problem = diagnose(providerAnswer({ error: 'invalid_client' }, 401), {
       clientAuthMethod: 'client_secret_post',
     });
-    expect(problem.hint).toContain('set clientAuthMethod to client_secret_basic');
+    expect(problem.hint).toContain('(clientAuthMethod, under Advanced) to client_secret_basic');
   });
 
   it('invalid_grant for the password grant names the username and password', () => {

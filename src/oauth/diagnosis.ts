@@ -107,7 +107,7 @@ function diagnoseProviderAnswer(error: OAuthError, context: DiagnosisContext): O
       const where =
         other === 'client_secret_post' ? 'in the request body' : 'in an HTTP Basic Authorization header';
       message = `The provider rejected the client credentials${said}.`;
-      hint = `Check the Client ID and Client Secret. If they are right, the provider may expect them ${where}: set clientAuthMethod to ${other}.`;
+      hint = `Check the Client ID and Client Secret. If they are right, the provider may expect them ${where}: set the client authentication method (clientAuthMethod, under Advanced) to ${other}.`;
       break;
     }
     case 'invalid_grant':

@@ -15,7 +15,9 @@ export async function webUiRoutes(server: FastifyInstance): Promise<void> {
     await server.register(fastifyStatic, {
       root,
       prefix: '/',
-      wildcard: false,
+      // Serve whatever web/dist holds now, so a rebuild needs no restart; misses fall through to
+      // the not-found handler below (SPA fallback or the JSON 404).
+      wildcard: true,
       index: ['index.html'],
       setHeaders: (res) => {
         res.setHeader('x-content-type-options', 'nosniff');
