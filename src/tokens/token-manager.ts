@@ -171,7 +171,16 @@ export class TokenManager {
     // Single-flight: every caller for this authentication shares one fetch. A forced caller
     // joins a flight already under way, since that flight yields a token newer than its own.
     const running = this.#inflight.get(authId);
-    if (running !== undefined) return running;
+    if (running === undefined) return this.#startFlight(authId, options);
+    const result = await running;
+    // The flight joined was an ordinary one that re-used the very token this caller was refused.
+    if (options.rejected !== undefined && result.token.version === options.rejected.version) {
+      return this.#inflight.get(authId) ?? this.#startFlight(authId, options);
+    }
+    return result;
+  }
+
+  #startFlight(authId: string, options: GetOptions): Promise<TokenResult> {
     const flight = this.#fly(authId, options).finally(() => this.#inflight.delete(authId));
     this.#inflight.set(authId, flight);
     return flight;
