@@ -1,0 +1,172 @@
+/**
+ * 2. The proxy over HTTP and 3. the execute API, each under autocannon, against a minimal Node
+ * forwarder to the same upstream. Grantry, the forwarder and the upstream each run in a process of
+ * their own; autocannon runs here.
+ *
+ * The upstream speaks plain HTTP on loopback: TLS to the upstream would cost both sides the same
+ * and only dilute the difference being measured.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startChild } from '../child-process.js';
+import { authenticationBody, grantryEnv, managementApi, startOidc, startUpstream } from '../environment.js';
+import { compared, type FigureRow, progress, writeScenarioOutput } from '../figures.js';
+import { type HttpLoadOptions, type HttpLoadResult, httpLoad } from '../load.js';
+import { alternate, processCpuMicros } from '../statistics.js';
+
+const ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 3);
+const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
+const CONNECTIONS = 32;
+
+interface Measured extends HttpLoadResult {
+  /** user + system CPU of the process under test, per answered request (Linux /proc only). */
+  cpuMicrosPerRequest: number;
+}
+
+/** Runs a load and charges the CPU the serving process used meanwhile to each request. */
+async function withCpu(pid: number, run: () => Promise<HttpLoadResult>): Promise<Measured> {
+  const before = processCpuMicros(pid);
+  const result = await run();
+  const used = processCpuMicros(pid) - before;
+  return { ...result, cpuMicrosPerRequest: used / result.requests };
+}
+
+const upstream = await startUpstream('http');
+const oidc = await startOidc();
+const profileDir = process.env.BENCH_CPU_PROF_DIR;
+const dataDir = mkdtempSync(join(tmpdir(), 'grantry-bench-'));
+const env = grantryEnv(dataDir);
+const grantry = await startChild<{ url: string }>('servers/grantry-instance.ts', {
+  env,
+  // `npm run bench -- --cpu-prof`: a V8 CPU profile of the Grantry process, written as it exits.
+  nodeArgs: profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}/grantry`],
+});
+const api = managementApi(grantry.info.url, env.GRANTRY_API_KEY as string);
+const forwarder = await startChild<{ url: string }>('servers/forwarder.ts', {
+  env: { FORWARD_TO: upstream.info.url, FORWARD_AUTHORIZATION: 'Bearer constant-bench-token' },
+  nodeArgs: profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}/forwarder`],
+});
+try {
+  const auth = await api<{ id: string }>(
+    'POST',
+    '/api/authentications',
+    authenticationBody(oidc.info.tokenUrl, 'data plane'),
+  );
+  const connector = await api<{ id: string }>('POST', '/api/connectors', {
+    name: 'data plane',
+    baseUrl: upstream.info.url,
+    authenticationId: auth.id,
+  });
+  const callerKey = { authorization: `Bearer ${env.GRANTRY_API_KEY}` };
+  const load = (options: Omit<HttpLoadOptions, 'connections' | 'durationSeconds'>, seconds = SECONDS) =>
+    httpLoad({ ...options, connections: CONNECTIONS, durationSeconds: seconds });
+  const sides = {
+    proxy: () =>
+      withCpu(grantry.pid, () =>
+        load({ url: `${grantry.info.url}/proxy/${connector.id}/text`, headers: callerKey }),
+      ),
+    forwarder: () => withCpu(forwarder.pid, () => load({ url: `${forwarder.info.url}/text` })),
+    execute: () =>
+      withCpu(grantry.pid, () =>
+        load({
+          url: `${grantry.info.url}/api/connectors/${connector.id}/execute`,
+          method: 'POST',
+          headers: { ...callerKey, 'content-type': 'application/json' },
+          body: JSON.stringify({ method: 'GET', path: '/text' }),
+        }),
+      ),
+  };
+
+  progress('data plane: warming up (token fetch, connection pools, JIT)');
+  for (const side of Object.values(sides)) await side();
+  // BENCH_HTTP_ONLY=proxy (or forwarder, execute): load one side only, e.g. while profiling it.
+  const onlySide = process.env.BENCH_HTTP_ONLY as keyof typeof sides | undefined;
+  if (onlySide !== undefined) {
+    for (let round = 0; round < ROUNDS; round++) {
+      const value = await sides[onlySide]();
+      progress(
+        `${onlySide}: ${value.requestsPerSecond.toFixed(0)} req/s, ${value.cpuMicrosPerRequest.toFixed(0)} µs CPU/request`,
+      );
+    }
+    await Promise.all([forwarder.stop(), grantry.stop(), oidc.stop(), upstream.stop()]);
+    process.exit(0);
+  }
+  const tokenRequestsBefore = await oidc.tokenRequests();
+  const results = await alternate(ROUNDS, sides, (side, round, value) =>
+    progress(
+      `data plane round ${round + 1} ${side}: ${value.requestsPerSecond.toFixed(0)} req/s, p50 ${value.p50.toFixed(2)} ms, p99 ${value.p99.toFixed(2)} ms, ${value.cpuMicrosPerRequest.toFixed(0)} µs CPU/request${value.failures > 0 ? `, ${value.failures} FAILURES` : ''}`,
+    ),
+  );
+  const tokenRequestsDuring = (await oidc.tokenRequests()) - tokenRequestsBefore;
+  const failures = (runs: Measured[]) => runs.reduce((sum, r) => sum + r.failures, 0);
+  const pick = (runs: Measured[], key: 'requestsPerSecond' | 'p50' | 'p99' | 'cpuMicrosPerRequest') =>
+    runs.map((r) => r[key]);
+  const cpuRow = (subject: Measured[], baseline: Measured[]): FigureRow[] =>
+    subject.every((r) => Number.isFinite(r.cpuMicrosPerRequest))
+      ? [
+          compared(
+            'CPU time of the serving process per request',
+            'µs',
+            pick(subject, 'cpuMicrosPerRequest'),
+            pick(baseline, 'cpuMicrosPerRequest'),
+          ),
+        ]
+      : [];
+  const versus = (subject: Measured[], baseline: Measured[], targets: boolean): FigureRow[] => [
+    compared(
+      'throughput',
+      'req/s',
+      pick(subject, 'requestsPerSecond'),
+      pick(baseline, 'requestsPerSecond'),
+      targets ? { text: '≥ 0.85×', test: (ratio) => ratio >= 0.85 } : undefined,
+    ),
+    compared('latency p50', 'ms', pick(subject, 'p50'), pick(baseline, 'p50')),
+    compared(
+      'latency p99',
+      'ms',
+      pick(subject, 'p99'),
+      pick(baseline, 'p99'),
+      targets ? { text: '≤ 1.20×', test: (ratio) => ratio <= 1.2 } : undefined,
+    ),
+    ...cpuRow(subject, baseline),
+  ];
+  const method = `autocannon, ${CONNECTIONS} connections, ${ROUNDS} alternating rounds of ${SECONDS} s per side (proxy, forwarder, execute), GET /text on the plain-HTTP upstream`;
+  const failureNote = (name: string, runs: Measured[]) =>
+    `${name}: ${failures(runs)} non-2xx responses or errors during the measured rounds.`;
+
+  writeScenarioOutput({
+    sections: [
+      {
+        id: 'proxy',
+        title: '2. Proxy over HTTP',
+        subjectName:
+          'Grantry `GET /proxy/:connectorId/text` (API key check, connector cache, token, undici to upstream, streamed back)',
+        baselineName: 'minimal Node forwarder: http server + constant header + undici Pool, piped',
+        method,
+        rows: versus(results.proxy, results.forwarder, true),
+        notes: [
+          failureNote('Proxy', results.proxy),
+          failureNote('Forwarder', results.forwarder),
+          `Token requests during the measured rounds: ${tokenRequestsDuring}.`,
+        ],
+      },
+      {
+        id: 'execute',
+        title: '3. Execute API',
+        subjectName:
+          'Grantry `POST /api/connectors/:id/execute` `{"method":"GET","path":"/text"}` (JSON in, JSON out)',
+        baselineName: 'the same minimal forwarder, same upstream route',
+        method,
+        rows: versus(results.execute, results.forwarder, false),
+        notes: [failureNote('Execute', results.execute)],
+      },
+    ],
+  });
+} finally {
+  await forwarder.stop();
+  await grantry.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+  await oidc.stop();
+  await upstream.stop();
+}
