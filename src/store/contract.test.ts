@@ -409,6 +409,16 @@ describe.each(targets)('store contract: $name', (target) => {
       expect(await store.tokens.compareAndSwap(randomUUID(), 1, tokenWrite())).toBeNull();
     });
 
+    it('lists every token row in one call', async () => {
+      const a = await insertAuthentication();
+      const b = await insertAuthentication();
+      const written = await store.tokens.compareAndSwap(a.id, null, tokenWrite());
+      await store.tokens.compareAndSwap(b.id, null, tokenWrite({ accessToken: 'sealed:b' }));
+      const rows = await store.tokens.list();
+      expect(rows).toContainEqual(written);
+      expect(rows.find((r) => r.authId === b.id)?.accessToken).toBe('sealed:b');
+    });
+
     it('lets exactly one of two concurrent swaps with the same expected version win', async () => {
       const auth = await insertAuthentication();
       await store.tokens.compareAndSwap(auth.id, null, tokenWrite());

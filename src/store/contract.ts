@@ -153,6 +153,8 @@ export interface ConnectorRepository {
 
 export interface TokenRepository {
   get(authId: string): Promise<TokenRecord | null>;
+  /** Every token row, in one query (for listing authentications with their token metadata). */
+  list(): Promise<TokenRecord[]>;
   /**
    * Compare-and-swap: writes only if the stored version is `expectedVersion` (null: no row yet).
    * Returns the new record, or null when someone else wrote first — the caller must re-read.

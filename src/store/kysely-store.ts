@@ -346,6 +346,7 @@ export class KyselyStore implements Store {
           .executeTakeFirst();
         return row ? tokenFromRow(row) : null;
       },
+      list: async () => (await db.selectFrom('tokens').selectAll().execute()).map(tokenFromRow),
       compareAndSwap: async (authId, expectedVersion, write) => {
         // One statement each way, so the check and the write cannot be split by another writer.
         const row =

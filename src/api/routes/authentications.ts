@@ -132,10 +132,13 @@ export async function authenticationRoutes(server: FastifyInstance, context: Api
     '/api/authentications',
     { schema: { tags, summary: 'List authentications', response: { 200: AuthenticationListSchema } } },
     async () => {
-      const [records, connectors] = await Promise.all([
+      // Three queries whatever the number of authentications: no query per row.
+      const [records, connectors, tokenRows] = await Promise.all([
         store.authentications.list(),
         store.connectors.list(),
+        store.tokens.list(),
       ]);
+      const tokensByAuth = new Map(tokenRows.map((t) => [t.authId, t]));
       const usedBy = new Map<string, string[]>();
       for (const c of connectors) {
         if (c.authenticationId === null) continue;
@@ -143,7 +146,11 @@ export async function authenticationRoutes(server: FastifyInstance, context: Api
         list.push(c.id);
         usedBy.set(c.authenticationId, list);
       }
-      return { items: await Promise.all(records.map((r) => view(r, usedBy.get(r.id) ?? []))) };
+      return {
+        items: records.map((r) =>
+          authenticationView(r, tokensByAuth.get(r.id) ?? null, usedBy.get(r.id) ?? [], context.redirectUri),
+        ),
+      };
     },
   );
 
