@@ -170,7 +170,7 @@ export async function createApp(
       },
       async close() {
         await server.close();
-        tokens.close();
+        await tokens.close();
         await usage.close();
         await egress.close();
         await store.close();

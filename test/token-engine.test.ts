@@ -279,7 +279,7 @@ describe('token engine against oidc-provider', () => {
     const result = await restarted.acquire(id);
     expect(result.source).toBe('cache');
     expect(oidc.tokenRequests.total).toBe(0);
-    restarted.close();
+    await restarted.close();
     await egress.close();
   });
 

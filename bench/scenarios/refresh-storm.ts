@@ -74,7 +74,7 @@ async function openInstances(databaseUrl: string, count: number): Promise<Instan
 
 async function closeInstances(instances: Instance[]): Promise<void> {
   for (const instance of instances) {
-    instance.tokens.close();
+    await instance.tokens.close();
     await instance.egress.close();
     await instance.store.close();
   }

@@ -65,9 +65,10 @@ export class AccessControl {
   }
 
   async #verify(key: string, now: number): Promise<string | null> {
-    const hash = hashApiKey(key);
-    const known = this.#known.get(hash);
+    // Keyed by the key itself: a hit costs a map lookup, no hash (the key is in memory anyway).
+    const known = this.#known.get(key);
     if (known !== undefined && now < known.until) return known.keyId;
+    const hash = hashApiKey(key);
     let keyId: string | null = null;
     if (this.#bootstrapHash !== null && sameDigest(hash, this.#bootstrapHash)) {
       keyId = 'bootstrap';
@@ -80,7 +81,7 @@ export class AccessControl {
     }
     if (keyId !== null) {
       if (this.#known.size > 10_000) this.#known.clear();
-      this.#known.set(hash, { keyId, until: now + KEY_CACHE_MS });
+      this.#known.set(key, { keyId, until: now + KEY_CACHE_MS });
     }
     return keyId;
   }

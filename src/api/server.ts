@@ -33,6 +33,9 @@ export function createServer(context: ApiContext): FastifyInstance {
     routerOptions: { ignoreTrailingSlash: true },
     // Our own onResponse line logs the path only: Fastify's would log query strings.
     logController: new LogController({ disableRequestLogging: true }),
+    // No pino child per request (it cost ~11 µs of every proxied call): our own log lines carry
+    // the request id themselves.
+    childLoggerFactory: (logger) => logger,
     return503OnClosing: true,
   });
 
@@ -56,29 +59,31 @@ export function createServer(context: ApiContext): FastifyInstance {
     });
   });
 
-  server.addHook('onResponse', async (request, reply) => {
-    // Path only: query strings can carry codes, states and provider parameters.
-    request.log.info(
-      {
-        method: request.method,
-        path: pathOnly(request.url),
-        status: reply.statusCode,
-        ms: reply.elapsedTime,
-      },
-      'request',
-    );
-  });
+  server.addHook('onResponse', async (request, reply) =>
+    logRequest(request, reply.statusCode, reply.elapsedTime),
+  );
 
   server.setErrorHandler((error: FastifyError | Problem | Error, request, reply) => {
     const problem = toProblem(error, request);
     if (problem.status >= 500 && problem.code === 'internal_error') {
-      request.log.error({ err: safeError(error), path: pathOnly(request.url) }, 'request failed');
+      request.log.error(
+        { reqId: request.id, err: safeError(error), path: pathOnly(request.url) },
+        'request failed',
+      );
     }
     reply.header('cache-control', 'no-store');
     return reply.status(problem.status).send({ error: problem.toJSON() });
   });
 
   return server;
+}
+
+/** The one log line per request. Path only: query strings can carry codes, states and provider parameters. */
+export function logRequest(request: FastifyRequest, status: number, ms: number): void {
+  request.log.info(
+    { reqId: request.id, method: request.method, path: pathOnly(request.url), status, ms },
+    'request',
+  );
 }
 
 export function toProblem(error: unknown, request?: FastifyRequest): Problem {

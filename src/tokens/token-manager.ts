@@ -105,6 +105,7 @@ export class TokenManager {
   readonly #cache = new Map<string, CachedToken>();
   readonly #inflight = new Map<string, Promise<TokenResult>>();
   readonly #failures = new Map<string, Failure>();
+  readonly #pending = new Set<Promise<void>>();
   readonly #unsubscribe: () => void;
   #cacheHits = 0;
 
@@ -230,8 +231,9 @@ export class TokenManager {
     return value;
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.#unsubscribe();
+    await this.settled();
   }
 
   #refreshInBackground(authId: string, entry: CachedToken): void {
@@ -257,10 +259,13 @@ export class TokenManager {
     }
     try {
       // Another instance may already have stored a fresh token: use it without taking the lock.
-      const stored = this.#usableStored(record, await this.#store.tokens.get(authId), options);
-      if (stored !== null) {
-        this.#cache.set(authId, stored);
-        return { token: stored, source: 'cache' };
+      // (A forced call that names no refused token wants a new one whatever is stored.)
+      if (options.force !== true || options.rejected !== undefined) {
+        const stored = this.#usableStored(record, await this.#store.tokens.get(authId), options);
+        if (stored !== null) {
+          this.#cache.set(authId, stored);
+          return { token: stored, source: 'cache' };
+        }
       }
       const { value, waitedMs } = await this.#store.withAuthLock(authId, () =>
         this.#underLock(record, options),
@@ -397,8 +402,27 @@ export class TokenManager {
     if (record.status !== status || record.lastError !== null) {
       await this.#store.authentications.setStatus(record.id, status, null);
     }
-    await recordEvent(this.#store, record.id, type, describeTokens(tokenSet), this.#clock());
-    await this.#store.publish({ kind: 'tokens_changed', authId: record.id, version: token.version });
+    // The timeline entry and the change notice need not hold the lock nor the callers waiting
+    // for the token: they are written behind (see `settled`).
+    this.#behind(async () => {
+      await this.#store.publish({ kind: 'tokens_changed', authId: record.id, version: token.version });
+      await recordEvent(this.#store, record.id, type, describeTokens(tokenSet), this.#clock());
+    });
+  }
+
+  /** Runs a write after the caller has its token; failures are only logged by the caller of `settled`. */
+  #behind(write: () => Promise<void>): void {
+    const pending = write()
+      .catch(() => {
+        // A lost timeline entry is not worth failing a call for (the authentication was deleted).
+      })
+      .finally(() => this.#pending.delete(pending));
+    this.#pending.add(pending);
+  }
+
+  /** Resolves when every write made behind a token fetch has landed (the event timeline reads this). */
+  async settled(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all([...this.#pending]);
   }
 
   async #needsAuthorization(record: AuthenticationRecord, cause: Problem | null): Promise<Problem> {

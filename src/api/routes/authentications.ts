@@ -344,6 +344,7 @@ export async function authenticationRoutes(server: FastifyInstance, context: Api
       );
       const record = await load((request.params as { id: string }).id);
       const limit = Math.min(200, Math.max(1, Number((request.query as { limit?: string }).limit ?? 50)));
+      await tokens.settled();
       const events = await store.events.list(record.id, limit);
       return { items: events.map(eventView) };
     },

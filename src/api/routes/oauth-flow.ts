@@ -102,7 +102,10 @@ export async function oauthFlowRoutes(server: FastifyInstance, context: ApiConte
       if (!outcome.ok && outcome.problem.code === 'internal_error') {
         const cause = outcome.problem.cause;
         request.log.error(
-          { err: cause instanceof Error ? { name: cause.name, stack: cause.stack } : { type: typeof cause } },
+          {
+            reqId: request.id,
+            err: cause instanceof Error ? { name: cause.name, stack: cause.stack } : { type: typeof cause },
+          },
           'authorization redirect failed',
         );
       }
