@@ -2,7 +2,7 @@ import { isProtocolParameter } from '../oauth/client-config.js';
 import type { FieldError } from '../problem.js';
 import type { AuthenticationSettings, GrantType } from '../store/contract.js';
 import type { AuthenticationCreate } from './schemas.js';
-import { checkUrl, hasControlCharacters } from './validation.js';
+import { checkUrl, escapePointer, hasControlCharacters } from './validation.js';
 
 /**
  * The product page's rules per grant type (SEED-oauth-2.0.md "Required fields"), applied to the
@@ -114,7 +114,7 @@ function checkExtraParams(
   const entries = Object.entries(params);
   if (entries.length > 50) errors.push({ path, message: 'may have at most 50 parameters' });
   for (const [key, value] of entries) {
-    const at = `${path}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+    const at = `${path}/${escapePointer(key)}`;
     if (key === '' || hasControlCharacters(key)) {
       errors.push({ path: at, message: 'parameter names must be non-empty, without control characters' });
     } else if (isProtocolParameter(key)) {
