@@ -10,6 +10,7 @@ export const PROBLEM_CODES = [
   'validation_failed',
   'insecure_url',
   'unauthorized',
+  'forbidden',
   'not_found',
   'conflict',
   'payload_too_large',
@@ -105,6 +106,8 @@ export function defaultStatus(code: ProblemCode): number {
       return 400;
     case 'unauthorized':
       return 401;
+    case 'forbidden':
+      return 403;
     case 'not_found':
       return 404;
     case 'conflict':

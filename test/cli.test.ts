@@ -50,6 +50,32 @@ describe('grantry command', () => {
     }
   });
 
+  it('makes keys of a scope, lists them with a header, and names a wrong scope or command (exit 2)', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'grantry-cli-'));
+    const env = { GRANTRY_DATABASE_URL: `sqlite:${join(dataDir, 'g.db')}`, GRANTRY_MASTER_KEY: newKey() };
+    const runtime = await runCli(['api-keys', 'create', '--name', 'rules-engine', '--scope', 'runtime'], env);
+    expect(runtime.code).toBe(0);
+    expect(runtime.stderr).toContain('scope runtime');
+    const metrics = await runCli(['api-keys', 'create', '--name', 'prometheus', '--scope', 'metrics'], env);
+    expect(metrics.code).toBe(0);
+    const wrong = await runCli(['api-keys', 'create', '--scope', 'root'], env);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('--scope must be one of admin, runtime, metrics (got "root")');
+
+    const list = await runCli(['api-keys', 'list'], env);
+    const [header, ...rows] = list.stdout.trim().split('\n');
+    expect(header).toMatch(/^ID\s+PREFIX\s+NAME\s+SCOPE\s+CREATED\s+LAST USED\s+STATE$/);
+    expect(rows.find((r) => r.includes('rules-engine'))).toMatch(
+      /runtime\s+\d{4}-\d\d-\d\dT[\d:]+Z\s+never\s+active/,
+    );
+    expect(rows.find((r) => r.includes('prometheus'))).toMatch(/\smetrics\s/);
+    expect(list.stdout).not.toContain(runtime.stdout.trim());
+
+    const unknown = await runCli(['api-key', 'list'], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown command "api-key list"');
+  });
+
   it('rotates the master key: re-encrypts every secret, then runs on the new key alone', async () => {
     const oldKey = newKey();
     const first = await spawnGrantry({ masterKey: oldKey });

@@ -1,8 +1,9 @@
 import type { Store } from '../store/contract.js';
 import { hashApiKey, sameDigest } from './api-keys.js';
+import type { KeyScope } from './route-access.js';
 
 export type AccessDecision =
-  | { ok: true; keyId: string }
+  | { ok: true; keyId: string; scope: KeyScope }
   | { ok: false; code: 'unauthorized' }
   | { ok: false; code: 'rate_limited'; retryAfterSeconds: number };
 
@@ -28,7 +29,7 @@ export class AccessControl {
   readonly #failures = new Map<string, Window>();
   readonly #usage = new Map<string, Window>();
   /** Recently verified keys, so the hot path does not query the store on every request. */
-  readonly #known = new Map<string, { keyId: string; until: number }>();
+  readonly #known = new Map<string, VerifiedKey & { until: number }>();
 
   constructor(options: {
     store: Store;
@@ -48,15 +49,15 @@ export class AccessControl {
     now = Date.now(),
   ): Promise<AccessDecision> {
     const key = bearer(authorization);
-    const keyId = key === null ? null : await this.#verify(key, now);
-    if (keyId === null) return this.#failed(clientAddress, now);
+    const verified = key === null ? null : await this.#verify(key, now);
+    if (verified === null) return this.#failed(clientAddress, now);
     if (this.#perKeyPerMinute !== null) {
-      const window = this.#tick(this.#usage, keyId, now);
+      const window = this.#tick(this.#usage, verified.keyId, now);
       if (window.count > this.#perKeyPerMinute) {
         return { ok: false, code: 'rate_limited', retryAfterSeconds: secondsLeft(window, now) };
       }
     }
-    return { ok: true, keyId };
+    return { ok: true, keyId: verified.keyId, scope: verified.scope };
   }
 
   /** Forget a key at once (revoked in this process). */
@@ -64,26 +65,27 @@ export class AccessControl {
     this.#known.clear();
   }
 
-  async #verify(key: string, now: number): Promise<string | null> {
+  async #verify(key: string, now: number): Promise<VerifiedKey | null> {
     // Keyed by the key itself: a hit costs a map lookup, no hash (the key is in memory anyway).
     const known = this.#known.get(key);
-    if (known !== undefined && now < known.until) return known.keyId;
+    if (known !== undefined && now < known.until) return known;
     const hash = hashApiKey(key);
-    let keyId: string | null = null;
+    let verified: VerifiedKey | null = null;
     if (this.#bootstrapHash !== null && sameDigest(hash, this.#bootstrapHash)) {
-      keyId = 'bootstrap';
+      // The bootstrap key is the operator's own: it can do everything (API.md "Access").
+      verified = { keyId: 'bootstrap', scope: 'admin' };
     } else {
       const record = await this.#store.apiKeys.findByHash(hash);
       if (record !== null && record.revokedAt === null && sameDigest(hash, record.hash)) {
-        keyId = record.id;
+        verified = { keyId: record.id, scope: record.scope };
         void this.#store.apiKeys.touch(record.id, now).catch(() => {});
       }
     }
-    if (keyId !== null) {
+    if (verified !== null) {
       if (this.#known.size > 10_000) this.#known.clear();
-      this.#known.set(key, { keyId, until: now + KEY_CACHE_MS });
+      this.#known.set(key, { ...verified, until: now + KEY_CACHE_MS });
     }
-    return keyId;
+    return verified;
   }
 
   #failed(clientAddress: string, now: number): AccessDecision {
@@ -104,6 +106,11 @@ export class AccessControl {
     window.count++;
     return window;
   }
+}
+
+interface VerifiedKey {
+  keyId: string;
+  scope: KeyScope;
 }
 
 function bearer(header: string | undefined): string | null {

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { ApiKeyRecord, Store } from '../store/contract.js';
+import type { KeyScope } from './route-access.js';
 
 /**
  * API keys: `grk_` + 256 random bits. Only a SHA-256 hash is stored — a key is a random secret,
@@ -16,6 +17,7 @@ export function hashApiKey(key: string): string {
 export async function createApiKey(
   store: Store,
   name: string,
+  scope: KeyScope = 'admin',
 ): Promise<{ key: string; record: ApiKeyRecord }> {
   const key = generateApiKey();
   const record: ApiKeyRecord = {
@@ -23,6 +25,7 @@ export async function createApiKey(
     name,
     hash: hashApiKey(key),
     prefix: key.slice(0, 10),
+    scope,
     createdAt: Date.now(),
     lastUsedAt: null,
     revokedAt: null,

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifySchema } from 'fastify';
-import { isProtected } from './protected-paths.js';
+import { isPublicRoute, type RouteScope } from './route-access.js';
 
 declare module 'fastify' {
   interface FastifySchema {
@@ -19,6 +19,8 @@ interface RouteDoc {
   method: string;
   url: string;
   schema: FastifySchema;
+  /** The key scope the route asks for (undeclared: admin). */
+  access: RouteScope;
 }
 
 /** Records every route's schema as it is registered, for the OpenAPI document. */
@@ -31,7 +33,12 @@ export function collectOpenApiRoutes(server: FastifyInstance): void {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
       if (method === 'HEAD' && route.url !== '/healthz') continue;
-      list.push({ method: method.toLowerCase(), url: route.url, schema });
+      list.push({
+        method: method.toLowerCase(),
+        url: route.url,
+        schema,
+        access: route.config?.access ?? 'admin',
+      });
     }
   });
 }
@@ -83,7 +90,12 @@ export function buildOpenApiDocument(server: FastifyInstance, serverUrl: string)
     if (Object.keys(responses).length === 0)
       responses.default = { description: 'See the route description.' };
     op.responses = responses;
-    if (isProtected(path)) op.security = [{ apiKey: [] }];
+    if (isPublicRoute(route.method.toUpperCase(), route.url)) {
+      op.security = [];
+    } else {
+      op.security = [{ apiKey: [] }];
+      op['x-grantry-scope'] = route.access;
+    }
     paths[path] ??= {};
     paths[path][route.method] = op;
   }

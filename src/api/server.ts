@@ -10,7 +10,13 @@ import { Problem } from '../problem.js';
 import { MasterKeyError } from '../secrets/key-ring.js';
 import type { ApiContext } from './context.js';
 import { collectOpenApiRoutes } from './openapi.js';
-import { isProtected } from './protected-paths.js';
+import {
+  accessRequirementOf,
+  describeScope,
+  looksProtected,
+  type RouteScope,
+  scopeAllows,
+} from './route-access.js';
 import { schemaErrorsToFieldErrors } from './validation.js';
 
 /**
@@ -41,22 +47,32 @@ export function createServer(context: ApiContext): FastifyInstance {
 
   collectOpenApiRoutes(server);
 
+  // The access decision (API.md "Access") is made on the route the router matched, never on the
+  // raw target: every spelling of a path that reaches a handler meets that handler's rule.
   server.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
-    if (!isProtected(pathOnly(request.url))) return;
+    const required = accessRequirementOf(request);
+    if (required === 'public') return;
+    // Nothing matched: the not-found handler runs. A target that reads as a protected path still
+    // needs a key (a probe learns nothing), any other is the console's page or a plain 404.
+    if (required === 'unmatched' && !looksProtected(request.url)) return;
     reply.header('cache-control', 'no-store');
     const decision = await context.access.check(request.headers.authorization, request.ip);
-    if (decision.ok) return;
-    if (decision.code === 'rate_limited') {
-      reply.header('retry-after', String(decision.retryAfterSeconds));
-      throw new Problem('rate_limited', 'Too many requests.', {
-        hint: `Wait ${decision.retryAfterSeconds} s before trying again.`,
+    if (!decision.ok) {
+      if (decision.code === 'rate_limited') {
+        reply.header('retry-after', String(decision.retryAfterSeconds));
+        throw new Problem('rate_limited', 'Too many requests.', {
+          hint: `Wait ${decision.retryAfterSeconds} s before trying again.`,
+        });
+      }
+      reply.header('www-authenticate', 'Bearer realm="grantry"');
+      throw new Problem('unauthorized', 'A valid API key is required.', {
+        hint: 'Send it as "Authorization: Bearer <api key>".',
       });
     }
-    reply.header('www-authenticate', 'Bearer realm="grantry"');
-    throw new Problem('unauthorized', 'A valid API key is required.', {
-      hint: 'Send it as "Authorization: Bearer <api key>".',
-    });
+    if (required !== 'unmatched' && !scopeAllows(decision.scope, required)) {
+      throw forbidden(decision.scope, required);
+    }
   });
 
   server.addHook('onResponse', async (request, reply) =>
@@ -129,6 +145,12 @@ export function toProblem(error: unknown, request?: FastifyRequest): Problem {
   }
   return new Problem('internal_error', 'Something went wrong inside Grantry; the details are in its log.', {
     cause: error,
+  });
+}
+
+function forbidden(scope: RouteScope, required: RouteScope): Problem {
+  return new Problem('forbidden', `This API key's scope (${scope}) does not allow this route.`, {
+    hint: `A ${scope} key may do ${describeScope(scope)}. This route needs a${required === 'admin' ? 'n' : ''} ${required} key: create one with \`grantry api-keys create --scope ${required}\`.`,
   });
 }
 

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { createApiKey } from '../api/api-keys.js';
+import { KEY_SCOPES, type KeyScope } from '../api/route-access.js';
 import { createApp, KEY_CHECK_CONTEXT, KEY_CHECK_SETTING, keyFilePathFor } from '../app.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { createLogger } from '../logger.js';
@@ -12,7 +13,10 @@ const USAGE = `Usage: grantry <command>
 Commands:
   serve                         run the HTTP service (what \`npm start\` runs)
   migrate                       create or upgrade the database schema
-  api-keys create [--name N]    create an API key (printed once)
+  api-keys create [--name N] [--scope S]
+                                create an API key (printed once); S is admin (the
+                                default: everything), runtime (execute, test, proxy,
+                                reading configuration) or metrics (GET /metrics only)
   api-keys list                 list API keys (never the keys themselves)
   api-keys revoke <id>          revoke an API key
   keys rotate                   re-encrypt every stored secret under GRANTRY_MASTER_KEY
@@ -77,6 +81,48 @@ async function rotateKeys(): Promise<void> {
   });
 }
 
+function isKeyScope(value: string): value is KeyScope {
+  return (KEY_SCOPES as readonly string[]).includes(value);
+}
+
+/** `api-keys list`: a header and one aligned row per key (never the key itself, only its prefix). */
+export function formatKeyTable(
+  keys: readonly {
+    id: string;
+    prefix: string;
+    name: string;
+    scope: string;
+    createdAt: number;
+    lastUsedAt: number | null;
+    revokedAt: number | null;
+  }[],
+): string {
+  const when = (ms: number | null) => (ms === null ? 'never' : `${new Date(ms).toISOString().slice(0, 19)}Z`);
+  const rows = [
+    ['ID', 'PREFIX', 'NAME', 'SCOPE', 'CREATED', 'LAST USED', 'STATE'],
+    ...keys.map((k) => [
+      k.id,
+      `${k.prefix}…`,
+      k.name,
+      k.scope,
+      when(k.createdAt),
+      when(k.lastUsedAt),
+      k.revokedAt === null ? 'active' : `revoked ${when(k.revokedAt)}`,
+    ]),
+  ];
+  const widths =
+    rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
+  return rows
+    .map((row) =>
+      row
+        .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n')
+    .concat('\n');
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, sub, ...rest] = argv;
   try {
@@ -92,19 +138,30 @@ export async function main(argv: string[]): Promise<number> {
         if (sub === 'create') {
           const { values } = parseArgs({
             args: rest,
-            options: { name: { type: 'string', default: 'api key' } },
+            options: {
+              name: { type: 'string', default: 'api key' },
+              scope: { type: 'string', default: 'admin' },
+            },
           });
-          const { key, record } = await withStore((store) => createApiKey(store, values.name ?? 'api key'));
+          const scope = values.scope ?? 'admin';
+          if (!isKeyScope(scope)) {
+            process.stderr.write(
+              `grantry: --scope must be one of ${KEY_SCOPES.join(', ')} (got "${scope}").\n`,
+            );
+            return 2;
+          }
+          const { key, record } = await withStore((store) =>
+            createApiKey(store, values.name ?? 'api key', scope),
+          );
           process.stdout.write(`${key}\n`);
-          process.stderr.write(`Created ${record.id} ("${record.name}"). The key is shown only this once.\n`);
+          process.stderr.write(
+            `Created ${record.id} ("${record.name}", scope ${record.scope}). The key is shown only this once.\n`,
+          );
           return 0;
         }
         if (sub === 'list') {
           const keys = await withStore((store) => store.apiKeys.list());
-          for (const k of keys) {
-            const state = k.revokedAt === null ? 'active' : `revoked ${new Date(k.revokedAt).toISOString()}`;
-            process.stdout.write(`${k.id}\t${k.prefix}…\t${k.name}\t${state}\n`);
-          }
+          process.stdout.write(formatKeyTable(keys));
           return 0;
         }
         if (sub === 'revoke' && rest[0] !== undefined) {
@@ -126,7 +183,8 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${USAGE}\n`);
         return 0;
     }
-    process.stderr.write(`${USAGE}\n`);
+    const given = [command, sub].filter((part) => part !== undefined).join(' ');
+    process.stderr.write(`grantry: unknown command "${given}".\n\n${USAGE}\n`);
     return 2;
   } catch (error) {
     if (error instanceof ConfigError || error instanceof MasterKeyError) {

@@ -505,6 +505,7 @@ describe.each(targets)('store contract: $name', (target) => {
         name: 'ci',
         hash: randomUUID().replaceAll('-', '').repeat(2),
         prefix: 'gr_abc',
+        scope: 'admin' as const,
         createdAt: 1_700_000_000_000,
         lastUsedAt: null,
         revokedAt: null,
@@ -513,6 +514,7 @@ describe.each(targets)('store contract: $name', (target) => {
         ...key,
         id: randomUUID(),
         name: 'ops',
+        scope: 'runtime' as const,
         hash: randomUUID().replaceAll('-', '').repeat(2),
       };
       await store.apiKeys.insert(key);

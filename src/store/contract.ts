@@ -95,6 +95,8 @@ export interface ApiKeyRecord {
   hash: string;
   /** First characters of the key, to recognise it in a list. */
   prefix: string;
+  /** What the key may do (API.md "Access"): `admin`, `runtime` or `metrics`. */
+  scope: 'admin' | 'runtime' | 'metrics';
   createdAt: number;
   lastUsedAt: number | null;
   revokedAt: number | null;

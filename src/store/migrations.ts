@@ -133,6 +133,16 @@ export function buildMigrations(engine: Pick<Engine, 'serialPrimaryKey'>): Recor
           .execute();
       },
     },
+    '0002_api_key_scopes': {
+      // Keys made before scopes existed could do everything: they stay `admin`.
+      // biome-ignore lint/suspicious/noExplicitAny: a migration sees the database as it was then.
+      async up(db: Kysely<any>): Promise<void> {
+        await db.schema
+          .alterTable('api_keys')
+          .addColumn('scope', 'text', (column) => column.notNull().defaultTo('admin'))
+          .execute();
+      },
+    },
   };
 }
 

@@ -69,6 +69,7 @@ export interface ApiKeysTable {
   name: string;
   hash: string;
   prefix: string;
+  scope: string;
   created_at: number;
   last_used_at: number | null;
   revoked_at: number | null;

@@ -130,7 +130,10 @@ export async function authenticationRoutes(server: FastifyInstance, context: Api
 
   server.get(
     '/api/authentications',
-    { schema: { tags, summary: 'List authentications', response: { 200: AuthenticationListSchema } } },
+    {
+      config: { access: 'runtime' },
+      schema: { tags, summary: 'List authentications', response: { 200: AuthenticationListSchema } },
+    },
     async () => {
       // Three queries whatever the number of authentications: no query per row.
       const [records, connectors, tokenRows] = await Promise.all([
@@ -157,6 +160,7 @@ export async function authenticationRoutes(server: FastifyInstance, context: Api
   server.get(
     '/api/authentications/:id',
     {
+      config: { access: 'runtime' },
       schema: {
         tags,
         summary: 'Get an authentication',
@@ -281,6 +285,7 @@ export async function authenticationRoutes(server: FastifyInstance, context: Api
   server.post(
     '/api/authentications/:id/test',
     {
+      config: { access: 'runtime' },
       schema: {
         tags,
         summary: 'Fetch a token now and report it',
@@ -328,6 +333,7 @@ export async function authenticationRoutes(server: FastifyInstance, context: Api
   server.get(
     '/api/authentications/:id/events',
     {
+      config: { access: 'runtime' },
       attachValidation: true,
       schema: {
         tags,

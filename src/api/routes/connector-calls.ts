@@ -53,6 +53,7 @@ export async function connectorCallRoutes(server: FastifyInstance, context: ApiC
   server.post(
     '/api/connectors/:id/execute',
     {
+      config: { access: 'runtime' },
       attachValidation: true,
       schema: {
         tags,
@@ -81,6 +82,7 @@ export async function connectorCallRoutes(server: FastifyInstance, context: ApiC
   server.post(
     '/api/connectors/:id/test',
     {
+      config: { access: 'runtime' },
       attachValidation: true,
       schema: {
         tags,

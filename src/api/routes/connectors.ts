@@ -105,13 +105,17 @@ export async function connectorRoutes(server: FastifyInstance, context: ApiConte
 
   server.get(
     '/api/connectors',
-    { schema: { tags, summary: 'List connectors', response: { 200: ConnectorListSchema } } },
+    {
+      config: { access: 'runtime' },
+      schema: { tags, summary: 'List connectors', response: { 200: ConnectorListSchema } },
+    },
     async () => ({ items: (await store.connectors.list()).map(connectorView) }),
   );
 
   server.get(
     '/api/connectors/:id',
     {
+      config: { access: 'runtime' },
       schema: {
         tags,
         summary: 'Get a connector',

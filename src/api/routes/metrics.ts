@@ -10,6 +10,7 @@ export async function metricsRoutes(server: FastifyInstance, context: ApiContext
   server.get(
     '/metrics',
     {
+      config: { access: 'metrics' },
       schema: {
         tags: ['Service'],
         summary: 'Prometheus metrics of this instance',

@@ -84,6 +84,7 @@ export async function proxyRoutes(server: FastifyInstance, context: ApiContext):
   };
   // The methods of RFC 9110 §9.3 a REST API uses (CONNECT and TRACE make no sense through a proxy).
   const method = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
-  server.route({ method, url: '/proxy/:connectorId', schema, handler: handle });
-  server.route({ method, url: '/proxy/:connectorId/*', schema, handler: handle });
+  const config = { access: 'runtime' as const };
+  server.route({ method, url: '/proxy/:connectorId', schema, config, handler: handle });
+  server.route({ method, url: '/proxy/:connectorId/*', schema, config, handler: handle });
 }

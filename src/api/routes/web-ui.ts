@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 import { Problem } from '../../problem.js';
+import { looksProtected } from '../route-access.js';
 
 /** The built web UI (web/dist), served at `/` with a fallback to index.html for its own routes. */
 export async function webUiRoutes(server: FastifyInstance): Promise<void> {
@@ -27,7 +28,8 @@ export async function webUiRoutes(server: FastifyInstance): Promise<void> {
   }
   server.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '';
-    const isApi = path.startsWith('/api') || path.startsWith('/proxy') || path.startsWith('/oauth');
+    // Read as a lenient server would: `/%61pi/x` or `//API/x` must get the JSON 404, never the page.
+    const isApi = looksProtected(request.url) || path.startsWith('/oauth');
     if (available && request.method === 'GET' && !isApi && !path.includes('.')) {
       return reply.header('cache-control', 'no-cache').sendFile('index.html');
     }
