@@ -169,3 +169,79 @@ export function settingsFromDraft(draft: AuthenticationDraft): AuthenticationSet
     settings.revocationUrl = draft.revocationUrl;
   return settings;
 }
+
+/** Endpoints that receive a secret, a token, or a person's consent: where credentials go. */
+const CREDENTIAL_ENDPOINTS = ['tokenUrl', 'authorizationUrl', 'revocationUrl'] as const;
+type CredentialEndpoint = (typeof CREDENTIAL_ENDPOINTS)[number];
+type CredentialEndpointUrls = { [K in CredentialEndpoint]?: string | undefined };
+
+/**
+ * Where each credential endpoint sends what it receives, as an origin. Revocation falls back to the
+ * token URL's origin when none is configured: that is where the issuer's own revocation endpoint is
+ * looked up, so configuring one on another origin moves the refresh token somewhere new.
+ */
+function credentialOrigins(settings: CredentialEndpointUrls): Record<CredentialEndpoint, string | null> {
+  const tokenOrigin = originOf(settings.tokenUrl);
+  return {
+    tokenUrl: tokenOrigin,
+    authorizationUrl: originOf(settings.authorizationUrl),
+    revocationUrl: originOf(settings.revocationUrl) ?? tokenOrigin,
+  };
+}
+
+function originOf(url: string | undefined): string | null {
+  if (url === undefined || url === '') return null;
+  try {
+    return new URL(url).origin;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A PATCH that moves a credential endpoint to another origin must prove it knows the secrets it
+ * would send there (API.md "PATCH"): otherwise anyone holding an admin key — or a stolen one — could
+ * re-point the token URL at their own server and collect the stored client secret, password or
+ * refresh token on the next call, which write-only secrets exist to prevent. Returns the problems
+ * (one per missing secret, naming the moved endpoints) and whether any endpoint moved, in which case
+ * the stored tokens are dropped whatever else happens.
+ */
+export function checkCredentialDestinations(
+  stored: CredentialEndpointUrls,
+  next: CredentialEndpointUrls,
+  grantType: GrantType | undefined,
+  given: { clientSecret?: string | undefined; password?: string | undefined },
+): { errors: FieldError[]; moved: CredentialEndpoint[] } {
+  const before = credentialOrigins(stored);
+  const after = credentialOrigins(next);
+  const moved = CREDENTIAL_ENDPOINTS.filter(
+    (endpoint) =>
+      after[endpoint] !== null && before[endpoint] !== null && after[endpoint] !== before[endpoint],
+  );
+  // An endpoint that had no origin before (an authorizationUrl added with a switch to Authorization
+  // Code) moves credentials too when it is on an origin the authentication never talked to.
+  for (const endpoint of CREDENTIAL_ENDPOINTS) {
+    if (before[endpoint] === null && after[endpoint] !== null) {
+      const known = new Set(Object.values(before).filter((origin) => origin !== null));
+      if (!known.has(after[endpoint])) moved.push(endpoint);
+    }
+  }
+  if (moved.length === 0) return { errors: [], moved };
+  const where = moved
+    .map((endpoint) => `${endpoint} (${before[endpoint] ?? 'none'} → ${after[endpoint]})`)
+    .join(', ');
+  const errors: FieldError[] = [];
+  if (given.clientSecret === undefined || given.clientSecret === '') {
+    errors.push({
+      path: '/clientSecret',
+      message: `is required in the same request when ${where} moves to another origin: send the client secret again`,
+    });
+  }
+  if (grantType === 'password' && (given.password === undefined || given.password === '')) {
+    errors.push({
+      path: '/password',
+      message: `is required in the same request when ${where} moves to another origin: send the password again`,
+    });
+  }
+  return { errors, moved };
+}

@@ -7,6 +7,7 @@ import { openAuthenticationSecrets, sealContext } from '../../tokens/sealed-colu
 import {
   type AuthenticationDraft,
   checkAuthenticationRules,
+  checkCredentialDestinations,
   settingsFromDraft,
   TOKEN_SHAPING_FIELDS,
 } from '../authentication-rules.js';
@@ -179,7 +180,7 @@ export async function authenticationRoutes(server: FastifyInstance, context: Api
         tags,
         summary: 'Change an authentication',
         description:
-          'Omitted secrets keep their value. A change to any field that shapes the token request drops cached tokens.',
+          'Omitted secrets keep their value. A change to any field that shapes the token request drops cached tokens. Moving tokenUrl, authorizationUrl or revocationUrl to another origin requires clientSecret (and password for the Password grant) in the same request, and drops the stored tokens.',
         params: IdParams,
         body: AuthenticationPatchSchema,
         response: { 200: AuthenticationViewSchema, ...errors },
@@ -190,7 +191,21 @@ export async function authenticationRoutes(server: FastifyInstance, context: Api
       const patch = typedFields<AuthenticationDraft>(objectBody(request.body), DRAFT_TYPES);
       const draft = mergeDraft(record, patch);
       const rules = checkAuthenticationRules(draft, config.allowHttp);
-      failIfInvalid(schemaErrorsOf(request), rules.errors, rules.onlyInsecureUrls);
+      const destinations = checkCredentialDestinations(
+        record.settings,
+        {
+          tokenUrl: draft.tokenUrl,
+          authorizationUrl: draft.authorizationUrl,
+          revocationUrl: draft.revocationUrl,
+        },
+        draft.grantType,
+        patch,
+      );
+      failIfInvalid(
+        schemaErrorsOf(request),
+        [...rules.errors, ...destinations.errors],
+        rules.onlyInsecureUrls && destinations.errors.length === 0,
+      );
       if (patch.name !== undefined) await assertNameFree(patch.name, record.id);
 
       const old = openAuthenticationSecrets(keyRing, record);
@@ -198,7 +213,9 @@ export async function authenticationRoutes(server: FastifyInstance, context: Api
       const grantType = draft.grantType ?? record.grantType;
       const secretChanged = patch.clientSecret !== undefined && patch.clientSecret !== old.clientSecret;
       const passwordChanged = patch.password !== undefined && patch.password !== old.password;
+      const endpointsMoved = destinations.moved.length > 0;
       const shapesTokens =
+        endpointsMoved ||
         secretChanged ||
         passwordChanged ||
         grantType !== record.grantType ||
@@ -238,7 +255,10 @@ export async function authenticationRoutes(server: FastifyInstance, context: Api
       }
       if (shapesTokens) {
         await store.tokens.delete(record.id);
-        await recordEvent(store, record.id, 'configuration_changed', { tokensDropped: true });
+        await recordEvent(store, record.id, 'configuration_changed', {
+          tokensDropped: true,
+          ...(endpointsMoved ? { endpointsMovedToAnotherOrigin: destinations.moved } : {}),
+        });
       }
       tokens.forget(record.id);
       await store.publish({ kind: 'authentication_changed', authId: record.id });
