@@ -24,6 +24,14 @@ export interface Config {
   executeMaxBodyBytes: number;
   /** Timeout of one token request. */
   tokenTimeoutMs: number;
+  /** How long a client may take to send the request headers. */
+  headersTimeoutMs: number;
+  /** How long a client may take to send the whole request, body included. */
+  requestTimeoutMs: number;
+  /** How long an idle keep-alive connection is kept open between requests. */
+  idleTimeoutMs: number;
+  /** Open connections allowed per client address at once; 0 = no cap. */
+  maxConnectionsPerClient: number;
 }
 
 export class ConfigError extends Error {
@@ -52,6 +60,32 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
     throw new ConfigError(`${name} must be one of ${allowed.join(', ')} (got "${raw}").`);
   }
   return raw as T;
+}
+
+/**
+ * Limits on slow clients, with the defaults a reverse proxy would use (nginx: 60 s for headers,
+ * 75 s keep-alive): a client that trickles its request one byte at a time is cut off instead of
+ * holding a connection forever. Node requires headers ≤ request timeout.
+ */
+function clientTimeouts(env: Env): Pick<Config, 'headersTimeoutMs' | 'requestTimeoutMs' | 'idleTimeoutMs'> {
+  const requestTimeoutMs = integer(env, 'GRANTRY_REQUEST_TIMEOUT_MS', 120_000, 100, 3_600_000);
+  const headersTimeoutMs = integer(
+    env,
+    'GRANTRY_HEADERS_TIMEOUT_MS',
+    Math.min(30_000, requestTimeoutMs),
+    100,
+    600_000,
+  );
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError(
+      `GRANTRY_HEADERS_TIMEOUT_MS (${headersTimeoutMs}) must not be longer than GRANTRY_REQUEST_TIMEOUT_MS (${requestTimeoutMs}).`,
+    );
+  }
+  return {
+    headersTimeoutMs,
+    requestTimeoutMs,
+    idleTimeoutMs: integer(env, 'GRANTRY_IDLE_TIMEOUT_MS', 75_000, 100, 3_600_000),
+  };
 }
 
 export function loadConfig(env: Env = process.env): Config {
@@ -94,5 +128,7 @@ export function loadConfig(env: Env = process.env): Config {
     bodyLimitBytes: integer(env, 'GRANTRY_BODY_LIMIT', 1024 * 1024, 1024, 100 * 1024 * 1024),
     executeMaxBodyBytes: integer(env, 'GRANTRY_EXECUTE_MAX_BODY', 5 * 1024 * 1024, 1024, 100 * 1024 * 1024),
     tokenTimeoutMs: integer(env, 'GRANTRY_TOKEN_TIMEOUT_MS', 15_000, 100, 300_000),
+    ...clientTimeouts(env),
+    maxConnectionsPerClient: integer(env, 'GRANTRY_MAX_CONNECTIONS_PER_CLIENT', 256, 0, 1_000_000),
   };
 }

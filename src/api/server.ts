@@ -8,7 +8,9 @@ import Fastify, {
 } from 'fastify';
 import { Problem } from '../problem.js';
 import { MasterKeyError } from '../secrets/key-ring.js';
+import { limitConnectionsPerClient } from './connection-limits.js';
 import type { ApiContext } from './context.js';
+import { installBoundedJsonParser } from './json-body.js';
 import { collectOpenApiRoutes } from './openapi.js';
 import {
   accessRequirementOf,
@@ -25,7 +27,16 @@ import { schemaErrorsToFieldErrors } from './validation.js';
  * themselves as encapsulated plugins (src/api/routes/*).
  */
 export function createServer(context: ApiContext): FastifyInstance {
+  const { config } = context;
   const server = Fastify({
+    // Slow clients are cut off (see config.ts); Node checks its timeouts every
+    // connectionsCheckingInterval, so short timeouts are checked more often.
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.idleTimeoutMs,
+    http: {
+      headersTimeout: config.headersTimeoutMs,
+      connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(config.headersTimeoutMs / 4))),
+    },
     loggerInstance: context.logger as FastifyBaseLogger,
     bodyLimit: context.config.bodyLimitBytes,
     genReqId: (req) => {
@@ -46,6 +57,8 @@ export function createServer(context: ApiContext): FastifyInstance {
   });
 
   collectOpenApiRoutes(server);
+  limitConnectionsPerClient(server.server, config.maxConnectionsPerClient);
+  installBoundedJsonParser(server);
 
   // The access decision (API.md "Access") is made on the route the router matched, never on the
   // raw target: every spelling of a path that reaches a handler meets that handler's rule.
