@@ -153,7 +153,7 @@ export async function createApp(
     await server.register(connectorCallRoutes, context);
     await server.register(proxyRoutes, context);
     await server.register(oauthFlowRoutes, context);
-    await server.register(webUiRoutes);
+    await server.register(webUiRoutes, context);
 
     const app: App = {
       config,

@@ -3,6 +3,10 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 /**
  * Structured JSON logs. Redaction is the second line of defence — the first is never putting a
  * secret into a log call — and covers every field name a secret could travel under.
+ *
+ * `code` is not among them: it is how errors name themselves (`ECONNRESET`, `invalid_client`), and
+ * hiding it hid the one word an operator needs. OAuth authorization codes are redacted where they
+ * travel instead (query and callback parameters, below).
  */
 const SECRET_FIELDS = [
   'authorization',
@@ -15,7 +19,6 @@ const SECRET_FIELDS = [
   'access_token',
   'refreshToken',
   'refresh_token',
-  'code',
   'code_verifier',
   'codeVerifier',
   'token',
@@ -28,6 +31,11 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     ...SECRET_FIELDS,
     ...SECRET_FIELDS.map((f) => `*.${f}`),
     ...SECRET_FIELDS.map((f) => `*.*.${f}`),
+    // Authorization codes (RFC 6749 §4.1.2) travel as a query or callback parameter.
+    'query.code',
+    '*.query.code',
+    'parameters.code',
+    '*.parameters.code',
     'req.headers.authorization',
     'req.headers.cookie',
     'headers.authorization',

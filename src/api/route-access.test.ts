@@ -26,6 +26,8 @@ describe('route access', () => {
     ['http://h:1/API//x/../y?q#f', '/api/y'],
     ['/.\\api;p=1/x', '/api/x'],
     ['/metrics#x', '/metrics'],
+    ['/%6detrics%23frag', '/metrics'],
+    ['/api%3Fx', '/api'],
     ['/proxy/%2e%2e/%2e/api', '/api'],
   ])('reads %s as %s', (raw, canonical) => {
     expect(canonicalPath(raw)).toBe(canonical);

@@ -89,7 +89,8 @@ export function canonicalPath(target: string): string {
       String.fromCharCode(Number.parseInt(hex, 16)),
     );
     if (decoded === path) break;
-    path = decoded;
+    // An encoded `?` or `#` ends the path for a server that decodes before it splits.
+    path = decoded.split(/[?#]/, 1)[0] ?? '';
   }
   path = path.replace(/\\/g, '/').replace(/;[^/]*/g, '');
   const segments: string[] = [];

@@ -64,6 +64,7 @@ export function createServer(context: ApiContext): FastifyInstance {
   // raw target: every spelling of a path that reaches a handler meets that handler's rule.
   server.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    reply.header('x-content-type-options', 'nosniff');
     const required = accessRequirementOf(request);
     if (required === 'public') return;
     // Nothing matched: the not-found handler runs. A target that reads as a protected path still

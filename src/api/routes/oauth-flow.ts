@@ -17,8 +17,6 @@ import { AuthorizeResultSchema, DiscoveryResultSchema, ErrorResponseSchema } fro
 import { checkUrl } from '../validation.js';
 
 const IdParams = Type.Object({ id: Type.String() });
-/** The browser-binding cookie is sent only to the redirect route. */
-const COOKIE_PATH = '/oauth';
 
 /**
  * The Authorization Code flow in the browser (API.md "Authentications": authorize, `/oauth/redirect`)
@@ -36,6 +34,9 @@ export async function oauthFlowRoutes(server: FastifyInstance, context: ApiConte
   });
   const publicUrl = new URL(config.publicUrl);
   const secureCookie = publicUrl.protocol === 'https:';
+  // The browser-binding cookie is sent only to the redirect route, as the browser sees it: under
+  // the public URL's path when Grantry is served below a prefix (https://host/grantry/oauth/…).
+  const cookiePath = `${publicUrl.pathname.replace(/\/+$/, '')}/oauth`;
   const homeUrl = `${config.publicUrl}/`;
 
   server.post(
@@ -54,7 +55,10 @@ export async function oauthFlowRoutes(server: FastifyInstance, context: ApiConte
       const record = await store.authentications.get((request.params as { id: string }).id);
       if (record === null) throw new Problem('not_found', 'No authentication with this id.');
       const { authorizationUrl, browserBinding } = await flows.start(record);
-      reply.header('set-cookie', bindingCookie(browserBinding, FLOW_LIFETIME_MS / 1000, secureCookie));
+      reply.header(
+        'set-cookie',
+        bindingCookie(browserBinding, FLOW_LIFETIME_MS / 1000, secureCookie, cookiePath),
+      );
       return { authorizationUrl };
     },
   );
@@ -125,7 +129,7 @@ export async function oauthFlowRoutes(server: FastifyInstance, context: ApiConte
       if (state !== null && state !== '') {
         // The flow is over either way: its cookie has nothing left to bind.
         const cookie = { name: browserCookieNameForState(state), value: '' };
-        reply.header('set-cookie', bindingCookie(cookie, 0, secureCookie));
+        reply.header('set-cookie', bindingCookie(cookie, 0, secureCookie, cookiePath));
       }
       reply.status(pageStatus(outcome)).headers(page.headers);
       return reply.send(page.html);
@@ -183,10 +187,15 @@ function pageStatus(outcome: FlowOutcome): number {
 }
 
 /** HttpOnly (no script reads it), SameSite=Lax (sent on the provider's top-level redirect back). */
-function bindingCookie(binding: BrowserBinding, maxAgeSeconds: number, secure: boolean): string {
+function bindingCookie(
+  binding: BrowserBinding,
+  maxAgeSeconds: number,
+  secure: boolean,
+  path: string,
+): string {
   const parts = [
     `${binding.name}=${binding.value}`,
-    `Path=${COOKIE_PATH}`,
+    `Path=${path}`,
     `Max-Age=${maxAgeSeconds}`,
     'HttpOnly',
     'SameSite=Lax',
