@@ -1,5 +1,7 @@
 import type { ProviderAnswer } from '../problem.js';
+import { isHeaderSafeValue } from './header-value.js';
 import { OAuthError, problemCodeForProviderError, type ResponseFacts } from './oauth-error.js';
+import { tokenLifetimeSeconds } from './token-lifetime.js';
 import type { TokenSet } from './token-set.js';
 
 /** A token endpoint answer, read in full. */
@@ -26,7 +28,10 @@ const MAX_DESCRIPTION_LENGTH = 500;
  * headers:
  * - JSON is recognised by its content whatever the content type (`text/javascript`, `text/plain`,
  *   `application/json; charset=…`); form-encoded bodies too (GitHub without `Accept`, old Facebook).
- * - `expires_in` may be a string (Azure AD v1) or absent (Salesforce, Zendesk → null).
+ * - `expires_in` may be a string (Azure AD v1) or absent (Salesforce, Zendesk → null); it is clamped
+ *   to [0, one year] (token-lifetime.ts): 0 or less is "expires now", never "never".
+ * - An `access_token` that cannot go in an HTTP header (CR, LF, other controls, above Latin-1) is
+ *   refused here, as the provider's fault, rather than stored and failing every API call later.
  * - `token_type` may be lower case (Keycloak) or absent.
  * - An `error` field is an error whatever the status, HTTP 200 included (GitHub, Slack).
  *
@@ -62,8 +67,10 @@ function parseOrThrow(response: RawTokenResponse): TokenSet {
   }
   if (status >= 200 && status < 300 && body.kind === 'fields') {
     const accessToken = body.fields.access_token;
-    if (typeof accessToken === 'string' && accessToken.length > 0)
+    if (typeof accessToken === 'string' && accessToken.length > 0) {
+      if (!isHeaderSafeValue(accessToken)) throw unsafeAccessToken(status, contentType);
       return tokenSetOf(accessToken, body.fields);
+    }
   }
   throw unusableResponse(response, contentType, body);
 }
@@ -106,6 +113,16 @@ export function unusableResponse(
   return new OAuthError('token_fetch_failed', factualMessage(facts, status), { provider, facts });
 }
 
+/** The token itself is never quoted: only that it cannot be sent. */
+function unsafeAccessToken(status: number, contentType: string | undefined): OAuthError {
+  const facts: ResponseFacts = { reason: 'unsafe_access_token' };
+  if (contentType !== undefined) facts.contentType = contentType;
+  return new OAuthError('token_fetch_failed', factualMessage(facts, status), {
+    provider: { status },
+    facts,
+  });
+}
+
 function factualMessage(facts: ResponseFacts, status: number): string {
   const what = facts.contentType === undefined ? '' : ` (${facts.contentType})`;
   switch (facts.reason) {
@@ -119,6 +136,8 @@ function factualMessage(facts: ResponseFacts, status: number): string {
       return `The endpoint answered HTTP ${status} with an empty body.`;
     case 'no_access_token':
       return `The endpoint answered HTTP ${status} without an access_token.`;
+    case 'unsafe_access_token':
+      return `The endpoint answered HTTP ${status} with an access token that cannot be sent in an HTTP header.`;
     case 'not_oauth':
       return `The endpoint answered HTTP ${status} with a body that is neither JSON nor form-encoded${what}.`;
     default:
@@ -169,7 +188,7 @@ function tokenSetOf(accessToken: string, fields: Fields): TokenSet {
   return {
     accessToken,
     tokenType: nonEmptyString(fields.token_type) ?? 'Bearer',
-    expiresIn: seconds(fields.expires_in) ?? seconds(fields.expires),
+    expiresIn: tokenLifetimeSeconds(fields.expires_in) ?? tokenLifetimeSeconds(fields.expires),
     refreshToken: nonEmptyString(fields.refresh_token),
     scope: scopeOf(fields.scope),
     idToken: nonEmptyString(fields.id_token),
@@ -178,12 +197,6 @@ function tokenSetOf(accessToken: string, fields: Fields): TokenSet {
 
 function nonEmptyString(value: unknown): string | null {
   return typeof value === 'string' && value.length > 0 ? value : null;
-}
-
-function seconds(value: unknown): number | null {
-  const number = typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value;
-  if (typeof number !== 'number' || !Number.isFinite(number) || number < 0) return null;
-  return Math.floor(number);
 }
 
 function scopeOf(value: unknown): string | null {
