@@ -2,7 +2,9 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 
 /**
  * Structured JSON logs. Redaction is the second line of defence — the first is never putting a
- * secret into a log call — and covers every field name a secret could travel under.
+ * secret into a log call — and covers every field name a secret could travel under. It cannot see
+ * a secret inside free text, such as a provider's error description echoing our request: such texts
+ * are cut where they are read (oauth/secret-redaction.ts), and log calls name error codes, not them.
  *
  * `code` is not among them: it is how errors name themselves (`ECONNRESET`, `invalid_client`), and
  * hiding it hid the one word an operator needs. OAuth authorization codes are redacted where they

@@ -93,7 +93,10 @@ export const AuthenticationPatchSchema = Type.Object(optionalAuthFields, {
 export const TokenMetadataSchema = Type.Object({
   tokenType: Type.String(),
   obtainedAt: Time,
-  expiresAt: Nullable(Time),
+  expiresAt: Type.Union([Time, Type.Null()], {
+    description:
+      'When the access token expires: as the provider said, but never more than one year after obtainedAt; equal to obtainedAt when the provider said 0 or less ("expires now"); null when it did not say.',
+  }),
   scope: Nullable(Type.String()),
   hasRefreshToken: Type.Boolean(),
 });

@@ -1,3 +1,4 @@
+import { boundedExpiresAt } from '../oauth/token-lifetime.js';
 import type { Problem, ProblemBody } from '../problem.js';
 import type { AuthenticationRecord, ConnectorRecord, EventRecord, TokenRecord } from '../store/contract.js';
 import type { AuthenticationView, ConnectorView, EventView } from './schemas.js';
@@ -16,10 +17,12 @@ export function tokenMetadata(
   row: TokenRecord | null,
 ): AuthenticationView['token'] {
   if (row === null || row.generation !== record.generation || row.accessToken === null) return null;
+  // Read within the bounds a new expiry is written with: an older row may hold one past the end of dates.
+  const expiresAt = boundedExpiresAt(row.obtainedAt, row.expiresAt);
   return {
     tokenType: row.tokenType ?? 'Bearer',
     obtainedAt: iso(row.obtainedAt),
-    expiresAt: row.expiresAt === null ? null : iso(row.expiresAt),
+    expiresAt: expiresAt === null ? null : iso(expiresAt),
     scope: row.scope,
     hasRefreshToken: row.refreshToken !== null,
   };

@@ -228,6 +228,11 @@ function tokenFetchFailed(
         message: `The ${endpoint} answered HTTP ${status} without an access_token.`,
         hint: `Check the ${urlName}${inUrl(url)}, the grant type and its required fields; some providers need an audience or a provider-specific parameter (extraTokenParams).`,
       };
+    case 'unsafe_access_token':
+      return {
+        message: `The ${endpoint} answered HTTP ${status} with an access token that cannot be sent in an HTTP header: it contains a line break, a control character or a character outside Latin-1.`,
+        hint: `Grantry refuses such a token rather than send a broken Authorization header. Check the ${urlName}${inUrl(url)}: it must be the provider's token endpoint; if it is, the provider issued a malformed token: report it to the provider.`,
+      };
     case 'not_oauth':
       return {
         message: `The ${endpoint} answered HTTP ${status} with a body that is not an OAuth response${facts.contentType === undefined ? '' : ` (${facts.contentType})`}.`,

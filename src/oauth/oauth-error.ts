@@ -13,6 +13,7 @@ export type ResponseFailureReason =
   | 'redirect' // 3xx: token requests never follow redirects
   | 'http_status' // another non-2xx status without an OAuth error
   | 'no_access_token' // 2xx, parsable, but no usable `access_token`
+  | 'unsafe_access_token' // 2xx with an `access_token` that cannot be sent in an HTTP header
   | 'not_oauth'; // 2xx with a body that is neither JSON nor form-encoded
 
 /** Short facts about a refused response that are safe to show: never body text beyond an HTML title. */

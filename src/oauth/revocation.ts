@@ -8,7 +8,8 @@ import {
   type TokenRequestOptions,
 } from './client-config.js';
 import { diagnose } from './diagnosis.js';
-import { mediaType, oauthErrorOfResponse, unusableResponse } from './token-response.js';
+import { secretRedaction, sentSecretsOf } from './secret-redaction.js';
+import { oauthErrorOfResponse, unusableResponse } from './token-response.js';
 
 export interface RevocationRequest {
   token: string;
@@ -18,7 +19,9 @@ export interface RevocationRequest {
 /**
  * Token Revocation, RFC 7009 §2.1, with the client authentication of the token requests. Any 2xx is
  * success (§2.2: the server answers 200 also for tokens it does not know). An error answer (§2.2.1,
- * e.g. `unsupported_token_type`) or an unusable one becomes a diagnosed `Problem`.
+ * e.g. `unsupported_token_type`) or an unusable one becomes a diagnosed `Problem`, with the token
+ * and the client's credentials cut out of it in every form they were sent in, should the endpoint
+ * echo the request (secret-redaction.ts).
  */
 export async function revokeToken(
   config: Pick<OAuthClientConfig, 'clientId' | 'clientSecret' | 'clientAuthMethod' | 'revocationUrl'>,
@@ -31,8 +34,12 @@ export async function revokeToken(
       hint: 'Set revocationUrl, or use an issuer whose metadata names a revocation_endpoint.',
     });
   }
-  const authenticate: ClientAuth = (_server, _client, body, headers) =>
-    applyClientAuthentication(config, body, headers);
+  let redaction = secretRedaction({ values: [request.token], client: config });
+  const authenticate: ClientAuth = async (_server, _client, body, headers) => {
+    await applyClientAuthentication(config, body, headers);
+    // The request as it goes out: the token in the body, the secret in the body or the Basic header.
+    redaction = secretRedaction(sentSecretsOf(body, headers, config));
+  };
   const timeout = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS);
   const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]);
   const context = {
@@ -68,10 +75,11 @@ export async function revokeToken(
             cause: error,
           })
         : error;
-    throw diagnose(failure, context);
+    throw redaction.problem(diagnose(failure, context));
   }
   if (status >= 200 && status < 300) return;
   const raw = { status, contentType: headers.get('content-type'), bodyText, headers };
-  const answer = oauthErrorOfResponse(raw) ?? unusableResponse(raw, mediaType(raw.contentType));
-  throw diagnose(answer, context);
+  const reading = { redact: redaction.text };
+  const answer = oauthErrorOfResponse(raw, reading) ?? unusableResponse(raw, reading);
+  throw redaction.problem(diagnose(answer, context));
 }

@@ -8,6 +8,12 @@ import {
 } from './client-config.js';
 import { type DiagnosisContext, diagnose } from './diagnosis.js';
 import { OAuthError } from './oauth-error.js';
+import {
+  SECRET_PARAMETERS,
+  type SecretRedaction,
+  secretRedaction,
+  sentSecretsOf,
+} from './secret-redaction.js';
 import { parseTokenResponse } from './token-response.js';
 import type { TokenSet } from './token-set.js';
 
@@ -56,22 +62,23 @@ export async function prepareTokenRequest(
 /**
  * Sends a token request and reads the answer with the tolerant parser. Network failures surface as
  * the `EgressError` of the fetch in use; the per-request timeout becomes an `EgressError` of kind
- * `timeout`; a caller's own abort is rethrown unchanged.
+ * `timeout`; a caller's own abort is rethrown unchanged. Everything read from an error answer has the
+ * secrets this request sent cut out, in every encoding (secret-redaction.ts).
  */
 export async function sendTokenRequest(
-  config: OAuthClientConfig,
-  request: TokenGrantRequest,
+  prepared: PreparedTokenRequest,
   options: TokenRequestOptions,
+  redaction: SecretRedaction,
 ): Promise<TokenSet> {
-  const prepared = await prepareTokenRequest(config, request);
   const { status, contentType, bodyText, headers } = await postForm(prepared, options);
-  return parseTokenResponse({ status, contentType, bodyText, headers });
+  return parseTokenResponse({ status, contentType, bodyText, headers }, { redact: redaction.text });
 }
 
 /**
  * The grant functions' common path: send, parse, and turn any failure into a diagnosed `Problem`
- * whose message and hint fit this grant. Values we sent (secret, password, code, refresh token) are
- * cut out of a provider's error description in case the provider echoes them.
+ * whose message and hint fit this grant. A provider may echo the request in its error (the body,
+ * the Basic header): every value we sent (secret, password, code, verifier, refresh token, the Basic
+ * credentials) is cut out of every text of the problem, in every form it was sent in.
  */
 export async function requestToken(
   config: OAuthClientConfig,
@@ -79,20 +86,28 @@ export async function requestToken(
   options: TokenRequestOptions,
   context: Pick<DiagnosisContext, 'step' | 'redirectUri'>,
 ): Promise<TokenSet> {
+  // What we mean to send, until the request is built and says exactly what it carries.
+  let redaction = secretRedaction({
+    values: SECRET_PARAMETERS.flatMap((name) => request.parameters[name] ?? []),
+    client: config,
+  });
   try {
-    return await sendTokenRequest(config, request, options);
+    const prepared = await prepareTokenRequest(config, request);
+    redaction = secretRedaction(sentSecretsOf(prepared.body, prepared.headers, config));
+    return await sendTokenRequest(prepared, options, redaction);
   } catch (error) {
     if (isCallerAbort(error, options.signal)) throw error;
-    const sensitive = [config.clientSecret, ...sensitiveValues(request.parameters)];
-    throw diagnose(redactProviderAnswer(error, sensitive), {
-      ...context,
-      tokenUrl: config.tokenUrl,
-      clientAuthMethod: config.clientAuthMethod,
-      grantType: request.grantType,
-      scope: config.scope,
-      audience: config.audience,
-      audienceParam: config.audienceParam,
-    });
+    throw redaction.problem(
+      diagnose(error, {
+        ...context,
+        tokenUrl: config.tokenUrl,
+        clientAuthMethod: config.clientAuthMethod,
+        grantType: request.grantType,
+        scope: config.scope,
+        audience: config.audience,
+        audienceParam: config.audienceParam,
+      }),
+    );
   }
 }
 
@@ -137,29 +152,6 @@ export async function postForm(
 
 function isCallerAbort(error: unknown, signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true && !(error instanceof EgressError) && !(error instanceof OAuthError);
-}
-
-const SENSITIVE_PARAMETERS = ['password', 'code', 'refresh_token', 'code_verifier', 'client_secret'];
-
-function sensitiveValues(parameters: Record<string, string>): string[] {
-  return SENSITIVE_PARAMETERS.flatMap((name) => {
-    const value = parameters[name];
-    return value === undefined ? [] : [value];
-  });
-}
-
-function redactProviderAnswer(error: unknown, sensitive: string[]): unknown {
-  if (!(error instanceof OAuthError)) return error;
-  const { errorDescription } = error.provider;
-  if (errorDescription === undefined) return error;
-  let redacted = errorDescription;
-  // Very short values would blank out ordinary words; real secrets and tokens are longer.
-  for (const value of sensitive) if (value.length >= 6) redacted = redacted.split(value).join('[redacted]');
-  if (redacted === errorDescription) return error;
-  return new OAuthError(error.code, error.message.split(errorDescription).join(redacted), {
-    provider: { ...error.provider, errorDescription: redacted },
-    facts: error.facts,
-  });
 }
 
 function hostOf(url: string): string {

@@ -149,7 +149,100 @@ describe('parseTokenResponse: successes', () => {
 
   it('expires_in that is not a number becomes null rather than a wrong expiry', () => {
     expect(parseTokenResponse(json({ access_token: SECRET_TOKEN, expires_in: 'soon' })).expiresIn).toBeNull();
-    expect(parseTokenResponse(json({ access_token: SECRET_TOKEN, expires_in: -5 })).expiresIn).toBeNull();
+  });
+});
+
+describe('parseTokenResponse: hostile lifetimes are clamped to [0, one year]', () => {
+  const ONE_YEAR = 365 * 24 * 60 * 60;
+  const form = (body: string): RawTokenResponse => ({
+    status: 200,
+    contentType: 'application/x-www-form-urlencoded',
+    bodyText: body,
+  });
+  const jsonText = (body: string): RawTokenResponse => ({
+    status: 200,
+    contentType: JSON_TYPE,
+    bodyText: body,
+  });
+
+  it('8640000000000 s as a JSON number (past the end of dates) is one year; a year or less is kept', () => {
+    const lifetime = (seconds: number) =>
+      parseTokenResponse(json({ access_token: SECRET_TOKEN, expires_in: seconds })).expiresIn;
+    expect(lifetime(8640000000000)).toBe(ONE_YEAR);
+    expect(lifetime(ONE_YEAR + 1)).toBe(ONE_YEAR);
+    expect(lifetime(ONE_YEAR)).toBe(ONE_YEAR);
+    expect(lifetime(ONE_YEAR - 1)).toBe(ONE_YEAR - 1);
+  });
+
+  it('1e20 as a JSON number literal is one year', () => {
+    expect(
+      parseTokenResponse(jsonText(`{"access_token":"${SECRET_TOKEN}","expires_in":1e20}`)).expiresIn,
+    ).toBe(ONE_YEAR);
+  });
+
+  it('1e400 (JSON parses it to Infinity) is one year', () => {
+    expect(
+      parseTokenResponse(jsonText(`{"access_token":"${SECRET_TOKEN}","expires_in":1e400}`)).expiresIn,
+    ).toBe(ONE_YEAR);
+  });
+
+  it('"8640000000000" and "1e20" as strings, JSON or form-encoded, are one year', () => {
+    expect(
+      parseTokenResponse(json({ access_token: SECRET_TOKEN, expires_in: '8640000000000' })).expiresIn,
+    ).toBe(ONE_YEAR);
+    expect(parseTokenResponse(form(`access_token=${SECRET_TOKEN}&expires_in=8640000000000`)).expiresIn).toBe(
+      ONE_YEAR,
+    );
+    expect(parseTokenResponse(form(`access_token=${SECRET_TOKEN}&expires_in=1e20`)).expiresIn).toBe(ONE_YEAR);
+    expect(parseTokenResponse(form(`access_token=${SECRET_TOKEN}&expires=1E20`)).expiresIn).toBe(ONE_YEAR);
+  });
+
+  it('0 and negative values mean "expires now" (0), never "never" (null)', () => {
+    expect(parseTokenResponse(json({ access_token: SECRET_TOKEN, expires_in: 0 })).expiresIn).toBe(0);
+    expect(parseTokenResponse(json({ access_token: SECRET_TOKEN, expires_in: -5 })).expiresIn).toBe(0);
+    expect(parseTokenResponse(json({ access_token: SECRET_TOKEN, expires_in: '-5' })).expiresIn).toBe(0);
+    expect(parseTokenResponse(form(`access_token=${SECRET_TOKEN}&expires_in=-5`)).expiresIn).toBe(0);
+    expect(
+      parseTokenResponse(jsonText(`{"access_token":"${SECRET_TOKEN}","expires_in":-1e20}`)).expiresIn,
+    ).toBe(0);
+    // A fraction is cut to whole seconds: 0.5 s is "expires now" too.
+    expect(parseTokenResponse(json({ access_token: SECRET_TOKEN, expires_in: '0.5' })).expiresIn).toBe(0);
+  });
+});
+
+describe('parseTokenResponse: an access token that cannot go in an HTTP header is refused', () => {
+  const withToken = (token: string) => json({ access_token: token, token_type: 'Bearer', expires_in: 3600 });
+
+  it.each([
+    ['CR LF (header injection)', `${SECRET_TOKEN}\r\nX-Injected: 1`],
+    ['a lone LF', `${SECRET_TOKEN}\nmore`],
+    ['NUL', `${SECRET_TOKEN}\u0000`],
+    ['another control character (ESC)', `${SECRET_TOKEN}\u001b[0m`],
+    ['DEL', `${SECRET_TOKEN}\u007f`],
+    ['a character above Latin-1 (€)', `${SECRET_TOKEN}€`],
+    ['an emoji (a surrogate pair)', `${SECRET_TOKEN}🔑`],
+  ])('%s: token_fetch_failed at parse time, the token not quoted', (_name, token) => {
+    const error = refusal(withToken(token));
+    expect(error.code).toBe('token_fetch_failed');
+    expect(error.facts).toEqual({ reason: 'unsafe_access_token', contentType: 'application/json' });
+    expect(error.provider).toEqual({ status: 200 });
+    expect(error.message).toMatch(/cannot be sent in an HTTP header/);
+  });
+
+  it('the line is drawn at what a header can carry: Latin-1 é, spaces and tabs pass, € does not', () => {
+    for (const token of [`${SECRET_TOKEN}é`, `${SECRET_TOKEN} with space`, `${SECRET_TOKEN}\tx`]) {
+      expect(parseTokenResponse(withToken(token)).accessToken).toBe(token);
+    }
+    expect(refusal(withToken(`${SECRET_TOKEN}é€`)).facts.reason).toBe('unsafe_access_token');
+  });
+
+  it('the same from a form-encoded body', () => {
+    const error = refusal({
+      status: 200,
+      contentType: 'application/x-www-form-urlencoded',
+      bodyText: `access_token=${SECRET_TOKEN}%0D%0AX-Injected%3A+1&token_type=bearer`,
+    });
+    expect(error.facts.reason).toBe('unsafe_access_token');
   });
 });
 

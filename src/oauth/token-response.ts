@@ -1,5 +1,7 @@
 import type { ProviderAnswer } from '../problem.js';
+import { isHeaderSafeValue } from './header-value.js';
 import { OAuthError, problemCodeForProviderError, type ResponseFacts } from './oauth-error.js';
+import { tokenLifetimeSeconds } from './token-lifetime.js';
 import type { TokenSet } from './token-set.js';
 
 /** A token endpoint answer, read in full. */
@@ -9,6 +11,20 @@ export interface RawTokenResponse {
   bodyText: string;
   headers?: Headers | undefined;
 }
+
+/** How an answer is read. */
+export interface ReadOptions {
+  /**
+   * Cuts what the request sent (secrets, in every encoding) out of every text taken from the answer
+   * (secret-redaction.ts). Applied before texts are shortened, so a secret cut in two by the length
+   * limit cannot show half of itself.
+   */
+  redact?: ((text: string) => string) | undefined;
+}
+
+type Redact = (text: string) => string;
+
+const KEEP: Redact = (text) => text;
 
 type Fields = Record<string, unknown>;
 
@@ -26,15 +42,18 @@ const MAX_DESCRIPTION_LENGTH = 500;
  * headers:
  * - JSON is recognised by its content whatever the content type (`text/javascript`, `text/plain`,
  *   `application/json; charset=…`); form-encoded bodies too (GitHub without `Accept`, old Facebook).
- * - `expires_in` may be a string (Azure AD v1) or absent (Salesforce, Zendesk → null).
+ * - `expires_in` may be a string (Azure AD v1) or absent (Salesforce, Zendesk → null); it is clamped
+ *   to [0, one year] (token-lifetime.ts): 0 or less is "expires now", never "never".
+ * - An `access_token` that cannot go in an HTTP header (CR, LF, other controls, above Latin-1) is
+ *   refused here, as the provider's fault, rather than stored and failing every API call later.
  * - `token_type` may be lower case (Keycloak) or absent.
  * - An `error` field is an error whatever the status, HTTP 200 included (GitHub, Slack).
  *
  * Throws {@link OAuthError}; its message and facts never include body text other than an HTML title.
  */
-export function parseTokenResponse(response: RawTokenResponse): TokenSet {
+export function parseTokenResponse(response: RawTokenResponse, options: ReadOptions = {}): TokenSet {
   try {
-    return parseOrThrow(response);
+    return parseOrThrow(response, options.redact ?? KEEP);
   } catch (error) {
     // RFC 9110 §10.2.3: a busy provider (429, 503) may say when to come back; retries honour it.
     const retryAfter = retryAfterSeconds(response.headers?.get('retry-after') ?? null);
@@ -52,38 +71,49 @@ export function retryAfterSeconds(header: string | null, now = Date.now()): numb
   return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
 }
 
-function parseOrThrow(response: RawTokenResponse): TokenSet {
+function parseOrThrow(response: RawTokenResponse, redact: Redact): TokenSet {
   const { status } = response;
   const contentType = mediaType(response.contentType);
   const body = parseBody(response.bodyText, contentType);
   if (body.kind === 'fields') {
-    const providerError = oauthErrorOf(body.fields, status, contentType);
+    const providerError = oauthErrorOf(body.fields, status, contentType, redact);
     if (providerError !== null) throw providerError;
   }
   if (status >= 200 && status < 300 && body.kind === 'fields') {
     const accessToken = body.fields.access_token;
-    if (typeof accessToken === 'string' && accessToken.length > 0)
+    if (typeof accessToken === 'string' && accessToken.length > 0) {
+      if (!isHeaderSafeValue(accessToken)) throw unsafeAccessToken(status, contentType);
       return tokenSetOf(accessToken, body.fields);
+    }
   }
-  throw unusableResponse(response, contentType, body);
+  throw unusable(response, contentType, body, redact);
 }
 
 /**
  * Reads an OAuth error answer (RFC 6749 §5.2, RFC 7009 §2.2.1) for endpoints whose success carries no
  * token, like revocation. Returns the error to throw, or null when the body holds no OAuth error.
  */
-export function oauthErrorOfResponse(response: RawTokenResponse): OAuthError | null {
+export function oauthErrorOfResponse(
+  response: RawTokenResponse,
+  options: ReadOptions = {},
+): OAuthError | null {
   const contentType = mediaType(response.contentType);
   const body = parseBody(response.bodyText, contentType);
   if (body.kind !== 'fields') return null;
-  return oauthErrorOf(body.fields, response.status, contentType);
+  return oauthErrorOf(body.fields, response.status, contentType, options.redact ?? KEEP);
 }
 
 /** Why a non-success answer without an OAuth error is unusable, as an error to throw. */
-export function unusableResponse(
+export function unusableResponse(response: RawTokenResponse, options: ReadOptions = {}): OAuthError {
+  const contentType = mediaType(response.contentType);
+  return unusable(response, contentType, parseBody(response.bodyText, contentType), options.redact ?? KEEP);
+}
+
+function unusable(
   response: RawTokenResponse,
-  contentType = mediaType(response.contentType),
-  body = parseBody(response.bodyText, contentType),
+  contentType: string | undefined,
+  body: ParsedBody,
+  redact: Redact,
 ): OAuthError {
   const { status } = response;
   const provider: ProviderAnswer = { status };
@@ -91,10 +121,10 @@ export function unusableResponse(
   if (contentType !== undefined) facts.contentType = contentType;
   if (body.kind === 'html') {
     facts.reason = 'html';
-    if (body.title !== undefined) facts.htmlTitle = body.title;
+    if (body.title !== undefined) facts.htmlTitle = shorten(redact(body.title), 80);
   } else if (status >= 300 && status < 400) {
     facts.reason = 'redirect';
-    const location = safeLocation(response.headers?.get('location') ?? null);
+    const location = safeLocation(response.headers?.get('location') ?? null, redact);
     if (location !== undefined) facts.location = location;
   } else if (status === 404) {
     facts.reason = 'not_found';
@@ -104,6 +134,16 @@ export function unusableResponse(
     facts.reason = body.kind === 'fields' ? 'no_access_token' : 'not_oauth';
   }
   return new OAuthError('token_fetch_failed', factualMessage(facts, status), { provider, facts });
+}
+
+/** The token itself is never quoted: only that it cannot be sent. */
+function unsafeAccessToken(status: number, contentType: string | undefined): OAuthError {
+  const facts: ResponseFacts = { reason: 'unsafe_access_token' };
+  if (contentType !== undefined) facts.contentType = contentType;
+  return new OAuthError('token_fetch_failed', factualMessage(facts, status), {
+    provider: { status },
+    facts,
+  });
 }
 
 function factualMessage(facts: ResponseFacts, status: number): string {
@@ -119,6 +159,8 @@ function factualMessage(facts: ResponseFacts, status: number): string {
       return `The endpoint answered HTTP ${status} with an empty body.`;
     case 'no_access_token':
       return `The endpoint answered HTTP ${status} without an access_token.`;
+    case 'unsafe_access_token':
+      return `The endpoint answered HTTP ${status} with an access token that cannot be sent in an HTTP header.`;
     case 'not_oauth':
       return `The endpoint answered HTTP ${status} with a body that is neither JSON nor form-encoded${what}.`;
     default:
@@ -126,18 +168,24 @@ function factualMessage(facts: ResponseFacts, status: number): string {
   }
 }
 
-function oauthErrorOf(fields: Fields, status: number, contentType: string | undefined): OAuthError | null {
+function oauthErrorOf(
+  fields: Fields,
+  status: number,
+  contentType: string | undefined,
+  redact: Redact,
+): OAuthError | null {
   const { error } = fields;
   const facts: ResponseFacts = { reason: 'oauth_error' };
   if (contentType !== undefined) facts.contentType = contentType;
   if (typeof error === 'string' && error.length > 0) {
-    const provider: ProviderAnswer = { status, error: shorten(error, 100) };
+    const provider: ProviderAnswer = { status, error: shorten(redact(error), 100) };
     const description = fields.error_description;
     if (typeof description === 'string' && description.length > 0) {
-      provider.errorDescription = shorten(description, MAX_DESCRIPTION_LENGTH);
+      provider.errorDescription = shorten(redact(description), MAX_DESCRIPTION_LENGTH);
     }
     const uri = fields.error_uri;
-    if (typeof uri === 'string' && uri.length > 0) provider.errorUri = shorten(uri, MAX_DESCRIPTION_LENGTH);
+    if (typeof uri === 'string' && uri.length > 0)
+      provider.errorUri = shorten(redact(uri), MAX_DESCRIPTION_LENGTH);
     const code = problemCodeForProviderError(provider.error ?? '', provider.errorDescription);
     if (code === 'token_fetch_failed') facts.reason = 'provider_error';
     const detail = provider.errorDescription === undefined ? '' : `: ${provider.errorDescription}`;
@@ -148,9 +196,10 @@ function oauthErrorOf(fields: Fields, status: number, contentType: string | unde
     const nested = error as Fields;
     const provider: ProviderAnswer = { status };
     const nestedCode = nested.code ?? nested.status;
-    if (typeof nestedCode === 'string' && nestedCode.length > 0) provider.error = shorten(nestedCode, 100);
+    if (typeof nestedCode === 'string' && nestedCode.length > 0)
+      provider.error = shorten(redact(nestedCode), 100);
     if (typeof nested.message === 'string' && nested.message.length > 0) {
-      provider.errorDescription = shorten(nested.message, MAX_DESCRIPTION_LENGTH);
+      provider.errorDescription = shorten(redact(nested.message), MAX_DESCRIPTION_LENGTH);
     }
     facts.reason = 'provider_error';
     return new OAuthError(
@@ -169,7 +218,7 @@ function tokenSetOf(accessToken: string, fields: Fields): TokenSet {
   return {
     accessToken,
     tokenType: nonEmptyString(fields.token_type) ?? 'Bearer',
-    expiresIn: seconds(fields.expires_in) ?? seconds(fields.expires),
+    expiresIn: tokenLifetimeSeconds(fields.expires_in) ?? tokenLifetimeSeconds(fields.expires),
     refreshToken: nonEmptyString(fields.refresh_token),
     scope: scopeOf(fields.scope),
     idToken: nonEmptyString(fields.id_token),
@@ -178,12 +227,6 @@ function tokenSetOf(accessToken: string, fields: Fields): TokenSet {
 
 function nonEmptyString(value: unknown): string | null {
   return typeof value === 'string' && value.length > 0 ? value : null;
-}
-
-function seconds(value: unknown): number | null {
-  const number = typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value;
-  if (typeof number !== 'number' || !Number.isFinite(number) || number < 0) return null;
-  return Math.floor(number);
 }
 
 function scopeOf(value: unknown): string | null {
@@ -225,7 +268,8 @@ function htmlTitle(text: string): string | undefined {
     .replace(/\p{Cc}+/gu, ' ')
     .replace(/\s+/g, ' ')
     .trim();
-  return title.length === 0 ? undefined : shorten(title, 80);
+  // Shortened where it is shown, after redaction.
+  return title.length === 0 ? undefined : title;
 }
 
 /** The media type alone, lower case and restricted to token characters, so it is safe to show. */
@@ -236,11 +280,11 @@ export function mediaType(contentType: string | null | undefined): string | unde
   return shorten(type, 100);
 }
 
-function safeLocation(location: string | null): string | undefined {
+function safeLocation(location: string | null, redact: Redact): string | undefined {
   if (location === null) return undefined;
   try {
     const url = new URL(location);
-    return shorten(`${url.origin}${url.pathname}`, 200);
+    return shorten(redact(`${url.origin}${url.pathname}`), 200);
   } catch {
     return undefined;
   }

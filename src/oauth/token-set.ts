@@ -6,7 +6,7 @@ export interface TokenSet {
   accessToken: string;
   /** As the provider said; `Bearer` when the provider did not say. */
   tokenType: string;
-  /** Seconds from the response; null when the provider did not say. */
+  /** Seconds from the response, within [0, one year] (0: expires now); null when the provider did not say. */
   expiresIn: number | null;
   refreshToken: string | null;
   /** The granted scope when the provider said it (RFC 6749 §5.1: omitted means "as requested"). */

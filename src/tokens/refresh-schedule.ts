@@ -11,12 +11,27 @@ export interface RefreshSchedule {
   hardExpiresAt: number;
 }
 
+/**
+ * How long a token that arrived already expired (`expires_in` 0 or negative: "expires now") is still
+ * handed out. Such a provider is either wrong about the lifetime (the token works) or issues tokens
+ * no API accepts; either way asking it again on every call cannot help, and would turn each API call
+ * into a token request — a storm at the provider under load. So the token just fetched is reused for
+ * this long: every caller on every instance (the window is computed from the stored row, which all
+ * instances read) gets it, and the provider is asked at most once per authentication per window. If
+ * the API does refuse the token, the 401 rule still fetches a fresh one for that call, as for any token.
+ */
+export const EXPIRED_ON_ARRIVAL_REUSE_MS = 30_000;
+
 export function refreshSchedule(
   obtainedAt: number,
   expiresAt: number,
   random: () => number = Math.random,
 ): RefreshSchedule {
-  const lifetime = Math.max(0, expiresAt - obtainedAt);
+  if (expiresAt <= obtainedAt) {
+    const reuseUntil = obtainedAt + EXPIRED_ON_ARRIVAL_REUSE_MS;
+    return { refreshAt: reuseUntil, hardExpiresAt: reuseUntil };
+  }
+  const lifetime = expiresAt - obtainedAt;
   const margin = Math.min(60_000, lifetime / 10) * (1 + 0.2 * random());
   // Time for a request carrying the token to reach the API: 5 s, or a twentieth of short lifetimes.
   const inFlight = Math.min(5_000, lifetime / 20);
