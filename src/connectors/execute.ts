@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   classifyNetworkError,
-  crossesOrigin,
   type Egress,
   type EgressResponse,
   isRedirect,
@@ -16,7 +15,7 @@ import type { UsageCounters } from '../tokens/usage-counters.js';
 import { ConnectorCache, type ConnectorTarget } from './connector-cache.js';
 import { firstValue, forwardableResponseHeaders, isTransportRequestHeader } from './http-headers.js';
 import { readResponseBody } from './response-body.js';
-import { resolveCallPath } from './target-url.js';
+import { isBelowBase, resolveCallPath } from './target-url.js';
 
 /** What an integration step asks for (API.md `POST /api/connectors/:id/execute`). */
 export interface ExecuteCall {
@@ -35,8 +34,11 @@ export interface PreparedCall {
   url: string;
   /** Connector headers, then the caller's; lower-case names; no Authorization from the token yet. */
   headers: Record<string, string>;
-  /** Only the caller's headers, minus credentials: what a redirect to another origin may carry. */
-  crossOriginHeaders: Record<string, string>;
+  /**
+   * Only the caller's headers, minus credentials: what a redirect may carry once it has left the
+   * base URL (another origin, or another path of the same origin).
+   */
+  headersOutsideBase: Record<string, string>;
   body: string | null;
 }
 
@@ -118,8 +120,8 @@ const HEADER_VALUE_CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f]/;
  * The one engine under execute, test and the proxy: resolves the target below the base URL, adds
  * `Authorization: <prefix> <token>`, handles the 401 (drop the token, one fresh one through the
  * single-flight path, one retry — never a loop), retries idempotent calls on connection failures
- * and 429/502/503/504, follows redirects for GET/HEAD without leaking credentials to another
- * origin, and counts calls, 401s and refreshes per authentication.
+ * and 429/502/503/504, follows redirects for GET/HEAD without leaking credentials outside the
+ * base URL, and counts calls, 401s and refreshes per authentication.
  */
 export class ConnectorEngine {
   readonly egress: Egress;
@@ -166,7 +168,7 @@ export class ConnectorEngine {
     else errors.push({ path: '/path', message: resolved.message });
 
     const headers: Record<string, string> = { ...target.headers };
-    const crossOriginHeaders: Record<string, string> = {};
+    const headersOutsideBase: Record<string, string> = {};
     for (const [name, value] of Object.entries(call.headers ?? {})) {
       const lower = name.toLowerCase();
       const at = `/headers/${name.replace(/~/g, '~0').replace(/\//g, '~1')}`;
@@ -180,7 +182,7 @@ export class ConnectorEngine {
         errors.push({ path: at, message: 'must not contain control characters (such as line breaks)' });
       } else {
         headers[lower] = value;
-        if (!CREDENTIAL_HEADERS.has(lower)) crossOriginHeaders[lower] = value;
+        if (!CREDENTIAL_HEADERS.has(lower)) headersOutsideBase[lower] = value;
       }
     }
 
@@ -194,9 +196,9 @@ export class ConnectorEngine {
         body = JSON.stringify(call.body);
         headers['content-type'] ??= 'application/json';
       }
-      if (headers['content-type'] !== undefined) crossOriginHeaders['content-type'] = headers['content-type'];
+      if (headers['content-type'] !== undefined) headersOutsideBase['content-type'] = headers['content-type'];
     }
-    return { call: { method, url, headers, crossOriginHeaders, body }, errors };
+    return { call: { method, url, headers, headersOutsideBase, body }, errors };
   }
 
   /**
@@ -255,8 +257,8 @@ export class ConnectorEngine {
     const signal = AbortSignal.timeout(target.timeoutMs);
     const idempotent = IDEMPOTENT.has(call.method);
     const followsRedirects = call.method === 'GET' || call.method === 'HEAD';
-    const origin = new URL(call.url);
-    let url = origin;
+    let url = new URL(call.url);
+    /** Once a redirect leaves the base URL, no later hop carries credentials again. */
     let foreign = false;
     let attempts = 0;
     let retries = 0;
@@ -265,7 +267,7 @@ export class ConnectorEngine {
 
     for (;;) {
       attempts++;
-      const headers: Record<string, string> = foreign ? call.crossOriginHeaders : { ...call.headers };
+      const headers: Record<string, string> = foreign ? call.headersOutsideBase : { ...call.headers };
       if (token !== undefined && !foreign) headers.authorization = token.authorization;
       let response: EgressResponse;
       try {
@@ -307,8 +309,9 @@ export class ConnectorEngine {
           } catch (error) {
             throw this.unreachable(error, target);
           }
-          // RFC 9110 §15.4: credentials are for the origin they were configured for, only.
-          if (crossesOrigin(origin, next)) foreign = true;
+          // RFC 9110 §15.4: credentials are for what they were configured for, only: this base URL,
+          // not another origin and not another path of the same one (`/api/v2` → `/admin`).
+          if (!isBelowBase(target, next)) foreign = true;
           url = next;
           redirects++;
           continue;
