@@ -13,7 +13,12 @@ import type { Store } from '../store/contract.js';
 import type { CachedToken, TokenManager, TokenSource } from '../tokens/token-manager.js';
 import type { UsageCounters } from '../tokens/usage-counters.js';
 import { ConnectorCache, type ConnectorTarget } from './connector-cache.js';
-import { firstValue, forwardableResponseHeaders, isTransportRequestHeader } from './http-headers.js';
+import {
+  firstValue,
+  forwardableResponseHeaders,
+  headerValueProblem,
+  isTransportRequestHeader,
+} from './http-headers.js';
 import { readResponseBody } from './response-body.js';
 import { isBelowBase, resolveCallPath } from './target-url.js';
 
@@ -112,9 +117,6 @@ const RETRY_KINDS = new Set<EgressFailureKind>(['refused', 'reset', 'unreachable
 /** Caller headers that carry credentials of their own: never sent to another origin. */
 const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
 const DRAIN_LIMIT = 64 * 1024;
-/** Control characters other than tab: a line break in a value would split the header (RFC 9110 §5.5). */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
-const HEADER_VALUE_CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
 /**
  * The one engine under execute, test and the proxy: resolves the target below the base URL, adds
@@ -172,14 +174,15 @@ export class ConnectorEngine {
     for (const [name, value] of Object.entries(call.headers ?? {})) {
       const lower = name.toLowerCase();
       const at = `/headers/${name.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      const valueProblem = headerValueProblem(value);
       if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
         errors.push({ path: at, message: 'is not a valid header name' });
       } else if (isTransportRequestHeader(lower)) {
         errors.push({ path: at, message: 'is set by the HTTP transport and cannot be sent' });
       } else if (lower === 'authorization' && target.authId !== null) {
         errors.push({ path: at, message: "is set from the connector's authentication" });
-      } else if (HEADER_VALUE_CONTROL.test(value)) {
-        errors.push({ path: at, message: 'must not contain control characters (such as line breaks)' });
+      } else if (valueProblem !== null) {
+        errors.push({ path: at, message: valueProblem });
       } else {
         headers[lower] = value;
         if (!CREDENTIAL_HEADERS.has(lower)) headersOutsideBase[lower] = value;

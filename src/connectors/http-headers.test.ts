@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { retryAfterMs } from './execute.js';
-import { forwardableResponseHeaders, proxyRequestHeaders } from './http-headers.js';
+import { forwardableResponseHeaders, headerValueProblem, proxyRequestHeaders } from './http-headers.js';
 import { readResponseBody } from './response-body.js';
 
 describe('proxyRequestHeaders', () => {
@@ -29,6 +29,25 @@ describe('proxyRequestHeaders', () => {
 
   it('keeps Content-Length when the body is streamed as it came', () => {
     expect(proxyRequestHeaders({}, { 'content-length': '10' }, true)).toEqual({ 'content-length': '10' });
+  });
+});
+
+describe('headerValueProblem (RFC 9110 §5.5)', () => {
+  it.each(['plain', 'with space\tand tab', 'café', '\u00ff', '', '!~'])('accepts %j', (value) => {
+    expect(headerValueProblem(value)).toBeNull();
+  });
+
+  it.each([
+    ['a\r\nInjected: 1', /control/],
+    ['nul\u0000', /control/],
+    ['del\u007f', /control/],
+    ['🙂', /U\+00FF/],
+    ['\u0100', /U\+00FF/],
+    ['snow ☃', /U\+00FF/],
+  ])('refuses %j, without quoting it', (value, why) => {
+    const problem = headerValueProblem(value);
+    expect(problem).toMatch(why);
+    expect(problem).not.toContain(value);
   });
 });
 

@@ -26,6 +26,26 @@ export function isTransportRequestHeader(lowerName: string): boolean {
   return TRANSPORT_REQUEST_HEADERS.has(lowerName);
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
+const CONTROL_EXCEPT_TAB = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+/** Above obs-text: no octet stands for it, so Node and undici refuse to send it. */
+const BEYOND_LATIN1 = /[^\t -\u00ff]/;
+
+/**
+ * Why a header value can never be sent, or null when it can. RFC 9110 §5.5: a field value is
+ * visible ASCII, SP, HTAB and obs-text (0x80–0xFF, sent as those octets). A line break would split
+ * the header; a character above U+00FF (an emoji, `Ā`) has no octet at all, so Node refuses the
+ * request and every call would fail as a network error. The value itself is never quoted: caller
+ * headers may carry credentials.
+ */
+export function headerValueProblem(value: string): string | null {
+  if (CONTROL_EXCEPT_TAB.test(value)) return 'must not contain control characters (such as line breaks)';
+  if (BEYOND_LATIN1.test(value)) {
+    return 'must contain only visible ASCII, spaces, tabs and Latin-1 characters (RFC 9110 §5.5): emoji and other characters above U+00FF cannot be sent in a header';
+  }
+  return null;
+}
+
 /** Field names listed in `Connection` (RFC 9110 §7.6.1): hop-by-hop for this message only. */
 function connectionListed(value: string | string[] | undefined): Set<string> | null {
   if (value === undefined) return null;
