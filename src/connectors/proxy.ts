@@ -5,7 +5,7 @@ import { Problem, type ProblemCode } from '../problem.js';
 import type { CachedToken } from '../tokens/token-manager.js';
 import type { ConnectorTarget } from './connector-cache.js';
 import type { ConnectorEngine } from './execute.js';
-import { forwardableResponseHeaders, proxyRequestHeaders } from './http-headers.js';
+import { proxyRequestHeaders, proxyResponseHeaders } from './http-headers.js';
 import { resolveCallPath } from './target-url.js';
 
 /**
@@ -35,7 +35,8 @@ export interface ProxiedResponse {
 
 /**
  * The transparent proxy: method, path, query, headers and body to `baseUrl + path`, the token
- * added, the answer streamed back unchanged (3xx included: redirects are the caller's business).
+ * added, the answer streamed back unchanged (3xx included: redirects are the caller's business),
+ * except for the fields that would speak for Grantry's own origin (`proxyResponseHeaders`).
  * Uses the egress dispatcher directly: its connector enforces the address policy and the https
  * rule, and the base URL was vetted once when the connector was compiled.
  */
@@ -107,7 +108,7 @@ export async function forwardThroughConnector(
     }
     return {
       status,
-      headers: forwardableResponseHeaders(response.headers, false),
+      headers: proxyResponseHeaders(response.headers),
       body: response.body,
       diagnosis,
     };
