@@ -121,7 +121,8 @@ const DRAIN_LIMIT = 64 * 1024;
 /**
  * The one engine under execute, test and the proxy: resolves the target below the base URL, adds
  * `Authorization: <prefix> <token>`, handles the 401 (drop the token, one fresh one through the
- * single-flight path, one retry — never a loop), retries idempotent calls on connection failures
+ * single-flight path, one retry — never a loop; and no fresh one at all while fresh tokens of that
+ * authentication are being refused too), retries idempotent calls on connection failures
  * and 429/502/503/504, follows redirects for GET/HEAD without leaking credentials outside the
  * base URL, and counts calls, 401s and refreshes per authentication.
  */
@@ -227,13 +228,20 @@ export class ConnectorEngine {
     return asGatewayProblem(diagnose(classified, { step: 'api', baseUrl: target.baseUrl }));
   }
 
-  /** The diagnosis of a 401/403 from the API, worded with the authentication's scope and audience. */
+  /**
+   * The diagnosis of a 401/403 from the API, worded with the authentication's scope and audience,
+   * and for a 401 with the pause of forced refreshes, if one holds.
+   */
   async diagnoseRefusal(
     target: ConnectorTarget,
     status: number,
     wwwAuthenticate: string | undefined,
+    token?: CachedToken,
   ): Promise<Problem | null> {
     const context: DiagnosisContext = { step: 'api', baseUrl: target.baseUrl };
+    if (status === 401 && token !== undefined) {
+      context.tokenRefreshPausedUntil = this.tokens.refusalBackoff.pausedUntil(token);
+    }
     if (target.authId !== null) {
       const record = await this.#store.authentications.get(target.authId).catch(() => null);
       if (record !== null) {
@@ -294,9 +302,13 @@ export class ConnectorEngine {
 
       if (status === 401 && token !== undefined && authId !== null && !foreign) {
         this.usage.count(authId, 'unauthorized');
-        if (!refreshed) {
+        // A fresh token refused too starts a pause of forced refreshes (RefusedTokenBackoff):
+        // an API that always answers 401 must not cost a token request per call.
+        const pausedUntil = this.tokens.refusalBackoff.refused(token, refreshed);
+        if (!refreshed && pausedUntil === null) {
           await discard(response);
           token = await this.token(authId, token);
+          this.tokens.refusalBackoff.replaced(token);
           refreshed = true;
           this.usage.count(authId, 'refreshes');
           continue;
@@ -356,6 +368,7 @@ export class ConnectorEngine {
           target,
           status,
           firstValue(response.headers['www-authenticate']),
+          token,
         );
         if (problem !== null) result.error = problem.toJSON();
       }

@@ -94,15 +94,26 @@ export async function forwardThroughConnector(
     let diagnosis: ProblemCode | null = null;
     if (status === 401 && token !== undefined && authId !== null) {
       engine.usage.count(authId, 'unauthorized');
-      if (replayable && !retried) {
+      // While fresh tokens of this authentication are refused too, no new one is forced: neither
+      // for a replay nor in the background (RefusedTokenBackoff).
+      const backoff = engine.tokens.refusalBackoff;
+      const pausedUntil = backoff.refused(token, retried);
+      if (replayable && !retried && pausedUntil === null) {
         await response.body.dump({ limit: REPLAYABLE_BODY_BYTES }).catch(() => {});
         token = await engine.token(authId, token);
+        backoff.replaced(token);
         engine.usage.count(authId, 'refreshes');
         continue;
       }
       diagnosis = 'upstream_unauthorized';
       // The refused token must not serve the next call; fetched once for all callers refused now.
-      if (!retried) Promise.resolve(engine.token(authId, token)).catch(() => {});
+      // Its refusal by the next call, soon, starts the pause.
+      if (!retried && pausedUntil === null) {
+        Promise.resolve(engine.token(authId, token)).then(
+          (fresh) => backoff.replaced(fresh),
+          () => {},
+        );
+      }
     } else if (status === 403 && token !== undefined) {
       diagnosis = 'upstream_forbidden';
     }
