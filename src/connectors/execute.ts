@@ -13,6 +13,7 @@ import type { Store } from '../store/contract.js';
 import type { CachedToken, TokenManager, TokenSource } from '../tokens/token-manager.js';
 import type { UsageCounters } from '../tokens/usage-counters.js';
 import { ConnectorCache, type ConnectorTarget } from './connector-cache.js';
+import { type BufferLease, ExecuteBufferBudget } from './execute-buffer-budget.js';
 import {
   firstValue,
   forwardableResponseHeaders,
@@ -104,6 +105,8 @@ export interface ConnectorEngineOptions {
   usage: UsageCounters;
   /** Upstream body bytes an execute result carries before it is marked truncated. */
   maxBodyBytes: number;
+  /** Upstream body bytes all execute/test calls together may hold at once (ExecuteBufferBudget). */
+  bufferLimitBytes: number;
   retry?: Partial<RetryPolicy>;
   observer?: UpstreamObserver;
 }
@@ -117,6 +120,22 @@ const RETRY_KINDS = new Set<EgressFailureKind>(['refused', 'reset', 'unreachable
 /** Caller headers that carry credentials of their own: never sent to another origin. */
 const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
 const DRAIN_LIMIT = 64 * 1024;
+/** With less room than this left in the buffer budget, a call is refused before anything is sent. */
+const MIN_BUFFER_ROOM = 64 * 1024;
+/** What a 503 server_busy asks to wait: the budget frees as soon as the answers in flight are written. */
+const BUSY_RETRY_AFTER_SECONDS = 1;
+/** Statuses whose answers have no body (RFC 9110 §15.3.5, §15.4.5), whatever Content-Length says. */
+const NO_BODY_STATUSES = new Set([204, 304]);
+
+export interface ExecuteOptions {
+  /** A token already in hand (the connector test fetched it); else the engine gets one. */
+  token?: CachedToken | undefined;
+  /**
+   * This call's share of the buffer budget, when the caller releases it (once the answer carrying
+   * the body is written); else the engine takes a share and releases it when `execute` returns.
+   */
+  buffer?: BufferLease | undefined;
+}
 
 /**
  * The one engine under execute, test and the proxy: resolves the target below the base URL, adds
@@ -132,6 +151,8 @@ export class ConnectorEngine {
   readonly usage: UsageCounters;
   readonly connectors: ConnectorCache;
   readonly observer: UpstreamObserver;
+  /** Upstream bytes buffered by execute and test at once, process-wide (the proxy streams). */
+  readonly buffers: ExecuteBufferBudget;
   readonly #store: Store;
   readonly #maxBodyBytes: number;
   readonly #retry: RetryPolicy;
@@ -143,6 +164,7 @@ export class ConnectorEngine {
     this.observer = options.observer ?? NO_OBSERVER;
     this.#store = options.store;
     this.#maxBodyBytes = options.maxBodyBytes;
+    this.buffers = new ExecuteBufferBudget(options.bufferLimitBytes);
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
     this.connectors = new ConnectorCache(options.store, (url) => {
       options.egress.checkUrl(url);
@@ -254,9 +276,30 @@ export class ConnectorEngine {
   }
 
   /** Sends a prepared call and reads the answer (see the class comment for what happens on the way). */
-  async execute(target: ConnectorTarget, call: PreparedCall, given?: CachedToken): Promise<ExecuteResult> {
+  async execute(
+    target: ConnectorTarget,
+    call: PreparedCall,
+    options: ExecuteOptions = {},
+  ): Promise<ExecuteResult> {
+    if (options.buffer !== undefined) return this.#execute(target, call, options.token, options.buffer);
+    const lease = this.buffers.lease();
+    try {
+      return await this.#execute(target, call, options.token, lease);
+    } finally {
+      lease.release();
+    }
+  }
+
+  async #execute(
+    target: ConnectorTarget,
+    call: PreparedCall,
+    given: CachedToken | undefined,
+    lease: BufferLease,
+  ): Promise<ExecuteResult> {
     const started = performance.now();
     if (target.urlProblem !== null) throw this.unreachable(target.urlProblem, target);
+    // Nothing is sent while the budget is spent: the API never sees a call whose answer could not be read.
+    if (!this.buffers.hasRoomFor(MIN_BUFFER_ROOM)) throw this.#busy(null, lease);
     const authId = target.authId;
     let token: CachedToken | undefined = given;
     if (authId !== null) {
@@ -344,14 +387,29 @@ export class ConnectorEngine {
         }
       }
 
+      // The declared length is reserved before reading, so concurrent calls cannot each take part
+      // of the budget and all fail; chunks past it (no Content-Length, or a wrong one) as they come.
+      const declared = Number(firstValue(response.headers['content-length']));
+      const expected =
+        call.method === 'HEAD' || NO_BODY_STATUSES.has(status) || !Number.isSafeInteger(declared)
+          ? 0
+          : Math.min(Math.max(declared, 0), this.#maxBodyBytes);
+      if (!lease.reserve(expected)) {
+        response.body.destroy();
+        throw this.#busy(status, lease);
+      }
       let read: Awaited<ReturnType<typeof readResponseBody>>;
       try {
         read = await readResponseBody(
           response.body,
           firstValue(response.headers['content-type']),
           this.#maxBodyBytes,
+          (bytes) => {
+            if (!lease.reserve(bytes)) throw this.#busy(status, lease);
+          },
         );
       } catch (error) {
+        if (error instanceof Problem) throw error;
         throw this.unreachable(error, target);
       }
       const result: ExecuteResult = {
@@ -380,7 +438,11 @@ export class ConnectorEngine {
    * "Test token fetch + API call": the token step (where the token came from, or why there is
    * none) and the API step, ok only when both succeed with a 2xx.
    */
-  async test(target: ConnectorTarget, call: PreparedCall): Promise<ConnectorTestOutcome> {
+  async test(
+    target: ConnectorTarget,
+    call: PreparedCall,
+    options: Pick<ExecuteOptions, 'buffer'> = {},
+  ): Promise<ConnectorTestOutcome> {
     let token: CachedToken | undefined;
     let tokenStep: TokenStep | null = null;
     if (target.authId !== null) {
@@ -407,8 +469,10 @@ export class ConnectorEngine {
     }
     let response: ExecuteResult;
     try {
-      response = await this.execute(target, call, token);
+      response = await this.execute(target, call, { token, buffer: options.buffer });
     } catch (error) {
+      // Not a finding about the connector: the answer is 503, to be retried.
+      if (error instanceof Problem && error.code === 'server_busy') throw error;
       const problem = asGatewayProblem(error);
       return { ok: false, token: tokenStep, response: null, error: problem.toJSON() };
     }
@@ -427,6 +491,37 @@ export class ConnectorEngine {
 
   close(): void {
     this.connectors.close();
+  }
+
+  /**
+   * 503: the buffer budget is spent. `status` is the API's, when it had already answered. The
+   * call's share is given back at once, not when the 503 is written: of several calls that each
+   * hold part of the budget, the ones refused make room for the rest, so one always finishes.
+   */
+  #busy(status: number | null, lease: BufferLease): Problem {
+    lease.release();
+    const limit = 'GRANTRY_EXECUTE_BUFFER_LIMIT';
+    const streams =
+      'for large answers use the proxy (/proxy/<connector id>/…), which streams them instead of holding them, or raise';
+    if (status === null) {
+      return new Problem(
+        'server_busy',
+        `Grantry is holding as many API answers in memory as it may (${limit}); this call was not sent.`,
+        {
+          hint: `Retry after the seconds in Retry-After; ${streams} ${limit}.`,
+          retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS,
+        },
+      );
+    }
+    return new Problem(
+      'server_busy',
+      `The API answered HTTP ${status}, but Grantry is holding as many API answers in memory as it may (${limit}), so this answer was not read.`,
+      {
+        hint: `The request did reach the API: if it is not idempotent, check its effect before sending it again. Retry after the seconds in Retry-After; ${streams} ${limit}.`,
+        provider: { status },
+        retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS,
+      },
+    );
   }
 
   #backoff(retry: number): number {
@@ -448,6 +543,7 @@ export class ConnectorEngine {
  */
 export function asGatewayProblem(error: unknown): Problem {
   const problem = error instanceof Problem ? error : diagnose(error, { step: 'api' });
+  if (problem.code === 'server_busy') return problem;
   if (problem.code === 'not_found') {
     return new Problem('not_found', "The connector's authentication no longer exists.", { status: 404 });
   }

@@ -37,6 +37,11 @@ export interface ProxiedResponse {
  * The transparent proxy: method, path, query, headers and body to `baseUrl + path`, the token
  * added, the answer streamed back unchanged (3xx included: redirects are the caller's business),
  * except for the fields that would speak for Grantry's own origin (`proxyResponseHeaders`).
+ *
+ * It takes no share of the execute buffer budget (ExecuteBufferBudget): no answer is buffered —
+ * it is piped to the caller as it arrives and backpressure bounds what one call holds — and a
+ * request body is held only up to REPLAYABLE_BODY_BYTES.
+ *
  * Uses the egress dispatcher directly: its connector enforces the address policy and the https
  * rule, and the base URL was vetted once when the connector was compiled.
  */
