@@ -120,7 +120,10 @@ const RETRY_KINDS = new Set<EgressFailureKind>(['refused', 'reset', 'unreachable
 /** Caller headers that carry credentials of their own: never sent to another origin. */
 const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
 const DRAIN_LIMIT = 64 * 1024;
-/** With less room than this left in the buffer budget, a call is refused before anything is sent. */
+/**
+ * With less room than this left in the buffer budget (or than the whole budget, when that is
+ * smaller), a call is refused before anything is sent.
+ */
 const MIN_BUFFER_ROOM = 64 * 1024;
 /** What a 503 server_busy asks to wait: the budget frees as soon as the answers in flight are written. */
 const BUSY_RETRY_AFTER_SECONDS = 1;
@@ -155,6 +158,7 @@ export class ConnectorEngine {
   readonly buffers: ExecuteBufferBudget;
   readonly #store: Store;
   readonly #maxBodyBytes: number;
+  readonly #minBufferRoom: number;
   readonly #retry: RetryPolicy;
 
   constructor(options: ConnectorEngineOptions) {
@@ -165,6 +169,7 @@ export class ConnectorEngine {
     this.#store = options.store;
     this.#maxBodyBytes = options.maxBodyBytes;
     this.buffers = new ExecuteBufferBudget(options.bufferLimitBytes);
+    this.#minBufferRoom = Math.min(MIN_BUFFER_ROOM, options.bufferLimitBytes);
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
     this.connectors = new ConnectorCache(options.store, (url) => {
       options.egress.checkUrl(url);
@@ -299,7 +304,7 @@ export class ConnectorEngine {
     const started = performance.now();
     if (target.urlProblem !== null) throw this.unreachable(target.urlProblem, target);
     // Nothing is sent while the budget is spent: the API never sees a call whose answer could not be read.
-    if (!this.buffers.hasRoomFor(MIN_BUFFER_ROOM)) throw this.#busy(null, lease);
+    if (!this.buffers.hasRoomFor(this.#minBufferRoom)) throw this.#busy(null, lease);
     const authId = target.authId;
     let token: CachedToken | undefined = given;
     if (authId !== null) {
