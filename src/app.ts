@@ -79,7 +79,12 @@ export { KEY_CHECK_CONTEXT, KEY_CHECK_SETTING };
 
 export async function createApp(
   config: Config,
-  options: { logger?: Logger; printBootstrapKey?: boolean } = {},
+  options: {
+    logger?: Logger;
+    printBootstrapKey?: boolean;
+    /** The token manager's clock (tests move it past back-off windows); default `Date.now`. */
+    clock?: () => number;
+  } = {},
 ) {
   const logger = options.logger ?? createLogger(config.logLevel);
   const store = await openStore(config.databaseUrl);
@@ -116,6 +121,7 @@ export async function createApp(
       tokenTimeoutMs: config.tokenTimeoutMs,
       redirectUri,
       observe: metrics.observeTokens,
+      ...(options.clock !== undefined ? { clock: options.clock } : {}),
     });
     const usage = new UsageCounters(store);
     const access = new AccessControl({

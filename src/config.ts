@@ -22,6 +22,8 @@ export interface Config {
   bodyLimitBytes: number;
   /** How much of an upstream body execute/test return before marking it truncated. */
   executeMaxBodyBytes: number;
+  /** Upstream body bytes all execute/test calls together may hold in memory at once. */
+  executeBufferLimitBytes: number;
   /** Timeout of one token request. */
   tokenTimeoutMs: number;
   /** How long a client may take to send the request headers. */
@@ -102,6 +104,30 @@ export function loadConfig(env: Env = process.env): Config {
   const rateLimit = env.GRANTRY_RATE_LIMIT;
   const production = env.NODE_ENV === 'production';
   const masterKey = env.GRANTRY_MASTER_KEY || undefined;
+  const executeMaxBodyBytes = integer(
+    env,
+    'GRANTRY_EXECUTE_MAX_BODY',
+    5 * 1024 * 1024,
+    1024,
+    100 * 1024 * 1024,
+  );
+  // 256 MiB: 51 answers of the largest size (5 MiB by default) at once, far more of the usual
+  // small ones, while the process stays well under a 1 GiB container (what is held is a small
+  // multiple of the bytes counted: see ExecuteBufferBudget).
+  const executeBufferLimitBytes = integer(
+    env,
+    'GRANTRY_EXECUTE_BUFFER_LIMIT',
+    256 * 1024 * 1024,
+    1024,
+    64 * 1024 * 1024 * 1024,
+  );
+  if (executeBufferLimitBytes < executeMaxBodyBytes) {
+    // A single answer of the allowed size could then never be read: every such call would be
+    // told to retry, forever.
+    throw new ConfigError(
+      `GRANTRY_EXECUTE_BUFFER_LIMIT (${executeBufferLimitBytes}) must be at least GRANTRY_EXECUTE_MAX_BODY (${executeMaxBodyBytes}).`,
+    );
+  }
   if (production && masterKey === undefined) {
     throw new ConfigError('GRANTRY_MASTER_KEY is required when NODE_ENV=production (base64 of 32 bytes).');
   }
@@ -126,7 +152,8 @@ export function loadConfig(env: Env = process.env): Config {
     production,
     logLevel: env.GRANTRY_LOG_LEVEL || 'info',
     bodyLimitBytes: integer(env, 'GRANTRY_BODY_LIMIT', 1024 * 1024, 1024, 100 * 1024 * 1024),
-    executeMaxBodyBytes: integer(env, 'GRANTRY_EXECUTE_MAX_BODY', 5 * 1024 * 1024, 1024, 100 * 1024 * 1024),
+    executeMaxBodyBytes,
+    executeBufferLimitBytes,
     tokenTimeoutMs: integer(env, 'GRANTRY_TOKEN_TIMEOUT_MS', 15_000, 100, 300_000),
     ...clientTimeouts(env),
     maxConnectionsPerClient: integer(env, 'GRANTRY_MAX_CONNECTIONS_PER_CLIENT', 256, 0, 1_000_000),

@@ -30,6 +30,7 @@ export const PROBLEM_CODES = [
   'upstream_forbidden',
   'egress_denied',
   'upstream_failed',
+  'server_busy',
   'wrong_master_key',
   'invalid_state',
   'not_supported',
@@ -68,6 +69,8 @@ export class Problem extends Error {
   readonly provider: ProviderAnswer | undefined;
   /** HTTP status when this problem is the answer to a management route. */
   readonly status: number;
+  /** Sent as `Retry-After` (RFC 9110 §10.2.3) with the answer, when the problem will pass. */
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(
     code: ProblemCode,
@@ -77,6 +80,7 @@ export class Problem extends Error {
       errors?: FieldError[] | undefined;
       provider?: ProviderAnswer | undefined;
       status?: number;
+      retryAfterSeconds?: number;
       cause?: unknown;
     } = {},
   ) {
@@ -87,6 +91,7 @@ export class Problem extends Error {
     this.errors = options.errors;
     this.provider = options.provider;
     this.status = options.status ?? defaultStatus(code);
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
   toJSON(): ProblemBody {
@@ -123,6 +128,8 @@ export function defaultStatus(code: ProblemCode): number {
     case 'internal_error':
     case 'wrong_master_key':
       return 500;
+    case 'server_busy':
+      return 503;
     default:
       // Provider and upstream failures: the gateway could not do its job.
       return 502;

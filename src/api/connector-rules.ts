@@ -1,3 +1,4 @@
+import { headerValueProblem } from '../connectors/http-headers.js';
 import type { FieldError } from '../problem.js';
 import type { ConnectorCreate } from './schemas.js';
 import { checkUrl, escapePointer, HEADER_NAME, hasControlCharacters } from './validation.js';
@@ -47,9 +48,8 @@ export function checkConnectorRules(
     } else if (name.toLowerCase() === 'authorization' && draft.authenticationId) {
       errors.push({ path: at, message: 'is set from the attached authentication; remove this header' });
     }
-    if (typeof value === 'string' && hasControlCharacters(value)) {
-      errors.push({ path: at, message: 'must not contain control characters (such as line breaks)' });
-    }
+    const valueProblem = typeof value === 'string' ? headerValueProblem(value) : null;
+    if (valueProblem !== null) errors.push({ path: at, message: valueProblem });
   }
   for (const [name] of Object.entries(draft.query ?? {})) {
     if (name === '') errors.push({ path: '/query/', message: 'parameter names must not be empty' });

@@ -102,6 +102,8 @@ export function createServer(context: ApiContext): FastifyInstance {
       );
     }
     reply.header('cache-control', 'no-store');
+    if (problem.retryAfterSeconds !== undefined)
+      reply.header('retry-after', String(problem.retryAfterSeconds));
     return reply.status(problem.status).send({ error: problem.toJSON() });
   });
 

@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   classifyNetworkError,
-  crossesOrigin,
   type Egress,
   type EgressResponse,
   isRedirect,
@@ -14,9 +13,15 @@ import type { Store } from '../store/contract.js';
 import type { CachedToken, TokenManager, TokenSource } from '../tokens/token-manager.js';
 import type { UsageCounters } from '../tokens/usage-counters.js';
 import { ConnectorCache, type ConnectorTarget } from './connector-cache.js';
-import { firstValue, forwardableResponseHeaders, isTransportRequestHeader } from './http-headers.js';
+import { type BufferLease, ExecuteBufferBudget } from './execute-buffer-budget.js';
+import {
+  firstValue,
+  forwardableResponseHeaders,
+  headerValueProblem,
+  isTransportRequestHeader,
+} from './http-headers.js';
 import { readResponseBody } from './response-body.js';
-import { resolveCallPath } from './target-url.js';
+import { isBelowBase, resolveCallPath } from './target-url.js';
 
 /** What an integration step asks for (API.md `POST /api/connectors/:id/execute`). */
 export interface ExecuteCall {
@@ -35,8 +40,11 @@ export interface PreparedCall {
   url: string;
   /** Connector headers, then the caller's; lower-case names; no Authorization from the token yet. */
   headers: Record<string, string>;
-  /** Only the caller's headers, minus credentials: what a redirect to another origin may carry. */
-  crossOriginHeaders: Record<string, string>;
+  /**
+   * Only the caller's headers, minus credentials: what a redirect may carry once it has left the
+   * base URL (another origin, or another path of the same origin).
+   */
+  headersOutsideBase: Record<string, string>;
   body: string | null;
 }
 
@@ -97,6 +105,8 @@ export interface ConnectorEngineOptions {
   usage: UsageCounters;
   /** Upstream body bytes an execute result carries before it is marked truncated. */
   maxBodyBytes: number;
+  /** Upstream body bytes all execute/test calls together may hold at once (ExecuteBufferBudget). */
+  bufferLimitBytes: number;
   retry?: Partial<RetryPolicy>;
   observer?: UpstreamObserver;
 }
@@ -110,16 +120,33 @@ const RETRY_KINDS = new Set<EgressFailureKind>(['refused', 'reset', 'unreachable
 /** Caller headers that carry credentials of their own: never sent to another origin. */
 const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
 const DRAIN_LIMIT = 64 * 1024;
-/** Control characters other than tab: a line break in a value would split the header (RFC 9110 §5.5). */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
-const HEADER_VALUE_CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+/**
+ * With less room than this left in the buffer budget (or than the whole budget, when that is
+ * smaller), a call is refused before anything is sent.
+ */
+const MIN_BUFFER_ROOM = 64 * 1024;
+/** What a 503 server_busy asks to wait: the budget frees as soon as the answers in flight are written. */
+const BUSY_RETRY_AFTER_SECONDS = 1;
+/** Statuses whose answers have no body (RFC 9110 §15.3.5, §15.4.5), whatever Content-Length says. */
+const NO_BODY_STATUSES = new Set([204, 304]);
+
+export interface ExecuteOptions {
+  /** A token already in hand (the connector test fetched it); else the engine gets one. */
+  token?: CachedToken | undefined;
+  /**
+   * This call's share of the buffer budget, when the caller releases it (once the answer carrying
+   * the body is written); else the engine takes a share and releases it when `execute` returns.
+   */
+  buffer?: BufferLease | undefined;
+}
 
 /**
  * The one engine under execute, test and the proxy: resolves the target below the base URL, adds
  * `Authorization: <prefix> <token>`, handles the 401 (drop the token, one fresh one through the
- * single-flight path, one retry — never a loop), retries idempotent calls on connection failures
- * and 429/502/503/504, follows redirects for GET/HEAD without leaking credentials to another
- * origin, and counts calls, 401s and refreshes per authentication.
+ * single-flight path, one retry — never a loop; and no fresh one at all while fresh tokens of that
+ * authentication are being refused too), retries idempotent calls on connection failures
+ * and 429/502/503/504, follows redirects for GET/HEAD without leaking credentials outside the
+ * base URL, and counts calls, 401s and refreshes per authentication.
  */
 export class ConnectorEngine {
   readonly egress: Egress;
@@ -127,8 +154,11 @@ export class ConnectorEngine {
   readonly usage: UsageCounters;
   readonly connectors: ConnectorCache;
   readonly observer: UpstreamObserver;
+  /** Upstream bytes buffered by execute and test at once, process-wide (the proxy streams). */
+  readonly buffers: ExecuteBufferBudget;
   readonly #store: Store;
   readonly #maxBodyBytes: number;
+  readonly #minBufferRoom: number;
   readonly #retry: RetryPolicy;
 
   constructor(options: ConnectorEngineOptions) {
@@ -138,6 +168,8 @@ export class ConnectorEngine {
     this.observer = options.observer ?? NO_OBSERVER;
     this.#store = options.store;
     this.#maxBodyBytes = options.maxBodyBytes;
+    this.buffers = new ExecuteBufferBudget(options.bufferLimitBytes);
+    this.#minBufferRoom = Math.min(MIN_BUFFER_ROOM, options.bufferLimitBytes);
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
     this.connectors = new ConnectorCache(options.store, (url) => {
       options.egress.checkUrl(url);
@@ -166,21 +198,22 @@ export class ConnectorEngine {
     else errors.push({ path: '/path', message: resolved.message });
 
     const headers: Record<string, string> = { ...target.headers };
-    const crossOriginHeaders: Record<string, string> = {};
+    const headersOutsideBase: Record<string, string> = {};
     for (const [name, value] of Object.entries(call.headers ?? {})) {
       const lower = name.toLowerCase();
       const at = `/headers/${name.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      const valueProblem = headerValueProblem(value);
       if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
         errors.push({ path: at, message: 'is not a valid header name' });
       } else if (isTransportRequestHeader(lower)) {
         errors.push({ path: at, message: 'is set by the HTTP transport and cannot be sent' });
       } else if (lower === 'authorization' && target.authId !== null) {
         errors.push({ path: at, message: "is set from the connector's authentication" });
-      } else if (HEADER_VALUE_CONTROL.test(value)) {
-        errors.push({ path: at, message: 'must not contain control characters (such as line breaks)' });
+      } else if (valueProblem !== null) {
+        errors.push({ path: at, message: valueProblem });
       } else {
         headers[lower] = value;
-        if (!CREDENTIAL_HEADERS.has(lower)) crossOriginHeaders[lower] = value;
+        if (!CREDENTIAL_HEADERS.has(lower)) headersOutsideBase[lower] = value;
       }
     }
 
@@ -194,9 +227,9 @@ export class ConnectorEngine {
         body = JSON.stringify(call.body);
         headers['content-type'] ??= 'application/json';
       }
-      if (headers['content-type'] !== undefined) crossOriginHeaders['content-type'] = headers['content-type'];
+      if (headers['content-type'] !== undefined) headersOutsideBase['content-type'] = headers['content-type'];
     }
-    return { call: { method, url, headers, crossOriginHeaders, body }, errors };
+    return { call: { method, url, headers, headersOutsideBase, body }, errors };
   }
 
   /**
@@ -222,13 +255,20 @@ export class ConnectorEngine {
     return asGatewayProblem(diagnose(classified, { step: 'api', baseUrl: target.baseUrl }));
   }
 
-  /** The diagnosis of a 401/403 from the API, worded with the authentication's scope and audience. */
+  /**
+   * The diagnosis of a 401/403 from the API, worded with the authentication's scope and audience,
+   * and for a 401 with the pause of forced refreshes, if one holds.
+   */
   async diagnoseRefusal(
     target: ConnectorTarget,
     status: number,
     wwwAuthenticate: string | undefined,
+    token?: CachedToken,
   ): Promise<Problem | null> {
     const context: DiagnosisContext = { step: 'api', baseUrl: target.baseUrl };
+    if (status === 401 && token !== undefined) {
+      context.tokenRefreshPausedUntil = this.tokens.refusalBackoff.pausedUntil(token);
+    }
     if (target.authId !== null) {
       const record = await this.#store.authentications.get(target.authId).catch(() => null);
       if (record !== null) {
@@ -241,9 +281,30 @@ export class ConnectorEngine {
   }
 
   /** Sends a prepared call and reads the answer (see the class comment for what happens on the way). */
-  async execute(target: ConnectorTarget, call: PreparedCall, given?: CachedToken): Promise<ExecuteResult> {
+  async execute(
+    target: ConnectorTarget,
+    call: PreparedCall,
+    options: ExecuteOptions = {},
+  ): Promise<ExecuteResult> {
+    if (options.buffer !== undefined) return this.#execute(target, call, options.token, options.buffer);
+    const lease = this.buffers.lease();
+    try {
+      return await this.#execute(target, call, options.token, lease);
+    } finally {
+      lease.release();
+    }
+  }
+
+  async #execute(
+    target: ConnectorTarget,
+    call: PreparedCall,
+    given: CachedToken | undefined,
+    lease: BufferLease,
+  ): Promise<ExecuteResult> {
     const started = performance.now();
     if (target.urlProblem !== null) throw this.unreachable(target.urlProblem, target);
+    // Nothing is sent while the budget is spent: the API never sees a call whose answer could not be read.
+    if (!this.buffers.hasRoomFor(this.#minBufferRoom)) throw this.#busy(null, lease);
     const authId = target.authId;
     let token: CachedToken | undefined = given;
     if (authId !== null) {
@@ -255,8 +316,8 @@ export class ConnectorEngine {
     const signal = AbortSignal.timeout(target.timeoutMs);
     const idempotent = IDEMPOTENT.has(call.method);
     const followsRedirects = call.method === 'GET' || call.method === 'HEAD';
-    const origin = new URL(call.url);
-    let url = origin;
+    let url = new URL(call.url);
+    /** Once a redirect leaves the base URL, no later hop carries credentials again. */
     let foreign = false;
     let attempts = 0;
     let retries = 0;
@@ -265,7 +326,7 @@ export class ConnectorEngine {
 
     for (;;) {
       attempts++;
-      const headers: Record<string, string> = foreign ? call.crossOriginHeaders : { ...call.headers };
+      const headers: Record<string, string> = foreign ? call.headersOutsideBase : { ...call.headers };
       if (token !== undefined && !foreign) headers.authorization = token.authorization;
       let response: EgressResponse;
       try {
@@ -289,9 +350,13 @@ export class ConnectorEngine {
 
       if (status === 401 && token !== undefined && authId !== null && !foreign) {
         this.usage.count(authId, 'unauthorized');
-        if (!refreshed) {
+        // A fresh token refused too starts a pause of forced refreshes (RefusedTokenBackoff):
+        // an API that always answers 401 must not cost a token request per call.
+        const pausedUntil = this.tokens.refusalBackoff.refused(token, refreshed);
+        if (!refreshed && pausedUntil === null) {
           await discard(response);
           token = await this.token(authId, token);
+          this.tokens.refusalBackoff.replaced(token);
           refreshed = true;
           this.usage.count(authId, 'refreshes');
           continue;
@@ -307,8 +372,9 @@ export class ConnectorEngine {
           } catch (error) {
             throw this.unreachable(error, target);
           }
-          // RFC 9110 §15.4: credentials are for the origin they were configured for, only.
-          if (crossesOrigin(origin, next)) foreign = true;
+          // RFC 9110 §15.4: credentials are for what they were configured for, only: this base URL,
+          // not another origin and not another path of the same one (`/api/v2` → `/admin`).
+          if (!isBelowBase(target, next)) foreign = true;
           url = next;
           redirects++;
           continue;
@@ -326,14 +392,29 @@ export class ConnectorEngine {
         }
       }
 
+      // The declared length is reserved before reading, so concurrent calls cannot each take part
+      // of the budget and all fail; chunks past it (no Content-Length, or a wrong one) as they come.
+      const declared = Number(firstValue(response.headers['content-length']));
+      const expected =
+        call.method === 'HEAD' || NO_BODY_STATUSES.has(status) || !Number.isSafeInteger(declared)
+          ? 0
+          : Math.min(Math.max(declared, 0), this.#maxBodyBytes);
+      if (!lease.reserve(expected)) {
+        response.body.destroy();
+        throw this.#busy(status, lease);
+      }
       let read: Awaited<ReturnType<typeof readResponseBody>>;
       try {
         read = await readResponseBody(
           response.body,
           firstValue(response.headers['content-type']),
           this.#maxBodyBytes,
+          (bytes) => {
+            if (!lease.reserve(bytes)) throw this.#busy(status, lease);
+          },
         );
       } catch (error) {
+        if (error instanceof Problem) throw error;
         throw this.unreachable(error, target);
       }
       const result: ExecuteResult = {
@@ -350,6 +431,7 @@ export class ConnectorEngine {
           target,
           status,
           firstValue(response.headers['www-authenticate']),
+          token,
         );
         if (problem !== null) result.error = problem.toJSON();
       }
@@ -361,7 +443,11 @@ export class ConnectorEngine {
    * "Test token fetch + API call": the token step (where the token came from, or why there is
    * none) and the API step, ok only when both succeed with a 2xx.
    */
-  async test(target: ConnectorTarget, call: PreparedCall): Promise<ConnectorTestOutcome> {
+  async test(
+    target: ConnectorTarget,
+    call: PreparedCall,
+    options: Pick<ExecuteOptions, 'buffer'> = {},
+  ): Promise<ConnectorTestOutcome> {
     let token: CachedToken | undefined;
     let tokenStep: TokenStep | null = null;
     if (target.authId !== null) {
@@ -388,8 +474,10 @@ export class ConnectorEngine {
     }
     let response: ExecuteResult;
     try {
-      response = await this.execute(target, call, token);
+      response = await this.execute(target, call, { token, buffer: options.buffer });
     } catch (error) {
+      // Not a finding about the connector: the answer is 503, to be retried.
+      if (error instanceof Problem && error.code === 'server_busy') throw error;
       const problem = asGatewayProblem(error);
       return { ok: false, token: tokenStep, response: null, error: problem.toJSON() };
     }
@@ -408,6 +496,37 @@ export class ConnectorEngine {
 
   close(): void {
     this.connectors.close();
+  }
+
+  /**
+   * 503: the buffer budget is spent. `status` is the API's, when it had already answered. The
+   * call's share is given back at once, not when the 503 is written: of several calls that each
+   * hold part of the budget, the ones refused make room for the rest, so one always finishes.
+   */
+  #busy(status: number | null, lease: BufferLease): Problem {
+    lease.release();
+    const limit = 'GRANTRY_EXECUTE_BUFFER_LIMIT';
+    const streams =
+      'for large answers use the proxy (/proxy/<connector id>/…), which streams them instead of holding them, or raise';
+    if (status === null) {
+      return new Problem(
+        'server_busy',
+        `Grantry is holding as many API answers in memory as it may (${limit}); this call was not sent.`,
+        {
+          hint: `Retry after the seconds in Retry-After; ${streams} ${limit}.`,
+          retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS,
+        },
+      );
+    }
+    return new Problem(
+      'server_busy',
+      `The API answered HTTP ${status}, but Grantry is holding as many API answers in memory as it may (${limit}), so this answer was not read.`,
+      {
+        hint: `The request did reach the API: if it is not idempotent, check its effect before sending it again. Retry after the seconds in Retry-After; ${streams} ${limit}.`,
+        provider: { status },
+        retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS,
+      },
+    );
   }
 
   #backoff(retry: number): number {
@@ -429,6 +548,7 @@ export class ConnectorEngine {
  */
 export function asGatewayProblem(error: unknown): Problem {
   const problem = error instanceof Problem ? error : diagnose(error, { step: 'api' });
+  if (problem.code === 'server_busy') return problem;
   if (problem.code === 'not_found') {
     return new Problem('not_found', "The connector's authentication no longer exists.", { status: 404 });
   }

@@ -1,7 +1,12 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { retryAfterMs } from './execute.js';
-import { forwardableResponseHeaders, proxyRequestHeaders } from './http-headers.js';
+import {
+  forwardableResponseHeaders,
+  headerValueProblem,
+  proxyRequestHeaders,
+  proxyResponseHeaders,
+} from './http-headers.js';
 import { readResponseBody } from './response-body.js';
 
 describe('proxyRequestHeaders', () => {
@@ -32,6 +37,25 @@ describe('proxyRequestHeaders', () => {
   });
 });
 
+describe('headerValueProblem (RFC 9110 §5.5)', () => {
+  it.each(['plain', 'with space\tand tab', 'café', '\u00ff', '', '!~'])('accepts %j', (value) => {
+    expect(headerValueProblem(value)).toBeNull();
+  });
+
+  it.each([
+    ['a\r\nInjected: 1', /control/],
+    ['nul\u0000', /control/],
+    ['del\u007f', /control/],
+    ['🙂', /U\+00FF/],
+    ['\u0100', /U\+00FF/],
+    ['snow ☃', /U\+00FF/],
+  ])('refuses %j, without quoting it', (value, why) => {
+    const problem = headerValueProblem(value);
+    expect(problem).toMatch(why);
+    expect(problem).not.toContain(value);
+  });
+});
+
 describe('forwardableResponseHeaders', () => {
   it('drops hop-by-hop fields, and set-cookie when asked', () => {
     const upstream = {
@@ -46,6 +70,50 @@ describe('forwardableResponseHeaders', () => {
       'set-cookie': ['a=1', 'b=2'],
       'content-type': 'application/json',
     });
+  });
+});
+
+describe('proxyResponseHeaders', () => {
+  it("drops what would speak for Grantry's origin and adds the sandbox policy", () => {
+    const out = proxyResponseHeaders({
+      'content-type': 'text/html',
+      'set-cookie': ['a=1', 'b=2'],
+      'set-cookie2': 'c=3',
+      'clear-site-data': '"*"',
+      'strict-transport-security': 'max-age=63072000; includeSubDomains',
+      'alt-svc': 'h3=":443"',
+      'cache-control': ['public', 'max-age=60'],
+      'x-request-id': 'theirs',
+      'x-grantry-error': 'forged',
+      'transfer-encoding': 'chunked',
+      etag: '"v1"',
+    });
+    expect(out).toEqual({
+      'content-type': 'text/html',
+      etag: '"v1"',
+      'content-security-policy': 'sandbox',
+    });
+  });
+
+  it("keeps the upstream's policies beside ours, and joins names in any case", () => {
+    const out = proxyResponseHeaders({
+      'content-security-policy': ["default-src 'self'", 'sandbox allow-scripts'],
+      'Content-Security-Policy': 'img-src *',
+      'X-Trace': 'a',
+      'x-trace': 'b',
+      'Set-Cookie': 'late=1',
+      'X-Request-Id': 'theirs',
+    });
+    expect(out['content-security-policy']).toEqual([
+      "default-src 'self'",
+      'sandbox allow-scripts',
+      'img-src *',
+      'sandbox',
+    ]);
+    expect(out['x-trace']).toEqual(['a', 'b']);
+    expect(out).not.toHaveProperty('set-cookie');
+    expect(out).not.toHaveProperty('Set-Cookie');
+    expect(out).not.toHaveProperty('X-Request-Id');
   });
 });
 

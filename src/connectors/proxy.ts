@@ -5,7 +5,7 @@ import { Problem, type ProblemCode } from '../problem.js';
 import type { CachedToken } from '../tokens/token-manager.js';
 import type { ConnectorTarget } from './connector-cache.js';
 import type { ConnectorEngine } from './execute.js';
-import { forwardableResponseHeaders, proxyRequestHeaders } from './http-headers.js';
+import { proxyRequestHeaders, proxyResponseHeaders } from './http-headers.js';
 import { resolveCallPath } from './target-url.js';
 
 /**
@@ -35,7 +35,13 @@ export interface ProxiedResponse {
 
 /**
  * The transparent proxy: method, path, query, headers and body to `baseUrl + path`, the token
- * added, the answer streamed back unchanged (3xx included: redirects are the caller's business).
+ * added, the answer streamed back unchanged (3xx included: redirects are the caller's business),
+ * except for the fields that would speak for Grantry's own origin (`proxyResponseHeaders`).
+ *
+ * It takes no share of the execute buffer budget (ExecuteBufferBudget): no answer is buffered —
+ * it is piped to the caller as it arrives and backpressure bounds what one call holds — and a
+ * request body is held only up to REPLAYABLE_BODY_BYTES.
+ *
  * Uses the egress dispatcher directly: its connector enforces the address policy and the https
  * rule, and the base URL was vetted once when the connector was compiled.
  */
@@ -93,21 +99,32 @@ export async function forwardThroughConnector(
     let diagnosis: ProblemCode | null = null;
     if (status === 401 && token !== undefined && authId !== null) {
       engine.usage.count(authId, 'unauthorized');
-      if (replayable && !retried) {
+      // While fresh tokens of this authentication are refused too, no new one is forced: neither
+      // for a replay nor in the background (RefusedTokenBackoff).
+      const backoff = engine.tokens.refusalBackoff;
+      const pausedUntil = backoff.refused(token, retried);
+      if (replayable && !retried && pausedUntil === null) {
         await response.body.dump({ limit: REPLAYABLE_BODY_BYTES }).catch(() => {});
         token = await engine.token(authId, token);
+        backoff.replaced(token);
         engine.usage.count(authId, 'refreshes');
         continue;
       }
       diagnosis = 'upstream_unauthorized';
       // The refused token must not serve the next call; fetched once for all callers refused now.
-      if (!retried) Promise.resolve(engine.token(authId, token)).catch(() => {});
+      // Its refusal by the next call, soon, starts the pause.
+      if (!retried && pausedUntil === null) {
+        Promise.resolve(engine.token(authId, token)).then(
+          (fresh) => backoff.replaced(fresh),
+          () => {},
+        );
+      }
     } else if (status === 403 && token !== undefined) {
       diagnosis = 'upstream_forbidden';
     }
     return {
       status,
-      headers: forwardableResponseHeaders(response.headers, false),
+      headers: proxyResponseHeaders(response.headers),
       body: response.body,
       diagnosis,
     };

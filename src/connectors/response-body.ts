@@ -15,16 +15,22 @@ export function isJsonContentType(contentType: string | undefined): boolean {
   return contentType !== undefined && JSON_TYPE.test(contentType);
 }
 
+/** Told the bytes held so far (at most `maxBytes`) before each chunk is kept; throws to stop reading. */
+export type ReserveBytes = (heldBytes: number) => void;
+
 /**
  * Reads an upstream body for an execute result, at most `maxBytes`. A truncated JSON body is
  * returned as text: a cut document cannot be parsed, and pretending otherwise would hide the cut.
+ * With `reserve`, each chunk is accounted for before it is kept (the execute buffer budget).
  */
 export async function readResponseBody(
   stream: Readable | AsyncIterable<Uint8Array>,
   contentType: string | undefined,
   maxBytes: number,
+  reserve?: ReserveBytes,
 ): Promise<ResponseBody> {
-  const { bytes, truncated } = await readBodyCapped(stream, maxBytes);
+  const source = reserve === undefined ? stream : reserved(stream, maxBytes, reserve);
+  const { bytes, truncated } = await readBodyCapped(source, maxBytes);
   if (bytes.length === 0) return { body: null, truncated };
   const text = bytes.toString('utf8');
   if (!truncated && isJsonContentType(contentType)) {
@@ -35,4 +41,22 @@ export async function readResponseBody(
     }
   }
   return { body: text, truncated };
+}
+
+async function* reserved(
+  stream: Readable | AsyncIterable<Uint8Array>,
+  maxBytes: number,
+  reserve: ReserveBytes,
+): AsyncGenerator<Uint8Array> {
+  let received = 0;
+  try {
+    for await (const chunk of stream as AsyncIterable<Uint8Array>) {
+      received += chunk.byteLength;
+      reserve(Math.min(received, maxBytes));
+      yield chunk;
+    }
+  } finally {
+    // Stopped early (cut at maxBytes, or refused): the connection must not wait for the rest.
+    if ('destroy' in stream && !stream.destroyed) stream.destroy();
+  }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileBaseTarget, resolveCallPath } from './target-url.js';
+import { compileBaseTarget, isBelowBase, resolveCallPath } from './target-url.js';
 
 const base = compileBaseTarget(new URL('https://api.example.test/v1/'), { key: 'a b', n: '1' });
 const root = compileBaseTarget(new URL('https://api.example.test'), {});
@@ -54,9 +54,56 @@ describe('resolveCallPath', () => {
     ['/a/.;x/b', 'disguised'],
     ['/\uff0e\uff0e/admin', 'disguised'],
     ['/a\uff0fb', 'disguised'],
+    ['/%ef%bc%8e%ef%bc%8e/admin', 'disguised'],
+    ['/a%EF%BC%8Fb', 'disguised'],
+    ['/..%3b/admin', 'disguised'],
   ])('refuses %s', (raw, why) => {
     const result = resolveCallPath(base, raw);
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.message).toMatch(new RegExp(why === '//host' ? '//host' : why, 'i'));
+  });
+});
+
+describe('isBelowBase (where a redirect may take credentials)', () => {
+  const v2 = compileBaseTarget(new URL('https://api.example.test/api/v2'), {});
+  const at = (target: typeof v2, location: string) =>
+    isBelowBase(target, new URL(location, 'https://api.example.test/api/v2/hop'));
+
+  it.each([
+    '/api/v2',
+    '/api/v2/',
+    '/api/v2/users/1?x=1',
+    'sibling',
+    '/api/v2/a/../b',
+    'https://api.example.test/api/v2/deeper',
+    '/api/v2/name%20x',
+  ])('%s is below /api/v2', (location) => {
+    expect(at(v2, location)).toBe(true);
+  });
+
+  it.each([
+    '/admin/secret',
+    '/api/v2/../admin',
+    '/api/v2/%2e%2e/admin',
+    '/api/v2/.%2E/admin',
+    '/api/v2/..%2fadmin',
+    '/api/v2/%2e%2e%2fadmin',
+    '/api/v2/%252e%252e/admin',
+    '/api/v2/..;/admin',
+    '/api/v2/%ef%bc%8e%ef%bc%8e/admin',
+    '/api/v2evil',
+    '/api',
+    'https://api.example.test/admin',
+    '//api.example.test/admin',
+    'https://other.example.test/api/v2/x',
+    'http://api.example.test/api/v2/x',
+    'https://api.example.test:8443/api/v2/x',
+  ])('%s is outside /api/v2', (location) => {
+    expect(at(v2, location)).toBe(false);
+  });
+
+  it('takes the whole origin for a base URL at the root', () => {
+    expect(at(root, 'https://api.example.test/anything/at/all')).toBe(true);
+    expect(at(root, 'https://other.example.test/')).toBe(false);
   });
 });

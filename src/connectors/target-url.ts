@@ -112,10 +112,40 @@ export function resolveCallPath(base: BaseTarget, raw: string, extraQuery = ''):
   return { ok: true, pathAndQuery: fullQuery === '' ? resolved : `${resolved}?${fullQuery}` };
 }
 
+/**
+ * Whether a URL (a redirect's target) is one a call path could have reached: the base URL's origin,
+ * and a path below the base path that `resolveCallPath` accepts as it is. Credentials configured for
+ * a connector are sent there only (RFC 9110 §15.4: a redirect does not widen what they are for).
+ *
+ * The URL parser has already removed dot segments, `%2e` forms included (RFC 3986 §5.2.4 as WHATWG
+ * URL applies it), so the prefix test sees the path the server is asked for; what is left goes
+ * through the very rules a caller's path does, so `..%2f`, `%252e`, `..;` and the like that a server
+ * might still turn into a climb count as outside.
+ */
+export function isBelowBase(base: BaseTarget, url: URL): boolean {
+  if (url.origin !== base.origin) return false;
+  const path = url.pathname;
+  const below = path === base.basePath || path.startsWith(`${base.basePath}/`);
+  return below && resolveCallPath(base, path.slice(base.basePath.length)).ok;
+}
+
 function isDisguisedDotSegment(segment: string): boolean {
-  const beforeParams = segment.includes(';') ? segment.slice(0, segment.indexOf(';')) : segment;
-  if (beforeParams === '.' || beforeParams === '..') return true;
-  if (!/[^ -~]/.test(segment)) return false; // printable ASCII only: nothing to normalise
-  const normalized = segment.normalize('NFKC');
-  return normalized === '.' || normalized === '..' || normalized.includes('/');
+  // Percent-encoded forms (%EF%BC%8E is a fullwidth dot, %3B a `;`) are one decoding away from the raw ones.
+  const forms = segment.includes('%') ? [segment, decodedOrSame(segment)] : [segment];
+  for (const form of forms) {
+    const beforeParams = form.includes(';') ? form.slice(0, form.indexOf(';')) : form;
+    if (beforeParams === '.' || beforeParams === '..') return true;
+    if (!/[^ -~]/.test(form)) continue; // printable ASCII only: nothing to normalise
+    const normalized = form.normalize('NFKC');
+    if (normalized === '.' || normalized === '..' || normalized.includes('/')) return true;
+  }
+  return false;
+}
+
+function decodedOrSame(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment; // not UTF-8 once decoded: no Unicode form to normalise either
+  }
 }

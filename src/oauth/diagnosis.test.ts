@@ -233,6 +233,18 @@ describe('diagnose: network failures (EgressError kinds)', () => {
 });
 
 describe('diagnoseApiResponse (RFC 6750 §3)', () => {
+  it('says until when Grantry is not fetching new tokens, when fresh tokens were refused too', () => {
+    const until = Date.parse('2026-03-01T12:00:00Z');
+    const paused = diagnoseApiResponse(401, 'Bearer error="invalid_token"', {
+      tokenRefreshPausedUntil: until,
+    });
+    expect(paused?.hint).toContain(
+      'Grantry is not fetching new tokens for this authentication until 2026-03-01T12:00:00.000Z because fresh tokens were refused too',
+    );
+    expect(diagnoseApiResponse(401, 'Bearer', { tokenRefreshPausedUntil: null })?.hint).not.toMatch(
+      /not fetching/,
+    );
+  });
   it('401 invalid_token → upstream_unauthorized naming the configured audience', () => {
     const problem = diagnoseApiResponse(
       401,

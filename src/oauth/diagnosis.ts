@@ -17,6 +17,11 @@ export interface DiagnosisContext {
   audienceParam?: string | undefined;
   /** The connector's base URL, for `api` steps. */
   baseUrl?: string | undefined;
+  /**
+   * For a 401 from the API: until when (ms since the epoch) Grantry does not force new tokens for
+   * the authentication, because fresh ones were refused too.
+   */
+  tokenRefreshPausedUntil?: number | null | undefined;
   step?: DiagnosisStep | undefined;
 }
 
@@ -365,10 +370,14 @@ export function diagnoseApiResponse(
   const scope = context.scope === undefined || context.scope === '' ? '(none)' : `"${context.scope}"`;
   if (status === 401) {
     const said = challenge?.error === undefined ? '' : ` (${challenge.error}${describe(provider)})`;
+    const paused =
+      context.tokenRefreshPausedUntil === null || context.tokenRefreshPausedUntil === undefined
+        ? ''
+        : ` Grantry is not fetching new tokens for this authentication until ${new Date(context.tokenRefreshPausedUntil).toISOString()} because fresh tokens were refused too; changing the authentication ends this pause.`;
     const hint =
       challenge?.error === 'invalid_token'
-        ? `The API says the token is invalid although it was just issued: it was issued for another audience or scope, or revoked. ${audience} Configured scope: ${scope}.`
-        : `The API refused a freshly fetched token. ${audience} Also check the scope (${scope}) and the header prefix the API expects.`;
+        ? `The API says the token is invalid although it was just issued: it was issued for another audience or scope, or revoked. ${audience} Configured scope: ${scope}.${paused}`
+        : `The API refused a freshly fetched token. ${audience} Also check the scope (${scope}) and the header prefix the API expects.${paused}`;
     return new Problem(
       'upstream_unauthorized',
       `The API answered 401 Unauthorized even with a fresh token${said}.`,

@@ -11,6 +11,7 @@ import type { AuthenticationRecord, ChangeEvent, Store, TokenRecord, TokenWrite 
 import { recordEvent } from './auth-events.js';
 import { type GrantRun, runGrant } from './grant-runner.js';
 import { refreshSchedule } from './refresh-schedule.js';
+import { RefusedTokenBackoff, type RefusedTokenBackoffOptions } from './refused-token-backoff.js';
 import { openAuthenticationSecrets, sealContext, sealOptional } from './sealed-columns.js';
 
 /** A usable access token, as the hot path hands it out. Never logged, never returned by the API. */
@@ -53,6 +54,8 @@ export interface TokenManagerOptions {
   tokenTimeoutMs: number;
   redirectUri: string;
   clock?: () => number;
+  /** Pause lengths of `refusalBackoff` (defaults: one minute, doubling, up to ten). */
+  refusalBackoff?: Omit<RefusedTokenBackoffOptions, 'clock'>;
   /** Told about each token request (with the grant it used) and lock wait (metrics). */
   observe?: (
     event:
@@ -110,6 +113,11 @@ export class TokenManager {
   readonly #pending = new Set<Promise<void>>();
   readonly #unsubscribe: () => void;
   #cacheHits = 0;
+  /**
+   * Whether a 401 may still force a fresh token for an authentication (the connector engine asks
+   * it); reset with everything else this manager holds for an authentication (`forget`).
+   */
+  readonly refusalBackoff: RefusedTokenBackoff;
 
   constructor(options: TokenManagerOptions) {
     this.#store = options.store;
@@ -119,6 +127,7 @@ export class TokenManager {
     this.#redirectUri = options.redirectUri;
     this.#clock = options.clock ?? Date.now;
     this.#observe = options.observe ?? (() => {});
+    this.refusalBackoff = new RefusedTokenBackoff({ ...options.refusalBackoff, clock: this.#clock });
     this.#unsubscribe = this.#store.subscribe((event) => this.#onChange(event));
   }
 
@@ -193,6 +202,7 @@ export class TokenManager {
   async invalidate(authId: string): Promise<void> {
     this.#cache.delete(authId);
     this.#failures.delete(authId);
+    this.refusalBackoff.forget(authId);
     await this.#store.tokens.dropAccessToken(authId);
     await recordEvent(this.#store, authId, 'token_invalidated', {}, this.#clock());
     await this.#store.publish({ kind: 'tokens_changed', authId });
@@ -202,6 +212,7 @@ export class TokenManager {
   forget(authId: string): void {
     this.#cache.delete(authId);
     this.#failures.delete(authId);
+    this.refusalBackoff.forget(authId);
   }
 
   /**
@@ -226,6 +237,7 @@ export class TokenManager {
       return this.#save(record, row, tokenSet, null);
     });
     this.#failures.delete(record.id);
+    this.refusalBackoff.forget(record.id);
     this.#cache.set(record.id, value);
     await this.#store.authentications.setStatus(record.id, 'connected', null);
     await recordEvent(this.#store, record.id, 'authorized', describeTokens(tokenSet), this.#clock());
@@ -524,7 +536,9 @@ export class TokenManager {
         this.forget(event.authId);
         return;
       case 'resync':
+        // Notices may have been missed, configuration changes among them.
         this.#cache.clear();
+        this.refusalBackoff.clear();
         return;
       case 'tokens_changed': {
         const entry = this.#cache.get(event.authId);

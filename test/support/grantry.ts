@@ -51,6 +51,8 @@ export interface GrantryOptions {
   masterKey?: string;
   apiKey?: string;
   port?: number;
+  /** The token manager's clock (ms), for tests that move time forward (startGrantry only). */
+  clock?: () => number;
 }
 
 function baseEnv(options: GrantryOptions, port: number, dataDir: string): Record<string, string> {
@@ -92,7 +94,10 @@ export async function startGrantry(options: GrantryOptions = {}): Promise<Grantr
   const logFile = join(dataDir, `grantry-${port}.log`);
   const destination = pino.destination({ dest: logFile, sync: true });
   const config = loadConfig(env);
-  const app = await createApp(config, { logger: createLogger(config.logLevel, destination) });
+  const app = await createApp(config, {
+    logger: createLogger(config.logLevel, destination),
+    ...(options.clock !== undefined ? { clock: options.clock } : {}),
+  });
   await app.listen();
   const url = `http://127.0.0.1:${port}`;
   return {

@@ -48,7 +48,9 @@ export async function proxyRoutes(server: FastifyInstance, context: ApiContext):
       // measures for itself, once the response is done.
       reply.hijack();
       const res = reply.raw;
-      const head = { ...reply.getHeaders(), ...answer.headers } as OutgoingHttpHeaders;
+      // Grantry's own fields (x-request-id, cache-control: no-store) go last, so they win; the
+      // upstream's versions of them were already dropped (proxyResponseHeaders).
+      const head = { ...answer.headers, ...reply.getHeaders() } as OutgoingHttpHeaders;
       if (answer.diagnosis !== null) head[ERROR_HEADER] = answer.diagnosis;
       res.writeHead(answer.status, head);
       res.once('close', () => {
@@ -73,7 +75,7 @@ export async function proxyRoutes(server: FastifyInstance, context: ApiContext):
     tags: ['Proxy'],
     summary: 'Forward a request through a connector',
     description:
-      "Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's token, and streams the answer back unchanged. Grantry's own failures carry an x-grantry-error header.",
+      "Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's token, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. Grantry's own failures carry an x-grantry-error header.",
     params: Type.Object({ connectorId: Type.String() }, { additionalProperties: true }),
     response: {
       400: ErrorResponseSchema,
