@@ -1,5 +1,5 @@
-import { newId } from '../src/api/ids.js';
 import type { KeyRing } from '../src/secrets/key-ring.js';
+import { newId } from '../src/services/ids.js';
 import type { AuthenticationRecord, ConnectorRecord } from '../src/store/contract.js';
 import { sealContext } from '../src/tokens/sealed-columns.js';
 import { BENCH_CLIENT } from './environment.js';
@@ -24,8 +24,7 @@ export function authenticationRecord(keyRing: KeyRing, name: string, tokenUrl: s
       audienceParam: 'audience',
       clientAuthMethod: 'client_secret_basic',
     },
-    clientSecret: keyRing.seal(BENCH_CLIENT.secret, sealContext.clientSecret(id)),
-    password: null,
+    secrets: { client_secret: keyRing.seal(BENCH_CLIENT.secret, sealContext.clientSecret(id)) },
     status: 'ready',
     lastError: null,
     generation: 1,
@@ -49,6 +48,7 @@ export function connectorRecord(
     baseUrl,
     authenticationId,
     headers: {},
+    secretHeaders: {},
     query: {},
     timeoutMs: 30_000,
     createdAt: now,

@@ -2,7 +2,6 @@ import { dirname, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { AccessControl } from './api/access.js';
-import { createApiKey } from './api/api-keys.js';
 import type { ApiContext } from './api/context.js';
 import { authenticationRoutes } from './api/routes/authentications.js';
 import { connectorCallRoutes } from './api/routes/connector-calls.js';
@@ -14,15 +13,21 @@ import { serviceRoutes } from './api/routes/service.js';
 import { webUiRoutes } from './api/routes/web-ui.js';
 import { createServer } from './api/server.js';
 import type { Config } from './config.js';
+import { ConnectorEngine } from './connectors/execute.js';
 import { Egress } from './egress/egress.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './observability/metrics.js';
 import { type KeyRing, MasterKeyError } from './secrets/key-ring.js';
 import { loadKeyRing } from './secrets/master-key-source.js';
+import { createApiKey } from './services/api-keys.js';
+import { AuthenticationService } from './services/authentication-service.js';
+import { ConnectorService } from './services/connector-service.js';
 import type { Store } from './store/contract.js';
 import { openStore } from './store/open-store.js';
+import { AuthorizationFlows } from './tokens/authorization-flow.js';
 import { ProviderMetadata } from './tokens/provider-metadata.js';
 import { revokeOnDelete } from './tokens/revocation-on-delete.js';
+import { openSecretHeaders } from './tokens/sealed-columns.js';
 import { TokenManager } from './tokens/token-manager.js';
 import { UsageCounters } from './tokens/usage-counters.js';
 
@@ -130,25 +135,44 @@ export async function createApp(
       perKeyPerMinute: config.rateLimitPerMinute,
       failuresPerMinute: config.authFailuresPerMinute,
     });
-    const context: ApiContext = {
-      config,
+    const metadata = new ProviderMetadata({ fetch: egress.fetch, timeoutMs: config.tokenTimeoutMs });
+    const authentications = new AuthenticationService({
       store,
       keyRing,
-      egress,
       tokens,
-      usage,
-      access,
-      logger,
-      metrics,
-      redirectUri,
+      flows: new AuthorizationFlows({ store, keyRing, tokens, metadata, redirectUri }),
       revokeOnDelete: revokeOnDelete({
         store,
         keyRing,
         fetch: egress.fetch,
         timeoutMs: config.tokenTimeoutMs,
-        metadata: new ProviderMetadata({ fetch: egress.fetch, timeoutMs: config.tokenTimeoutMs }),
+        metadata,
         log: logger,
       }),
+      redirectUri,
+      allowHttp: config.allowHttp,
+    });
+    const connectors = new ConnectorService({ store, keyRing, allowHttp: config.allowHttp });
+    const engine = new ConnectorEngine({
+      store,
+      openSecretHeaders: (record) => openSecretHeaders(keyRing, record),
+      egress,
+      tokens,
+      usage,
+      maxBodyBytes: config.executeMaxBodyBytes,
+      bufferLimitBytes: config.executeBufferLimitBytes,
+      observer: metrics,
+    });
+    const context: ApiContext = {
+      config,
+      store,
+      egress,
+      access,
+      logger,
+      metrics,
+      authentications,
+      connectors,
+      engine,
     };
     const server = createServer(context);
     await server.register(serviceRoutes, context);
@@ -176,6 +200,7 @@ export async function createApp(
       },
       async close() {
         await server.close();
+        engine.close();
         await tokens.close();
         await usage.close();
         await egress.close();

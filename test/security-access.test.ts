@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApiKey } from '../src/api/api-keys.js';
 import { isPublicRoute } from '../src/api/route-access.js';
+import { createApiKey } from '../src/services/api-keys.js';
 import { type ApiFixture, startApiServer } from './support/api-server.js';
 import { type GrantryHandle, startGrantry } from './support/grantry.js';
 import { rawRequest } from './support/raw-http.js';

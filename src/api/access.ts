@@ -1,5 +1,5 @@
+import { hashApiKey, sameDigest } from '../services/api-keys.js';
 import type { Store } from '../store/contract.js';
-import { hashApiKey, sameDigest } from './api-keys.js';
 import type { KeyScope } from './route-access.js';
 
 export type AccessDecision =

@@ -1,28 +1,29 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import type { ConnectorEngine } from '../connectors/execute.js';
 import type { Egress } from '../egress/egress.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { KeyRing } from '../secrets/key-ring.js';
-import type { AuthenticationRecord, Store } from '../store/contract.js';
-import type { TokenManager } from '../tokens/token-manager.js';
-import type { UsageCounters } from '../tokens/usage-counters.js';
+import type { AuthenticationService } from '../services/authentication-service.js';
+import type { ConnectorService } from '../services/connector-service.js';
+import type { Store } from '../store/contract.js';
 import type { AccessControl } from './access.js';
 
-/** What the route plugins are given by the composition root (src/app.ts). */
+/**
+ * What the route plugins are given by the composition root (src/app.ts): the services they adapt
+ * to HTTP, and the few parts of the service itself (access control, metrics, the store's health).
+ */
 export interface ApiContext {
   config: Config;
+  /** For readiness only: everything else goes through the services. */
   store: Store;
-  keyRing: KeyRing;
   /** Every outbound request goes through it (policy, no redirects for OAuth, pools). */
   egress: Egress;
-  tokens: TokenManager;
-  usage: UsageCounters;
   access: AccessControl;
   logger: Logger;
-  /** This instance's Prometheus metrics (GET /metrics); the connector engine counts upstream calls here. */
+  /** This instance's Prometheus metrics (GET /metrics). */
   metrics: Metrics;
-  /** The exact redirect URI to register at providers: `<GRANTRY_PUBLIC_URL>/oauth/redirect`. */
-  redirectUri: string;
-  /** Revokes an authentication's tokens at the provider before it is deleted (RFC 7009). */
-  revokeOnDelete?: (record: AuthenticationRecord) => Promise<void>;
+  authentications: AuthenticationService;
+  connectors: ConnectorService;
+  /** The one call engine under execute, test and the proxy. */
+  engine: ConnectorEngine;
 }

@@ -1,33 +1,15 @@
 import type { FastifyRequest } from 'fastify';
-import { type FieldError, Problem } from '../problem.js';
+import type { FieldError } from '../problem.js';
 import { type SchemaError, schemaErrorsToFieldErrors } from './validation.js';
 
 /**
- * Routes validate with `attachValidation: true`, so the schema's findings and the semantic
- * rules' findings go out in one `validation_failed` listing every problem.
+ * Routes validate with `attachValidation: true` and hand the schema's findings to the service,
+ * whose rules add theirs, so that one `validation_failed` lists every problem at once.
  */
-export function schemaErrorsOf(request: FastifyRequest): FieldError[] {
+export function schemaErrorsOf(request: FastifyRequest, prefix = ''): FieldError[] {
   const error = request.validationError as (Error & { validation?: SchemaError[] }) | undefined;
   if (error?.validation === undefined) return [];
-  return schemaErrorsToFieldErrors(error.validation);
-}
-
-/** Throws `validation_failed` with both lists; a rule error on a path the schema already flagged is dropped. */
-export function failIfInvalid(
-  schemaErrors: FieldError[],
-  ruleErrors: FieldError[],
-  insecureOnly = false,
-): void {
-  const flagged = new Set(schemaErrors.map((e) => e.path));
-  const errors = [...schemaErrors, ...ruleErrors.filter((e) => !flagged.has(e.path))];
-  if (errors.length === 0) return;
-  if (insecureOnly && schemaErrors.length === 0) {
-    throw new Problem('insecure_url', 'OAuth endpoints and API base URLs must use https.', {
-      errors,
-      hint: 'Use the https URL. For a local test server on this machine, set GRANTRY_ALLOW_HTTP=loopback.',
-    });
-  }
-  throw new Problem('validation_failed', 'The request is not valid.', { errors });
+  return schemaErrorsToFieldErrors(error.validation).map((e) => ({ ...e, path: `${prefix}${e.path}` }));
 }
 
 /** A plain JSON object, or an empty one (the schema has already said what is wrong with it). */
@@ -35,25 +17,4 @@ export function objectBody(body: unknown): Record<string, unknown> {
   return typeof body === 'object' && body !== null && !Array.isArray(body)
     ? (body as Record<string, unknown>)
     : {};
-}
-
-/** Reads only the fields whose type is right, so rules can run beside schema errors. */
-export function typedFields<T>(
-  body: Record<string, unknown>,
-  types: Record<string, 'string' | 'boolean' | 'object' | 'number'>,
-): Partial<T> {
-  const out: Record<string, unknown> = {};
-  for (const [key, type] of Object.entries(types)) {
-    const value = body[key];
-    if (value === undefined) continue;
-    if (type === 'object') {
-      if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-        const entries = Object.entries(value as Record<string, unknown>);
-        if (entries.every(([, v]) => typeof v === 'string')) out[key] = value;
-      }
-    } else if (typeof value === type) {
-      out[key] = value;
-    }
-  }
-  return out as Partial<T>;
 }

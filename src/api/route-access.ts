@@ -1,4 +1,7 @@
 import type { FastifyRequest } from 'fastify';
+import type { KeyScope } from '../services/api-keys.js';
+
+export type { KeyScope };
 
 /**
  * Who may call which route (API.md "Access"). The decision is made on the route that will run —
@@ -9,10 +12,6 @@ import type { FastifyRequest } from 'fastify';
  * needs an `admin` key unless it declares, next to its handler, that a narrower scope may call it
  * (`config: { access: 'runtime' }`).
  */
-
-/** What an API key may do: everything, the data plane and reads, or the metrics only. */
-export const KEY_SCOPES = ['admin', 'runtime', 'metrics'] as const;
-export type KeyScope = (typeof KEY_SCOPES)[number];
 
 /** What a route asks of its caller; `admin` is what every undeclared route asks. */
 export type RouteScope = KeyScope;

@@ -3,8 +3,16 @@
  * document is generated from them, response schemas act as allow-lists (a field not named here
  * can never reach a client), and the web UI imports the `Static` types — one source of truth.
  */
-import { type Static, type TOptional, type TSchema, Type } from '@sinclair/typebox';
-import { PROBLEM_CODES } from '../problem.js';
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { PROBLEM_CODES, type ProblemCode } from '../problem.js';
+import type { AuthenticationView } from '../services/authentication-view.js';
+import {
+  type AuthenticationFieldValues,
+  type AuthenticationType,
+  allFields,
+  type FieldSpec,
+  secretFlag,
+} from '../services/catalogue/index.js';
 
 const StringMap = Type.Record(Type.String(), Type.String(), {
   description: 'An object whose values are strings.',
@@ -26,9 +34,11 @@ export const AuthStatusSchema = Type.Union([
 export const FieldErrorSchema = Type.Object({ path: Type.String(), message: Type.String() });
 export const ProblemSchema = Type.Object(
   {
-    code: Type.Union(
-      PROBLEM_CODES.map((code) => Type.Literal(code)),
-      { description: 'See docs/errors.md.' },
+    code: Type.Unsafe<ProblemCode>(
+      Type.Union(
+        PROBLEM_CODES.map((code) => Type.Literal(code)),
+        { description: 'See docs/errors.md.' },
+      ),
     ),
     message: Type.String(),
     hint: Type.Optional(Type.String()),
@@ -47,81 +57,94 @@ export const ProblemSchema = Type.Object(
 );
 export const ErrorResponseSchema = Type.Object({ error: ProblemSchema });
 
-/** Fields a person configures; shared by create and patch. */
-const authenticationFields = {
-  name: Type.String({ minLength: 1, maxLength: 100 }),
-  type: Type.Literal('oauth2'),
-  grantType: GrantTypeSchema,
-  authorizationUrl: Type.String({ description: 'authorization_code only.' }),
-  tokenUrl: Type.String(),
-  clientId: Type.String({ minLength: 1, maxLength: 500 }),
-  clientSecret: Type.String({ minLength: 1, maxLength: 4000, description: 'Write-only.', writeOnly: true }),
-  headerPrefix: Type.String({ maxLength: 100, description: 'Default "Bearer"; "" sends the bare token.' }),
-  audience: Type.String({ maxLength: 2000 }),
-  audienceParam: Type.Union([Type.Literal('audience'), Type.Literal('resource')]),
-  scope: Type.String({ maxLength: 2000, description: 'Space-separated.' }),
-  username: Type.String({ minLength: 1, maxLength: 500, description: 'password grant only.' }),
-  password: Type.String({ minLength: 1, maxLength: 4000, description: 'Write-only.', writeOnly: true }),
-  clientAuthMethod: Type.Union([Type.Literal('client_secret_basic'), Type.Literal('client_secret_post')]),
-  extraAuthorizationParams: StringMap,
-  extraTokenParams: StringMap,
-  pkce: Type.Boolean({ description: 'authorization_code only; default true (S256).' }),
-  revocationUrl: Type.String(),
+const FIELD_BY_NAME = new Map(allFields().map((field) => [field.name, field]));
+
+/** One field's value schema, from its description in the catalogue. */
+function fieldSchema(field: FieldSpec, options: { answer?: boolean } = {}): TSchema {
+  const description =
+    field.type === 'secret' ? `Write-only.${field.help ? ` ${field.help}` : ''}` : field.help;
+  const common = description === undefined ? {} : { description };
+  switch (field.type) {
+    case 'boolean':
+      return Type.Boolean(common);
+    case 'parameters':
+      return Type.Record(Type.String(), Type.String(), common);
+    case 'enum':
+      return Type.Union(
+        (field.options ?? []).map((option) => Type.Literal(option.value)),
+        common,
+      );
+    default: {
+      const limits: Record<string, number | boolean> = {};
+      // An answer shows what was stored, whatever limits a request had at the time.
+      if (field.minLength !== undefined && options.answer !== true) limits.minLength = field.minLength;
+      if (field.maxLength !== undefined && options.answer !== true) limits.maxLength = field.maxLength;
+      if (field.type === 'secret') limits.writeOnly = true;
+      return Type.String({ ...common, ...limits });
+    }
+  }
+}
+
+function fieldProperties(nullable: boolean): Record<string, TSchema> {
+  const properties: Record<string, TSchema> = {};
+  for (const [name, field] of FIELD_BY_NAME) {
+    const schema = fieldSchema(field);
+    properties[name] = Type.Optional(nullable ? Nullable(schema) : schema);
+  }
+  return properties;
+}
+
+/** A new authentication: the fields of every kind; which ones a kind takes is checked by the catalogue's rules. */
+export type AuthenticationCreate = Omit<AuthenticationFieldValues, 'name' | 'type'> & {
+  name: string;
+  type: AuthenticationType;
+};
+/** A change: omitted fields keep their value, `null` clears an optional one. */
+export type AuthenticationPatch = {
+  [K in keyof AuthenticationFieldValues]?: AuthenticationFieldValues[K] | null;
 };
 
-type AuthFields = typeof authenticationFields;
-const optionalAuthFields = Object.fromEntries(
-  Object.entries(authenticationFields).map(([key, schema]) => [key, Type.Optional(schema)]),
-) as { -readonly [K in keyof AuthFields]: TOptional<AuthFields[K]> };
-
-export const AuthenticationCreateSchema = Type.Object(
-  {
-    ...optionalAuthFields,
-    name: authenticationFields.name,
-    type: authenticationFields.type,
-    grantType: authenticationFields.grantType,
-    tokenUrl: authenticationFields.tokenUrl,
-    clientId: authenticationFields.clientId,
-    clientSecret: authenticationFields.clientSecret,
-  },
-  { additionalProperties: false },
+export const AuthenticationCreateSchema = Type.Unsafe<AuthenticationCreate>(
+  Type.Object(
+    {
+      ...fieldProperties(false),
+      name: fieldSchema(FIELD_BY_NAME.get('name') as FieldSpec),
+      type: fieldSchema(FIELD_BY_NAME.get('type') as FieldSpec),
+    },
+    { additionalProperties: false, description: 'The fields of each type are described in docs/api.md.' },
+  ),
 );
-export const AuthenticationPatchSchema = Type.Object(optionalAuthFields, {
-  additionalProperties: false,
-});
+export const AuthenticationPatchSchema = Type.Unsafe<AuthenticationPatch>(
+  Type.Object(fieldProperties(true), { additionalProperties: false }),
+);
 
 export const TokenMetadataSchema = Type.Object({
   tokenType: Type.String(),
   obtainedAt: Time,
   expiresAt: Type.Union([Time, Type.Null()], {
     description:
-      'When the access token expires: as the provider said, but never more than one year after obtainedAt; equal to obtainedAt when the provider said 0 or less ("expires now"); null when it did not say.',
+      'When the access token expires: at most one year after obtainedAt (longer lifetimes a provider claims are cut to that); equal to obtainedAt when the provider said expires_in ≤ 0; null when it did not say.',
   }),
   scope: Nullable(Type.String()),
   hasRefreshToken: Type.Boolean(),
 });
 
-export const AuthenticationViewSchema = Type.Object(
-  {
+function viewProperties(): Record<string, TSchema> {
+  const properties: Record<string, TSchema> = {};
+  for (const [name, field] of FIELD_BY_NAME) {
+    if (name === 'name' || name === 'type') continue;
+    if (field.type === 'secret') properties[secretFlag(name)] = Type.Optional(Type.Boolean());
+    else properties[name] = Type.Optional(fieldSchema(field, { answer: true }));
+  }
+  return properties;
+}
+
+export const AuthenticationViewSchema = Type.Unsafe<AuthenticationView>(
+  Type.Object({
     id: Type.String(),
     name: Type.String(),
-    type: Type.Literal('oauth2'),
-    grantType: GrantTypeSchema,
-    authorizationUrl: Type.Optional(Type.String()),
-    tokenUrl: Type.String(),
-    clientId: Type.String(),
-    clientSecretSet: Type.Boolean(),
-    headerPrefix: Type.String(),
-    audience: Type.Optional(Type.String()),
-    audienceParam: Type.Union([Type.Literal('audience'), Type.Literal('resource')]),
-    scope: Type.Optional(Type.String()),
-    username: Type.Optional(Type.String()),
-    passwordSet: Type.Optional(Type.Boolean()),
-    clientAuthMethod: Type.Union([Type.Literal('client_secret_basic'), Type.Literal('client_secret_post')]),
-    extraAuthorizationParams: Type.Optional(StringMap),
-    extraTokenParams: Type.Optional(StringMap),
-    pkce: Type.Optional(Type.Boolean()),
-    revocationUrl: Type.Optional(Type.String()),
+    type: fieldSchema(FIELD_BY_NAME.get('type') as FieldSpec),
+    ...viewProperties(),
     redirectUri: Type.Optional(Type.String()),
     status: AuthStatusSchema,
     token: Nullable(TokenMetadataSchema),
@@ -135,8 +158,7 @@ export const AuthenticationViewSchema = Type.Object(
     warnings: Type.Array(Type.String()),
     createdAt: Time,
     updatedAt: Time,
-  },
-  {},
+  }),
 );
 
 export const AuthenticationListSchema = Type.Object({ items: Type.Array(AuthenticationViewSchema) });
@@ -144,12 +166,14 @@ export const AuthenticationListSchema = Type.Object({ items: Type.Array(Authenti
 export const TokenTestResultSchema = Type.Object({
   ok: Type.Boolean(),
   token: Type.Optional(
-    Type.Intersect([
-      TokenMetadataSchema,
-      Type.Object({
-        source: Type.Union([Type.Literal('cache'), Type.Literal('fetched'), Type.Literal('refreshed')]),
-      }),
-    ]),
+    Nullable(
+      Type.Intersect([
+        TokenMetadataSchema,
+        Type.Object({
+          source: Type.Union([Type.Literal('cache'), Type.Literal('fetched'), Type.Literal('refreshed')]),
+        }),
+      ]),
+    ),
   ),
   error: Type.Optional(ProblemSchema),
 });
@@ -177,7 +201,15 @@ const connectorFields = {
   name: Type.String({ minLength: 1, maxLength: 100 }),
   baseUrl: Type.String(),
   authenticationId: Nullable(Type.String()),
-  headers: StringMap,
+  headers: Type.Record(Type.String(), Type.String(), {
+    description:
+      'Static headers sent on every call, shown in responses: no secrets here (use secretHeaders).',
+  }),
+  secretHeaders: Type.Record(Type.String(), Type.String(), {
+    description:
+      'Static headers whose values are secret: encrypted at rest, write-only (see secretHeaderNames).',
+    writeOnly: true,
+  }),
   query: StringMap,
   timeoutMs: Type.Integer({ minimum: 1, maximum: 300000 }),
 };
@@ -188,14 +220,32 @@ export const ConnectorCreateSchema = Type.Object(
     baseUrl: connectorFields.baseUrl,
     authenticationId: Type.Optional(connectorFields.authenticationId),
     headers: Type.Optional(connectorFields.headers),
+    secretHeaders: Type.Optional(connectorFields.secretHeaders),
     query: Type.Optional(connectorFields.query),
     timeoutMs: Type.Optional(connectorFields.timeoutMs),
   },
   { additionalProperties: false },
 );
-export const ConnectorPatchSchema = Type.Partial(ConnectorCreateSchema, {
-  additionalProperties: false,
-});
+/** Omitted fields keep their value; `null` clears an optional one; in secretHeaders, `null` for a name removes it. */
+export const ConnectorPatchSchema = Type.Object(
+  {
+    name: Type.Optional(Nullable(connectorFields.name)),
+    baseUrl: Type.Optional(Nullable(connectorFields.baseUrl)),
+    authenticationId: Type.Optional(connectorFields.authenticationId),
+    headers: Type.Optional(Nullable(connectorFields.headers)),
+    secretHeaders: Type.Optional(
+      Nullable(
+        Type.Record(Type.String(), Nullable(Type.String()), {
+          description: 'A value sets the header, null removes it; headers not named are kept.',
+          writeOnly: true,
+        }),
+      ),
+    ),
+    query: Type.Optional(Nullable(connectorFields.query)),
+    timeoutMs: Type.Optional(Nullable(connectorFields.timeoutMs)),
+  },
+  { additionalProperties: false },
+);
 
 export const ConnectorViewSchema = Type.Object(
   {
@@ -204,6 +254,9 @@ export const ConnectorViewSchema = Type.Object(
     baseUrl: Type.String(),
     authenticationId: Nullable(Type.String()),
     headers: StringMap,
+    secretHeaderNames: Type.Array(Type.String(), {
+      description: 'Lower-case names of the secret headers; their values are never shown.',
+    }),
     query: StringMap,
     timeoutMs: Type.Integer(),
     createdAt: Time,
@@ -261,9 +314,7 @@ export const ConnectorTestResultSchema = Type.Object({
 });
 
 export type ProblemView = Static<typeof ProblemSchema>;
-export type AuthenticationCreate = Static<typeof AuthenticationCreateSchema>;
-export type AuthenticationPatch = Static<typeof AuthenticationPatchSchema>;
-export type AuthenticationView = Static<typeof AuthenticationViewSchema>;
+export type { AuthenticationView };
 export type TokenTestResult = Static<typeof TokenTestResultSchema>;
 export type EventView = Static<typeof EventSchema>;
 export type DiscoveryResult = Static<typeof DiscoveryResultSchema>;

@@ -1,4 +1,5 @@
 import type { FieldError } from '../problem.js';
+import { escapePointer } from '../services/field-checks.js';
 
 /**
  * Request validation shared by the routes: the schema (TypeBox/Ajv) finds type errors, these
@@ -49,51 +50,4 @@ export function schemaErrorsToFieldErrors(errors: readonly SchemaError[]): Field
   return out;
 }
 
-export function escapePointer(segment: string): string {
-  return segment.replaceAll('~', '~0').replaceAll('/', '~1');
-}
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
-const CONTROL = /[\u0000-\u001f\u007f]/;
-
-/** Values that end up in HTTP headers or form bodies must not carry CR/LF or other controls. */
-export function hasControlCharacters(value: string): boolean {
-  return CONTROL.test(value);
-}
-
-/** RFC 9110 §5.1 field-name token. */
-export const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
-export type UrlRule = 'ok' | 'invalid' | 'insecure';
-
-const LOOPBACK_HOSTS = new Set(['localhost', '[::1]', '::1']);
-
-export function isLoopbackHost(hostname: string): boolean {
-  return LOOPBACK_HOSTS.has(hostname) || /^127(?:\.\d{1,3}){3}$/.test(hostname);
-}
-
-/** An OAuth endpoint or authenticated base URL: absolute https, or loopback http when allowed. */
-export function checkUrl(value: string, allowHttp: 'off' | 'loopback'): { rule: UrlRule; message?: string } {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return { rule: 'invalid', message: 'must be an absolute URL' };
-  }
-  if (url.username !== '' || url.password !== '') {
-    return { rule: 'invalid', message: 'must not contain a user name or password' };
-  }
-  if (url.hash !== '') return { rule: 'invalid', message: 'must not contain a #fragment' };
-  if (url.protocol === 'https:') return { rule: 'ok' };
-  if (url.protocol === 'http:') {
-    if (allowHttp === 'loopback' && isLoopbackHost(url.hostname)) return { rule: 'ok' };
-    return {
-      rule: 'insecure',
-      message:
-        allowHttp === 'loopback'
-          ? 'must be an https URL (http is allowed only for loopback hosts)'
-          : 'must be an https URL',
-    };
-  }
-  return { rule: 'invalid', message: 'must be an http(s) URL' };
-}
+export { escapePointer } from '../services/field-checks.js';

@@ -1,11 +1,10 @@
 import { parseArgs } from 'node:util';
-import { createApiKey } from '../api/api-keys.js';
-import { KEY_SCOPES, type KeyScope } from '../api/route-access.js';
 import { createApp, KEY_CHECK_CONTEXT, KEY_CHECK_SETTING, keyFilePathFor } from '../app.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { createLogger } from '../logger.js';
 import { MasterKeyError } from '../secrets/key-ring.js';
 import { loadKeyRing } from '../secrets/master-key-source.js';
+import { createApiKey, KEY_SCOPES, type KeyScope } from '../services/api-keys.js';
 import { openStore } from '../store/open-store.js';
 
 const USAGE = `Usage: grantry <command>

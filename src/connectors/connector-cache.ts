@@ -23,7 +23,14 @@ export interface ConnectorTarget extends BaseTarget {
 /** Vets a base URL the way egress will (https, or http to loopback when allowed). */
 export type UrlCheck = (url: URL) => void;
 
-export function compileConnector(record: ConnectorRecord, checkUrl: UrlCheck): ConnectorTarget {
+/** Opens a connector's secret headers (lower-case name → value); they are sent like the static ones. */
+export type SecretHeaderOpener = (record: ConnectorRecord) => Record<string, string>;
+
+export function compileConnector(
+  record: ConnectorRecord,
+  checkUrl: UrlCheck,
+  openSecretHeaders: SecretHeaderOpener = () => ({}),
+): ConnectorTarget {
   let parsed: URL;
   let urlProblem: EgressError | null = null;
   try {
@@ -38,6 +45,8 @@ export function compileConnector(record: ConnectorRecord, checkUrl: UrlCheck): C
   }
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(record.headers)) headers[name.toLowerCase()] = value;
+  // Opened once per compile, not per call: the hot path decrypts nothing.
+  Object.assign(headers, openSecretHeaders(record));
   return {
     ...compileBaseTarget(parsed, record.query),
     id: record.id,
@@ -59,12 +68,14 @@ export function compileConnector(record: ConnectorRecord, checkUrl: UrlCheck): C
 export class ConnectorCache {
   readonly #store: Store;
   readonly #checkUrl: UrlCheck;
+  readonly #openSecretHeaders: SecretHeaderOpener;
   readonly #entries = new Map<string, ConnectorTarget | Promise<ConnectorTarget | null>>();
   readonly #unsubscribe: () => void;
 
-  constructor(store: Store, checkUrl: UrlCheck) {
+  constructor(store: Store, checkUrl: UrlCheck, openSecretHeaders?: SecretHeaderOpener) {
     this.#store = store;
     this.#checkUrl = checkUrl;
+    this.#openSecretHeaders = openSecretHeaders ?? (() => ({}));
     this.#unsubscribe = store.subscribe((event) => this.#onChange(event));
   }
 
@@ -74,7 +85,8 @@ export class ConnectorCache {
     if (entry !== undefined) return entry;
     const loading: Promise<ConnectorTarget | null> = this.#store.connectors.get(id).then(
       (record) => {
-        const target = record === null ? null : compileConnector(record, this.#checkUrl);
+        const target =
+          record === null ? null : compileConnector(record, this.#checkUrl, this.#openSecretHeaders);
         // Replace our own promise only: if it was invalidated meanwhile, the record may be stale.
         if (this.#entries.get(id) === loading) {
           if (target === null) this.#entries.delete(id);

@@ -12,7 +12,7 @@ import { type FieldError, Problem, type ProblemBody } from '../problem.js';
 import type { Store } from '../store/contract.js';
 import type { CachedToken, TokenManager, TokenSource } from '../tokens/token-manager.js';
 import type { UsageCounters } from '../tokens/usage-counters.js';
-import { ConnectorCache, type ConnectorTarget } from './connector-cache.js';
+import { ConnectorCache, type ConnectorTarget, type SecretHeaderOpener } from './connector-cache.js';
 import { type BufferLease, ExecuteBufferBudget } from './execute-buffer-budget.js';
 import {
   firstValue,
@@ -100,6 +100,8 @@ const NO_OBSERVER: UpstreamObserver = { upstreamResponded: () => {}, upstreamFai
 
 export interface ConnectorEngineOptions {
   store: Store;
+  /** Opens a connector's secret headers when it is compiled. */
+  openSecretHeaders?: SecretHeaderOpener;
   egress: Egress;
   tokens: TokenManager;
   usage: UsageCounters;
@@ -171,9 +173,13 @@ export class ConnectorEngine {
     this.buffers = new ExecuteBufferBudget(options.bufferLimitBytes);
     this.#minBufferRoom = Math.min(MIN_BUFFER_ROOM, options.bufferLimitBytes);
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
-    this.connectors = new ConnectorCache(options.store, (url) => {
-      options.egress.checkUrl(url);
-    });
+    this.connectors = new ConnectorCache(
+      options.store,
+      (url) => {
+        options.egress.checkUrl(url);
+      },
+      options.openSecretHeaders,
+    );
   }
 
   /** The compiled connector; `not_found` when there is none. */

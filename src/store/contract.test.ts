@@ -78,8 +78,7 @@ function authentication(overrides: Partial<AuthenticationRecord> = {}): Authenti
       extraTokenParams: { tenant: 'acme', 'weird key': 'ü ✓' },
       pkce: true,
     },
-    clientSecret: 'sealed:client-secret',
-    password: null,
+    secrets: { client_secret: 'sealed:client-secret' },
     status: 'ready',
     lastError: null,
     generation: 1,
@@ -99,6 +98,7 @@ function connector(overrides: Partial<ConnectorRecord> = {}): ConnectorRecord {
     baseUrl: 'https://api.example.test/v1',
     authenticationId: null,
     headers: { 'x-tenant': 'acme' },
+    secretHeaders: {},
     query: { version: '2' },
     timeoutMs: 30_000,
     createdAt: 1_700_000_000_000,
@@ -204,7 +204,7 @@ describe.each(targets)('store contract: $name', (target) => {
     it('round-trips a record exactly', async () => {
       const record = authentication({
         grantType: 'password',
-        password: 'sealed:password',
+        secrets: { client_secret: 'sealed:client-secret', password: 'sealed:password' },
         status: 'error',
         lastError: { code: 'invalid_client', message: 'rejected', details: { status: 401 } },
         calls: 7,
@@ -243,7 +243,7 @@ describe.each(targets)('store contract: $name', (target) => {
         ...record,
         name: unique('renamed'),
         settings: { ...record.settings, clientId: 'client-2', audience: 'https://api.example.test' },
-        clientSecret: 'sealed:other-secret',
+        secrets: { client_secret: 'sealed:other-secret' },
         generation: 2,
         updatedAt: record.updatedAt + 1_000,
       };
@@ -728,8 +728,18 @@ describe.each(targets)('store contract: $name', (target) => {
 
   describe('sealed values', () => {
     it('lists every sealed value and replaces one only while it is unchanged', async () => {
-      const auth = await insertAuthentication({ clientSecret: 'sealed:cs', password: 'sealed:pw' });
-      const bare = await insertAuthentication({ clientSecret: 'sealed:cs-bare', password: null });
+      const auth = await insertAuthentication({
+        secrets: { client_secret: 'sealed:cs', password: 'sealed:pw' },
+      });
+      const bare = await insertAuthentication({ secrets: { client_secret: 'sealed:cs-bare' } });
+      const keyed = await insertAuthentication({
+        type: 'api_key',
+        grantType: null,
+        settings: { apiKeyIn: 'header', apiKeyName: 'X-Api-Key', apiKeyPrefix: '' },
+        secrets: { api_key: 'sealed:ak' },
+      });
+      const hidden = connector({ secretHeaders: { 'x-api-key': 'sealed:sh' } });
+      await store.connectors.insert(hidden);
       await store.tokens.compareAndSwap(
         auth.id,
         null,
@@ -740,23 +750,36 @@ describe.each(targets)('store contract: $name', (target) => {
       await store.oauthStates.insert(state);
 
       const refs = (await store.listSealed()).filter((ref) =>
-        [auth.id, bare.id, state.stateHash].includes(ref.id),
+        [auth.id, bare.id, keyed.id, hidden.id, state.stateHash].includes(ref.id),
       );
       expect(refs).toEqual(
         expect.arrayContaining([
           { table: 'authentications', id: auth.id, column: 'client_secret', value: 'sealed:cs' },
           { table: 'authentications', id: auth.id, column: 'password', value: 'sealed:pw' },
           { table: 'authentications', id: bare.id, column: 'client_secret', value: 'sealed:cs-bare' },
+          { table: 'authentications', id: keyed.id, column: 'api_key', value: 'sealed:ak' },
+          { table: 'connectors', id: hidden.id, column: 'x-api-key', value: 'sealed:sh' },
           { table: 'tokens', id: auth.id, column: 'access_token', value: 'sealed:at' },
           { table: 'tokens', id: auth.id, column: 'refresh_token', value: 'sealed:rt' },
           { table: 'oauth_states', id: state.stateHash, column: 'code_verifier', value: 'sealed:cv' },
         ]),
       );
-      expect(refs).toHaveLength(6);
+      expect(refs).toHaveLength(8);
 
       for (const ref of refs) await store.replaceSealed(ref, `${ref.value}:rotated`);
       const rotated = await store.authentications.get(auth.id);
-      expect(rotated).toMatchObject({ clientSecret: 'sealed:cs:rotated', password: 'sealed:pw:rotated' });
+      expect(rotated?.secrets).toEqual({ client_secret: 'sealed:cs:rotated', password: 'sealed:pw:rotated' });
+      expect((await store.authentications.get(keyed.id))?.secrets).toEqual({ api_key: 'sealed:ak:rotated' });
+      expect((await store.connectors.get(hidden.id))?.secretHeaders).toEqual({
+        'x-api-key': 'sealed:sh:rotated',
+      });
+      // A secret replaced meanwhile (a PATCH) is not overwritten by the re-sealed old one.
+      await store.authentications.update({ ...keyed, secrets: { api_key: 'sealed:patched' } });
+      await store.replaceSealed(
+        { table: 'authentications', id: keyed.id, column: 'api_key', value: 'sealed:ak:rotated' },
+        'sealed:stale',
+      );
+      expect((await store.authentications.get(keyed.id))?.secrets).toEqual({ api_key: 'sealed:patched' });
       expect(await store.tokens.get(auth.id)).toMatchObject({
         accessToken: 'sealed:at:rotated',
         refreshToken: 'sealed:rt:rotated',
@@ -775,7 +798,7 @@ describe.each(targets)('store contract: $name', (target) => {
       expect((await store.tokens.get(auth.id))?.refreshToken).toBe('sealed:new-key-rt');
 
       await expect(
-        store.replaceSealed({ table: 'authentications', id: auth.id, column: 'name', value: auth.name }, 'x'),
+        store.replaceSealed({ table: 'tokens', id: auth.id, column: 'scope', value: 'read' }, 'x'),
       ).rejects.toThrow(/not a sealed column/);
     });
   });

@@ -12,32 +12,47 @@ export type Sealed = string;
 
 export type GrantType = 'client_credentials' | 'password' | 'authorization_code';
 export type AuthStatus = 'ready' | 'connected' | 'needs_authorization' | 'error';
+/** The kinds of authentication (API.md "Authentications"); the store keeps them without looking inside. */
+export type AuthenticationType = 'oauth2' | 'api_key' | 'basic' | 'bearer';
 
-/** Non-secret configuration of an authentication, kept as one JSON document. */
+/**
+ * Non-secret configuration of an authentication, kept as one JSON document. Which fields a kind
+ * has is the catalogue's business (`services/catalogue/`); the store only keeps them.
+ */
 export interface AuthenticationSettings {
   authorizationUrl?: string;
-  tokenUrl: string;
-  clientId: string;
-  headerPrefix: string;
+  tokenUrl?: string;
+  clientId?: string;
+  headerPrefix?: string;
   audience?: string;
-  audienceParam: 'audience' | 'resource';
+  audienceParam?: 'audience' | 'resource';
   scope?: string;
   username?: string;
-  clientAuthMethod: 'client_secret_basic' | 'client_secret_post';
+  clientAuthMethod?: 'client_secret_basic' | 'client_secret_post';
   extraAuthorizationParams?: Record<string, string>;
   extraTokenParams?: Record<string, string>;
   pkce?: boolean;
   revocationUrl?: string;
+  apiKeyIn?: 'header' | 'query';
+  apiKeyName?: string;
+  apiKeyPrefix?: string;
 }
+
+/**
+ * An authentication's secrets, sealed, keyed by the column name their ciphertext is bound to
+ * (`client_secret`, `password`, `api_key`, `token`): one JSON document, so a kind with new secrets
+ * needs no new column.
+ */
+export type SealedSecrets = Readonly<Record<string, Sealed>>;
 
 export interface AuthenticationRecord {
   id: string;
   name: string;
-  type: 'oauth2';
-  grantType: GrantType;
+  type: AuthenticationType;
+  /** The OAuth 2.0 grant; null for the static kinds. */
+  grantType: GrantType | null;
   settings: AuthenticationSettings;
-  clientSecret: Sealed;
-  password: Sealed | null;
+  secrets: SealedSecrets;
   status: AuthStatus;
   /** JSON of the last problem (a `ProblemBody`), or null. */
   lastError: unknown;
@@ -59,6 +74,8 @@ export interface ConnectorRecord {
   baseUrl: string;
   authenticationId: string | null;
   headers: Record<string, string>;
+  /** Headers whose values are secret, sealed, keyed by lower-case name. */
+  secretHeaders: SealedSecrets;
   query: Record<string, string>;
   timeoutMs: number;
   createdAt: number;
@@ -200,7 +217,7 @@ export interface OAuthStateRepository {
 
 /** Every sealed value in the store, for `grantry keys rotate`. */
 export interface SealedValueRef {
-  table: 'authentications' | 'tokens' | 'oauth_states';
+  table: 'authentications' | 'connectors' | 'tokens' | 'oauth_states';
   id: string;
   column: string;
   value: Sealed;

@@ -11,6 +11,7 @@ import type {
   AuthenticationRecord,
   AuthenticationRepository,
   AuthenticationSettings,
+  AuthenticationType,
   AuthStatus,
   ChangeEvent,
   ConnectorRecord,
@@ -21,6 +22,7 @@ import type {
   OAuthStateRecord,
   OAuthStateRepository,
   Sealed,
+  SealedSecrets,
   SealedValueRef,
   Store,
   TokenRecord,
@@ -59,10 +61,9 @@ function authenticationToRow(record: AuthenticationRecord): AuthenticationsTable
     id: record.id,
     name: record.name,
     type: record.type,
-    grant_type: record.grantType,
+    grant_type: record.grantType ?? '',
     settings: toJson(record.settings),
-    client_secret: record.clientSecret,
-    password: record.password,
+    secrets: toJson(record.secrets),
     status: record.status,
     last_error: record.lastError === null || record.lastError === undefined ? null : toJson(record.lastError),
     generation: record.generation,
@@ -78,11 +79,10 @@ function authenticationFromRow(row: Selectable<AuthenticationsTable>): Authentic
   return {
     id: row.id,
     name: row.name,
-    type: 'oauth2',
-    grantType: row.grant_type as GrantType,
+    type: row.type as AuthenticationType,
+    grantType: row.grant_type === '' ? null : (row.grant_type as GrantType),
     settings: JSON.parse(row.settings) as AuthenticationSettings,
-    clientSecret: row.client_secret,
-    password: row.password,
+    secrets: JSON.parse(row.secrets) as SealedSecrets,
     status: row.status as AuthStatus,
     lastError: row.last_error === null ? null : (JSON.parse(row.last_error) as unknown),
     generation: row.generation,
@@ -101,6 +101,7 @@ function connectorToRow(record: ConnectorRecord): ConnectorsTable {
     base_url: record.baseUrl,
     authentication_id: record.authenticationId,
     headers: toJson(record.headers),
+    secret_headers: toJson(record.secretHeaders),
     query: toJson(record.query),
     timeout_ms: record.timeoutMs,
     created_at: record.createdAt,
@@ -115,6 +116,7 @@ function connectorFromRow(row: Selectable<ConnectorsTable>): ConnectorRecord {
     baseUrl: row.base_url,
     authenticationId: row.authentication_id,
     headers: JSON.parse(row.headers) as Record<string, string>,
+    secretHeaders: JSON.parse(row.secret_headers) as SealedSecrets,
     query: JSON.parse(row.query) as Record<string, string>,
     timeoutMs: row.timeout_ms,
     createdAt: row.created_at,
@@ -546,12 +548,23 @@ export class KyselyStore implements Store {
     };
     const authentications = await this.#db
       .selectFrom('authentications')
-      .select(['id', 'client_secret', 'password'])
+      .select(['id', 'secrets'])
       .orderBy('id')
       .execute();
     for (const row of authentications) {
-      add('authentications', row.id, 'client_secret', row.client_secret);
-      add('authentications', row.id, 'password', row.password);
+      for (const [column, value] of Object.entries(JSON.parse(row.secrets) as SealedSecrets)) {
+        add('authentications', row.id, column, value);
+      }
+    }
+    const connectors = await this.#db
+      .selectFrom('connectors')
+      .select(['id', 'secret_headers'])
+      .orderBy('id')
+      .execute();
+    for (const row of connectors) {
+      for (const [column, value] of Object.entries(JSON.parse(row.secret_headers) as SealedSecrets)) {
+        add('connectors', row.id, column, value);
+      }
     }
     const tokens = await this.#db
       .selectFrom('tokens')
@@ -578,23 +591,11 @@ export class KyselyStore implements Store {
    */
   async replaceSealed(ref: SealedValueRef, value: Sealed): Promise<void> {
     const db = this.#db;
+    if (ref.table === 'authentications' || ref.table === 'connectors') {
+      await this.#replaceInSecretsDocument(ref, value);
+      return;
+    }
     switch (`${ref.table}.${ref.column}`) {
-      case 'authentications.client_secret':
-        await db
-          .updateTable('authentications')
-          .set({ client_secret: value })
-          .where('id', '=', ref.id)
-          .where('client_secret', '=', ref.value)
-          .execute();
-        return;
-      case 'authentications.password':
-        await db
-          .updateTable('authentications')
-          .set({ password: value })
-          .where('id', '=', ref.id)
-          .where('password', '=', ref.value)
-          .execute();
-        return;
       case 'tokens.access_token':
         await db
           .updateTable('tokens')
@@ -622,6 +623,49 @@ export class KyselyStore implements Store {
       default:
         throw new Error(`not a sealed column: ${ref.table}.${ref.column}`);
     }
+  }
+
+  /**
+   * Replaces one ciphertext inside a secrets document, with the same rule as a column: only while
+   * the document still holds `ref.value` there. The write is a compare-and-swap on the whole
+   * document, so a concurrent change (a PATCH of another secret) is never overwritten; the caller
+   * then finds the new document already sealed under the new key, or re-runs the rotation.
+   */
+  async #replaceInSecretsDocument(ref: SealedValueRef, value: Sealed): Promise<void> {
+    const db = this.#db;
+    if (ref.table === 'authentications') {
+      const row = await db
+        .selectFrom('authentications')
+        .select('secrets')
+        .where('id', '=', ref.id)
+        .executeTakeFirst();
+      if (row === undefined) return;
+      const document = JSON.parse(row.secrets) as Record<string, Sealed>;
+      if (document[ref.column] !== ref.value) return;
+      document[ref.column] = value;
+      await db
+        .updateTable('authentications')
+        .set({ secrets: toJson(document) })
+        .where('id', '=', ref.id)
+        .where('secrets', '=', row.secrets)
+        .execute();
+      return;
+    }
+    const row = await db
+      .selectFrom('connectors')
+      .select('secret_headers')
+      .where('id', '=', ref.id)
+      .executeTakeFirst();
+    if (row === undefined) return;
+    const document = JSON.parse(row.secret_headers) as Record<string, Sealed>;
+    if (document[ref.column] !== ref.value) return;
+    document[ref.column] = value;
+    await db
+      .updateTable('connectors')
+      .set({ secret_headers: toJson(document) })
+      .where('id', '=', ref.id)
+      .where('secret_headers', '=', row.secret_headers)
+      .execute();
   }
 
   async getSetting(key: string): Promise<string | null> {

@@ -29,7 +29,7 @@ describe('runMigrations', () => {
     engine = openSqliteEngine(':memory:');
     const failing = {
       ...buildMigrations(engine),
-      '0002_broken': {
+      '9999_broken': {
         up: async () => {
           throw new Error('broken migration');
         },
@@ -38,5 +38,62 @@ describe('runMigrations', () => {
     await expect(runMigrations(engine.db, failing)).rejects.toThrow('broken migration');
     await expect(runMigrations(engine.db, failing)).rejects.toThrow('broken migration');
     expect(await runMigrations(engine.db, buildMigrations(engine))).toEqual([]);
+  });
+
+  it('0003 moves the client secret and password into the secrets document, ciphertexts unchanged', async () => {
+    engine = openSqliteEngine(':memory:');
+    const all = buildMigrations(engine);
+    const before = Object.fromEntries(Object.entries(all).filter(([name]) => name < '0003'));
+    await runMigrations(engine.db, before);
+    const old = engine.db as any;
+    const row = {
+      type: 'oauth2',
+      settings: '{"tokenUrl":"https://idp.example.test/token","clientId":"c"}',
+      status: 'ready',
+      last_error: null,
+      generation: 1,
+      created_at: 1,
+      updated_at: 1,
+    };
+    await old
+      .insertInto('authentications')
+      .values([
+        { ...row, id: 'a1', name: 'pw', grant_type: 'password', client_secret: 'v1:cs', password: 'v1:pw' },
+        {
+          ...row,
+          id: 'a2',
+          name: 'cc',
+          grant_type: 'client_credentials',
+          client_secret: 'v1:cs2',
+          password: null,
+        },
+      ])
+      .execute();
+    await old
+      .insertInto('connectors')
+      .values({
+        id: 'c1',
+        name: 'c',
+        base_url: 'https://api.example.test',
+        authentication_id: 'a1',
+        headers: '{}',
+        query: '{}',
+        timeout_ms: 1000,
+        created_at: 1,
+        updated_at: 1,
+      })
+      .execute();
+    await runMigrations(engine.db, all);
+    const rows = await engine.db
+      .selectFrom('authentications')
+      .select(['id', 'secrets', 'grant_type'])
+      .orderBy('id')
+      .execute();
+    expect(rows).toEqual([
+      { id: 'a1', secrets: '{"client_secret":"v1:cs","password":"v1:pw"}', grant_type: 'password' },
+      { id: 'a2', secrets: '{"client_secret":"v1:cs2"}', grant_type: 'client_credentials' },
+    ]);
+    const connector = await engine.db.selectFrom('connectors').select('secret_headers').executeTakeFirst();
+    expect(connector?.secret_headers).toBe('{}');
   });
 });

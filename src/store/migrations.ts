@@ -143,6 +143,38 @@ export function buildMigrations(engine: Pick<Engine, 'serialPrimaryKey'>): Recor
           .execute();
       },
     },
+    '0003_secrets_documents': {
+      // Every kind keeps its secrets in one JSON document keyed by the column name each ciphertext
+      // is bound to (its AAD), so the ciphertexts move as they are: no key is needed to migrate.
+      // The static kinds have no grant: they store '' in grant_type (the column stays NOT NULL).
+      // biome-ignore lint/suspicious/noExplicitAny: a migration sees the database as it was then.
+      async up(db: Kysely<any>): Promise<void> {
+        await db.schema
+          .alterTable('authentications')
+          .addColumn('secrets', 'text', (column) => column.notNull().defaultTo('{}'))
+          .execute();
+        const rows = (await db
+          .selectFrom('authentications')
+          .select(['id', 'client_secret', 'password'])
+          .execute()) as { id: string; client_secret: string; password: string | null }[];
+        for (const row of rows) {
+          const secrets: Record<string, string> = {};
+          if (row.client_secret !== '') secrets.client_secret = row.client_secret;
+          if (row.password !== null) secrets.password = row.password;
+          await db
+            .updateTable('authentications')
+            .set({ secrets: JSON.stringify(secrets) })
+            .where('id', '=', row.id)
+            .execute();
+        }
+        await db.schema.alterTable('authentications').dropColumn('client_secret').execute();
+        await db.schema.alterTable('authentications').dropColumn('password').execute();
+        await db.schema
+          .alterTable('connectors')
+          .addColumn('secret_headers', 'text', (column) => column.notNull().defaultTo('{}'))
+          .execute();
+      },
+    },
   };
 }
 

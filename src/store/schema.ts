@@ -15,8 +15,8 @@ export interface AuthenticationsTable {
   grant_type: string;
   /** JSON of `AuthenticationSettings`. */
   settings: string;
-  client_secret: string;
-  password: string | null;
+  /** JSON object: sealed column name → ciphertext. */
+  secrets: string;
   status: string;
   /** JSON, or null. */
   last_error: string | null;
@@ -35,6 +35,8 @@ export interface ConnectorsTable {
   authentication_id: string | null;
   /** JSON object of string values. */
   headers: string;
+  /** JSON object: lower-case header name → ciphertext. */
+  secret_headers: string;
   /** JSON object of string values. */
   query: string;
   timeout_ms: number;

@@ -5,6 +5,7 @@ import type { KeyRing } from '../secrets/key-ring.js';
 import type { AuthenticationRecord, OAuthStateRecord, Store } from '../store/contract.js';
 import { recordEvent } from './auth-events.js';
 import { clientConfigOf } from './grant-runner.js';
+import { oauthOf } from './oauth-settings.js';
 import type { ProviderMetadata } from './provider-metadata.js';
 import { sealContext } from './sealed-columns.js';
 import type { TokenManager } from './token-manager.js';
@@ -75,7 +76,7 @@ export class AuthorizationFlows {
    * turned it off, a fresh PKCE verifier (RFC 7636 §4.1, S256); both stay server-side.
    */
   async start(record: AuthenticationRecord): Promise<StartedFlow> {
-    if (record.grantType !== 'authorization_code') {
+    if (record.type !== 'oauth2' || record.grantType !== 'authorization_code') {
       throw new Problem(
         'validation_failed',
         'Only Authorization Code authentications are connected in a browser.',
@@ -108,7 +109,7 @@ export class AuthorizationFlows {
     await this.#store.oauthStates.insert(flow);
     // Housekeeping and a warm metadata cache for the redirect; neither may fail the start.
     void this.#store.oauthStates.deleteExpired(now).catch(() => {});
-    void this.#metadata.forTokenUrl(record.settings.tokenUrl);
+    void this.#metadata.forTokenUrl(oauthOf(record).settings.tokenUrl);
     return { authorizationUrl: authorizationUrl.href, browserBinding };
   }
 
@@ -165,14 +166,15 @@ export class AuthorizationFlows {
       return outcome;
     }
 
-    const metadata = await this.#metadata.forTokenUrl(record.settings.tokenUrl);
+    const { settings } = oauthOf(record);
+    const metadata = await this.#metadata.forTokenUrl(settings.tokenUrl);
     let code: string;
     try {
       ({ code } = validateAuthorizationCallback(parameters, {
         state,
         issuer: metadata?.issuer ?? null,
         issParameterSupported: metadata?.issParameterSupported ?? false,
-        clientId: record.settings.clientId,
+        clientId: settings.clientId,
         redirectUri: flow.redirectUri,
       }));
     } catch (error) {

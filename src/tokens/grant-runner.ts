@@ -5,6 +5,7 @@ import { passwordGrant } from '../oauth/grants/password.js';
 import { refreshTokenGrant } from '../oauth/grants/refresh-token.js';
 import type { TokenSet } from '../oauth/token-set.js';
 import type { AuthenticationRecord } from '../store/contract.js';
+import { oauthOf } from './oauth-settings.js';
 import type { AuthenticationSecrets } from './sealed-columns.js';
 
 /**
@@ -15,7 +16,7 @@ export function clientConfigOf(
   record: AuthenticationRecord,
   secrets: AuthenticationSecrets,
 ): OAuthClientConfig {
-  const s = record.settings;
+  const s = oauthOf(record).settings;
   const config: OAuthClientConfig = {
     tokenUrl: s.tokenUrl,
     clientId: s.clientId,
@@ -55,7 +56,7 @@ export async function runGrant(
       options,
     );
   }
-  switch (record.grantType) {
+  switch (oauthOf(record).grantType) {
     case 'client_credentials':
       return clientCredentialsGrant(config, options);
     case 'password':

@@ -4,8 +4,9 @@ import { Problem } from '../problem.js';
 import type { KeyRing } from '../secrets/key-ring.js';
 import type { AuthenticationRecord, Sealed, Store } from '../store/contract.js';
 import { recordEvent } from './auth-events.js';
+import { oauthOf } from './oauth-settings.js';
 import type { ProviderMetadata } from './provider-metadata.js';
-import { sealContext } from './sealed-columns.js';
+import { openAuthenticationSecrets, sealContext } from './sealed-columns.js';
 
 /** A delete waits at most this long per revocation request: the provider must not hold it hostage. */
 const REVOCATION_TIMEOUT_CAP_MS = 5_000;
@@ -75,10 +76,10 @@ export async function revokeStoredTokens(
   const row = await store.tokens.get(record.id);
   if (row === null || (row.refreshToken === null && row.accessToken === null)) return report;
 
+  if (record.type !== 'oauth2') return report;
+  const { settings } = oauthOf(record);
   const revocationUrl =
-    record.settings.revocationUrl ??
-    (await options.metadata.forTokenUrl(record.settings.tokenUrl))?.revocationUrl ??
-    null;
+    settings.revocationUrl ?? (await options.metadata.forTokenUrl(settings.tokenUrl))?.revocationUrl ?? null;
   if (revocationUrl === null) {
     log.info(
       { authId: record.id },
@@ -99,12 +100,12 @@ export async function revokeStoredTokens(
   for (const [tokenType, sealed, context] of stored) {
     if (sealed === null) continue;
     try {
-      const clientSecret = keyRing.open(record.clientSecret, sealContext.clientSecret(record.id));
+      const { clientSecret } = openAuthenticationSecrets(keyRing, record);
       await revokeToken(
         {
-          clientId: record.settings.clientId,
+          clientId: settings.clientId,
           clientSecret,
-          clientAuthMethod: record.settings.clientAuthMethod,
+          clientAuthMethod: settings.clientAuthMethod,
           revocationUrl,
         },
         { token: keyRing.open(sealed, context), tokenTypeHint: tokenType },

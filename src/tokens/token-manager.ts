@@ -10,6 +10,7 @@ import type { KeyRing } from '../secrets/key-ring.js';
 import type { AuthenticationRecord, ChangeEvent, Store, TokenRecord, TokenWrite } from '../store/contract.js';
 import { recordEvent } from './auth-events.js';
 import { type GrantRun, runGrant } from './grant-runner.js';
+import { oauthOf } from './oauth-settings.js';
 import { refreshSchedule } from './refresh-schedule.js';
 import { RefusedTokenBackoff, type RefusedTokenBackoffOptions } from './refused-token-backoff.js';
 import { openAuthenticationSecrets, sealContext, sealOptional } from './sealed-columns.js';
@@ -261,6 +262,7 @@ export class TokenManager {
   async #fly(authId: string, options: GetOptions): Promise<TokenResult> {
     const record = await this.#store.authentications.get(authId);
     if (record === null) throw new Problem('not_found', 'No such authentication.');
+    oauthOf(record); // a static credential has no token to fetch: refused before any request
     const now = this.#clock();
     const failure = this.#failures.get(authId);
     if (
@@ -495,7 +497,7 @@ export class TokenManager {
       tokenUrl: record.settings.tokenUrl,
       redirectUri: this.#redirectUri,
       clientAuthMethod: record.settings.clientAuthMethod,
-      grantType: record.grantType,
+      grantType: record.grantType ?? undefined,
       ...(record.settings.scope !== undefined ? { scope: record.settings.scope } : {}),
       ...(record.settings.audience !== undefined ? { audience: record.settings.audience } : {}),
       step,
@@ -516,7 +518,7 @@ export class TokenManager {
         : refreshSchedule(row.obtainedAt, expiresAt);
     return {
       authId: record.id,
-      authorization: authorizationHeaderValue(record.settings.headerPrefix, accessToken),
+      authorization: authorizationHeaderValue(record.settings.headerPrefix ?? 'Bearer', accessToken),
       tokenType: row.tokenType ?? 'Bearer',
       scope: row.scope,
       obtainedAt: row.obtainedAt,

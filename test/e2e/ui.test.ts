@@ -264,7 +264,7 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     await sidebar.getByRole('textbox', { name: 'Parameter 1' }).fill('version');
     await sidebar.getByRole('textbox', { name: 'Value 1' }).last().fill('2');
 
-    await field(sidebar, 'Authentication').selectOption({ label: '+ Create Authentication…' });
+    await field(sidebar, 'Authentication').selectOption({ label: 'Create Authentication · OAuth 2.0…' });
     const inline = sidebar.getByRole('form', { name: 'Create Authentication · OAuth 2.0' });
     await field(inline, 'Name').fill('CRM (password grant)');
     await inline.getByLabel('Password Grant').check();
@@ -378,7 +378,7 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     await page.getByRole('button', { name: 'CRM API' }).click();
     const sidebar = panel();
     await field(sidebar, 'Authentication').selectOption({
-      label: 'Calendar (authorization code) — OAuth 2.0, Authorization Code',
+      label: 'Calendar (authorization code) — OAuth 2.0 · Authorization Code',
     });
     await sidebar.getByText('Unsaved changes.').waitFor();
     await sidebar.getByRole('button', { name: 'Save connector' }).click();

@@ -40,7 +40,7 @@ export type {
  */
 export type ProblemView = Omit<ServerProblem, 'code'> & { code: string };
 
-export type GrantType = AuthenticationView['grantType'];
+export type GrantType = NonNullable<AuthenticationView['grantType']>;
 export type AuthenticationStatus = AuthenticationView['status'];
 export type ConnectorTestRequest = Partial<ExecuteRequest>;
 

@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState } from 'react';
+import { AUTHENTICATION_TYPES, type AuthenticationType, KINDS } from '../../src/services/catalogue/index.js';
 import { useAnnounce } from './announcer.js';
 import {
   type AuthenticationStatus,
@@ -14,7 +15,7 @@ import {
   emptyAuthenticationDraft,
 } from './authentication-form.js';
 import { useConsoleData } from './console-data.js';
-import { formatDateTime, formatExpiry, grantTypeLabels, statusLabels } from './format.js';
+import { formatDateTime, formatExpiry, kindLabel, statusLabels } from './format.js';
 import { ProblemMessage } from './problem-message.js';
 import { SidePanel } from './side-panel.js';
 import { useStickyState } from './sticky-state.js';
@@ -67,10 +68,11 @@ export function AuthorizationPage() {
     drafts[draftKey] ?? (selectedView ? draftFromAuthentication(selectedView) : emptyAuthenticationDraft());
   const connectorName = (id: string) => connectors?.find((c) => c.id === id)?.name ?? id;
 
-  const openNew = () => {
+  const openNew = (type: AuthenticationType) => {
     setMenuOpen(false);
     // The menu item disappears; focus returns to its button first so that closing the panel lands there.
     menuRef.current?.querySelector('button')?.focus();
+    setDrafts((all) => (all[NEW]?.type === type ? all : { ...all, [NEW]: emptyAuthenticationDraft(type) }));
     setSelected(NEW);
   };
 
@@ -111,33 +113,37 @@ export function AuthorizationPage() {
               {menuOpen && (
                 <div className="menu" id="new-authentication-menu">
                   <p className="menu-label">Authentication type</p>
-                  <button
-                    type="button"
-                    ref={firstItemRef}
-                    className="menu-item"
-                    aria-label="OAuth 2.0"
-                    aria-describedby="new-authentication-oauth2-desc"
-                    onClick={openNew}
-                    onKeyDown={(event) => {
-                      if (event.key === 'Escape') {
-                        event.preventDefault();
-                        setMenuOpen(false);
-                        menuRef.current?.querySelector('button')?.focus();
-                      }
-                    }}
-                  >
-                    <span className="menu-item-title">OAuth 2.0</span>
-                    <span className="menu-item-desc" id="new-authentication-oauth2-desc">
-                      Client Credentials, Password Grant or Authorization Code
-                    </span>
-                  </button>
+                  {AUTHENTICATION_TYPES.map((type, index) => (
+                    <button
+                      type="button"
+                      key={type}
+                      ref={index === 0 ? firstItemRef : undefined}
+                      className="menu-item"
+                      aria-label={KINDS[type].label}
+                      aria-describedby={`new-authentication-${type}-desc`}
+                      onClick={() => openNew(type)}
+                      onKeyDown={(event) => {
+                        if (event.key === 'Escape') {
+                          event.preventDefault();
+                          setMenuOpen(false);
+                          menuRef.current?.querySelector('button')?.focus();
+                        }
+                      }}
+                    >
+                      <span className="menu-item-title">{KINDS[type].label}</span>
+                      <span className="menu-item-desc" id={`new-authentication-${type}-desc`}>
+                        {KINDS[type].description}
+                      </span>
+                    </button>
+                  ))}
                 </div>
               )}
             </div>
           </div>
           <p className="page-lede">
-            Saved OAuth 2.0 authentications. Connectors use them to call third-party APIs with a token that
-            Grantry fetches, caches and refreshes.
+            Saved authentications: OAuth 2.0 clients whose tokens Grantry fetches, caches and refreshes, and
+            API keys, Basic credentials and bearer tokens, kept encrypted. Connectors use them to call
+            third-party APIs.
           </p>
         </header>
 
@@ -146,7 +152,7 @@ export function AuthorizationPage() {
         {authentications && authentications.length === 0 && (
           <div className="empty">
             <p>No authentications yet.</p>
-            <button type="button" className="button secondary" onClick={openNew}>
+            <button type="button" className="button secondary" onClick={() => openNew('oauth2')}>
               Create an OAuth 2.0 authentication
             </button>
           </div>
@@ -159,7 +165,7 @@ export function AuthorizationPage() {
                 <tr>
                   <th scope="col">Name</th>
                   <th scope="col" className="col-secondary">
-                    Grant type
+                    Type
                   </th>
                   <th scope="col">Status</th>
                   <th scope="col">Token expiry</th>
@@ -181,7 +187,7 @@ export function AuthorizationPage() {
                         {auth.name}
                       </button>
                     </th>
-                    <td className="nowrap col-secondary">{grantTypeLabels[auth.grantType]}</td>
+                    <td className="nowrap col-secondary">{kindLabel(auth)}</td>
                     <td className="nowrap">
                       <StatusBadge status={auth.status} />
                     </td>
@@ -191,7 +197,9 @@ export function AuthorizationPage() {
                           {formatExpiry(auth.token.expiresAt)}
                         </span>
                       ) : (
-                        <span className="muted">No token</span>
+                        <span className="muted">
+                          {auth.type === 'oauth2' ? 'No token' : 'Static credential'}
+                        </span>
                       )}
                     </td>
                     <td className="col-secondary">
@@ -212,13 +220,13 @@ export function AuthorizationPage() {
       {selected && (selected === NEW || selectedView) && (
         <SidePanel
           panelKey={selected}
-          eyebrow={selectedView ? 'OAuth 2.0 authentication' : 'New authentication'}
-          title={selectedView ? selectedView.name : 'OAuth 2.0'}
+          eyebrow={selectedView ? `${KINDS[selectedView.type].label} authentication` : 'New authentication'}
+          title={selectedView ? selectedView.name : KINDS[draft.type].label}
           headerExtra={
             selectedView ? (
               <p className="panel-meta">
                 <StatusBadge status={selectedView.status} />
-                <span className="muted">{grantTypeLabels[selectedView.grantType]}</span>
+                <span className="muted">{kindLabel(selectedView)}</span>
                 {selectedView.token && (
                   <span className="muted">{formatExpiry(selectedView.token.expiresAt)}</span>
                 )}

@@ -1,4 +1,5 @@
 import { type FormEvent, useRef, useState } from 'react';
+import { AUTHENTICATION_TYPES, type AuthenticationType, KINDS } from '../../src/services/catalogue/index.js';
 import { useAnnounce } from './announcer.js';
 import {
   type AuthenticationView,
@@ -18,7 +19,7 @@ import { StatusBadge } from './authorization-page.js';
 import { ConnectButton, RedirectUri } from './connect-panel.js';
 import { useConsoleData } from './console-data.js';
 import { ErrorSummary, errorFor, fieldErrorsOf, TextField } from './field.js';
-import { formatDateTime, formatExpiry, grantTypeLabels, prettyJson } from './format.js';
+import { formatDateTime, formatExpiry, kindLabel, prettyJson } from './format.js';
 import { type KeyValueRow, KeyValueRows, recordFromRows, rowsFromRecord } from './key-value-rows.js';
 import { ProblemMessage } from './problem-message.js';
 import { SidePanel } from './side-panel.js';
@@ -26,7 +27,8 @@ import { useStickyState, useUnsavedChangesGuard } from './sticky-state.js';
 
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'] as const;
 type Method = (typeof METHODS)[number];
-const CREATE_AUTHENTICATION = '__create__';
+/** Option values of the Authentication dropdown that open Create Authentication for a kind. */
+const CREATE_PREFIX = '__create__:';
 
 interface ConnectorDraft {
   name: string;
@@ -283,8 +285,11 @@ function ConnectorSidebar({ existing, draft, onDraftChange, onSaved, onDeleted }
   };
 
   const chooseAuthentication = (value: string) => {
-    if (value === CREATE_AUTHENTICATION) {
-      onDraftChange({ ...draft, creatingAuthentication: true });
+    if (value.startsWith(CREATE_PREFIX)) {
+      const type = value.slice(CREATE_PREFIX.length) as AuthenticationType;
+      const authenticationDraft =
+        draft.authenticationDraft.type === type ? draft.authenticationDraft : emptyAuthenticationDraft(type);
+      onDraftChange({ ...draft, creatingAuthentication: true, authenticationDraft });
       window.setTimeout(() => document.getElementById(`${id('new-auth')}-title`)?.focus(), 0);
       return;
     }
@@ -368,7 +373,11 @@ function ConnectorSidebar({ existing, draft, onDraftChange, onSaved, onDeleted }
           <label htmlFor={id('authenticationId')}>Authentication</label>
           <select
             id={id('authenticationId')}
-            value={draft.creatingAuthentication ? CREATE_AUTHENTICATION : draft.authenticationId}
+            value={
+              draft.creatingAuthentication
+                ? `${CREATE_PREFIX}${draft.authenticationDraft.type}`
+                : draft.authenticationId
+            }
             aria-invalid={errors['/authenticationId'] ? true : undefined}
             aria-describedby={errors['/authenticationId'] ? id('authenticationId-error') : undefined}
             onChange={(event) => chooseAuthentication(event.target.value)}
@@ -376,10 +385,16 @@ function ConnectorSidebar({ existing, draft, onDraftChange, onSaved, onDeleted }
             <option value="">No authentication</option>
             {(authentications ?? []).map((auth) => (
               <option key={auth.id} value={auth.id}>
-                {auth.name} — OAuth 2.0, {grantTypeLabels[auth.grantType]}
+                {auth.name} — {kindLabel(auth)}
               </option>
             ))}
-            <option value={CREATE_AUTHENTICATION}>+ Create Authentication…</option>
+            <optgroup label="+ Create Authentication">
+              {AUTHENTICATION_TYPES.map((type) => (
+                <option key={type} value={`${CREATE_PREFIX}${type}`}>
+                  Create Authentication · {KINDS[type].label}…
+                </option>
+              ))}
+            </optgroup>
           </select>
           {errors['/authenticationId'] && (
             <p className="field-error" id={id('authenticationId-error')}>
@@ -396,7 +411,7 @@ function ConnectorSidebar({ existing, draft, onDraftChange, onSaved, onDeleted }
         <div className="inline-create">
           <AuthenticationForm
             idPrefix={id('new-auth')}
-            title="Create Authentication · OAuth 2.0"
+            title={`Create Authentication · ${KINDS[draft.authenticationDraft.type].label}`}
             existing={null}
             draft={draft.authenticationDraft}
             onDraftChange={(next) => set('authenticationDraft', next)}
@@ -450,7 +465,7 @@ function SelectedAuthentication({ authentication }: { authentication: Authentica
     <div className="selected-auth">
       <p className="panel-meta">
         <StatusBadge status={authentication.status} />
-        <span className="muted">{grantTypeLabels[authentication.grantType]}</span>
+        <span className="muted">{kindLabel(authentication)}</span>
         {authentication.token && (
           <span className="muted">{formatExpiry(authentication.token.expiresAt)}</span>
         )}

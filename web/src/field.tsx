@@ -118,9 +118,9 @@ interface TextFieldProps {
   hint?: ReactNode;
   optional?: boolean;
   type?: 'text' | 'url' | 'password' | 'number';
-  placeholder?: string;
+  placeholder?: string | undefined;
   autoComplete?: string;
-  inputMode?: 'text' | 'url' | 'numeric';
+  inputMode?: 'text' | 'url' | 'numeric' | undefined;
   inputRef?: Ref<HTMLInputElement>;
   trailing?: ReactNode;
   readOnly?: boolean;

@@ -1,10 +1,17 @@
-import type { AuthenticationStatus, GrantType } from './api-client.js';
+import { KINDS } from '../../src/services/catalogue/index.js';
+import type { AuthenticationStatus, AuthenticationView, GrantType } from './api-client.js';
 
 export const grantTypeLabels: Record<GrantType, string> = {
   client_credentials: 'Client Credentials',
   password: 'Password Grant',
   authorization_code: 'Authorization Code',
 };
+
+/** "OAuth 2.0 · Client Credentials", "API Key", "Basic Auth": what an authentication is, in a few words. */
+export function kindLabel(view: Pick<AuthenticationView, 'type' | 'grantType'>): string {
+  const kind = KINDS[view.type].label;
+  return view.grantType === undefined ? kind : `${kind} · ${grantTypeLabels[view.grantType]}`;
+}
 
 export const statusLabels: Record<AuthenticationStatus, string> = {
   ready: 'Ready',

@@ -1,9 +1,11 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { ConnectorEngine, type ExecuteCall } from '../../connectors/execute.js';
+import type { ConnectorEngine, ExecuteCall } from '../../connectors/execute.js';
 import type { BufferLease } from '../../connectors/execute-buffer-budget.js';
+import { throwIfInvalid } from '../../services/field-checks.js';
 import type { ApiContext } from '../context.js';
-import { failIfInvalid, objectBody, schemaErrorsOf, typedFields } from '../request-validation.js';
+import { objectBody, schemaErrorsOf } from '../request-validation.js';
 import {
   ConnectorTestRequestSchema,
   ConnectorTestResultSchema,
@@ -14,38 +16,25 @@ import {
 
 const IdParams = Type.Object({ id: Type.String() });
 const tags = ['Connectors'];
-const CALL_TYPES = { method: 'string', path: 'string', query: 'object', headers: 'object' } as const;
 
-const engines = new WeakMap<ApiContext, ConnectorEngine>();
-
-/**
- * The one connector engine per composition root, shared by the execute/test routes and the proxy
- * (one connector cache, one change subscription), closed with the server.
- */
-export function connectorEngineOf(server: FastifyInstance, context: ApiContext): ConnectorEngine {
-  const existing = engines.get(context);
-  if (existing !== undefined) return existing;
-  const engine = new ConnectorEngine({
-    store: context.store,
-    egress: context.egress,
-    tokens: context.tokens,
-    usage: context.usage,
-    maxBodyBytes: context.config.executeMaxBodyBytes,
-    bufferLimitBytes: context.config.executeBufferLimitBytes,
-    observer: context.metrics,
-  });
-  engines.set(context, engine);
-  server.addHook('onClose', async () => {
-    engine.close();
-    engines.delete(context);
-  });
-  return engine;
-}
-
+/** The well-typed fields of a call, so the engine's checks can run beside the schema's findings. */
 function callOf(body: Record<string, unknown>): Partial<ExecuteCall> {
-  const call: Partial<ExecuteCall> = typedFields<ExecuteCall>(body, CALL_TYPES);
+  const call: Partial<ExecuteCall> = {};
+  if (typeof body.method === 'string') call.method = body.method;
+  if (typeof body.path === 'string') call.path = body.path;
+  if (isStringMap(body.query)) call.query = body.query;
+  if (isStringMap(body.headers)) call.headers = body.headers;
   if (body.body !== undefined) call.body = body.body;
   return call;
+}
+
+function isStringMap(value: unknown): value is Record<string, string> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.values(value).every((item) => typeof item === 'string')
+  );
 }
 
 /**
@@ -60,8 +49,9 @@ function bufferLeaseUntilAnswered(engine: ConnectorEngine, reply: FastifyReply):
 }
 
 /** Calls through a connector: execute (an integration step) and test (the product page's button). */
-export async function connectorCallRoutes(server: FastifyInstance, context: ApiContext): Promise<void> {
-  const engine = connectorEngineOf(server, context);
+export async function connectorCallRoutes(app: FastifyInstance, context: ApiContext): Promise<void> {
+  const server = app.withTypeProvider<TypeBoxTypeProvider>();
+  const { engine } = context;
 
   server.post(
     '/api/connectors/:id/execute',
@@ -86,9 +76,9 @@ export async function connectorCallRoutes(server: FastifyInstance, context: ApiC
       },
     },
     async (request, reply) => {
-      const target = await engine.connector((request.params as { id: string }).id);
+      const target = await engine.connector(request.params.id);
       const { call, errors } = engine.prepare(target, callOf(objectBody(request.body)));
-      failIfInvalid(schemaErrorsOf(request), errors);
+      throwIfInvalid(schemaErrorsOf(request), errors);
       return engine.execute(target, call, { buffer: bufferLeaseUntilAnswered(engine, reply) });
     },
   );
@@ -114,10 +104,10 @@ export async function connectorCallRoutes(server: FastifyInstance, context: ApiC
       },
     },
     async (request, reply) => {
-      const target = await engine.connector((request.params as { id: string }).id);
+      const target = await engine.connector(request.params.id);
       const { call, errors } = engine.prepare(target, callOf(objectBody(request.body)));
       // No body at all means "the defaults" (GET on the base URL), which the schema cannot say.
-      failIfInvalid(
+      throwIfInvalid(
         request.body === undefined || request.body === null ? [] : schemaErrorsOf(request),
         errors,
       );

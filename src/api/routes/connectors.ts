@@ -1,67 +1,24 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { Problem } from '../../problem.js';
-import type { ConnectorRecord } from '../../store/contract.js';
-import { checkConnectorRules } from '../connector-rules.js';
 import type { ApiContext } from '../context.js';
-import { newId } from '../ids.js';
-import { failIfInvalid, objectBody, schemaErrorsOf, typedFields } from '../request-validation.js';
+import { objectBody, schemaErrorsOf } from '../request-validation.js';
 import {
-  type ConnectorCreate,
   ConnectorCreateSchema,
   ConnectorListSchema,
   ConnectorPatchSchema,
   ConnectorViewSchema,
   ErrorResponseSchema,
 } from '../schemas.js';
-import { isUniqueViolation } from '../unique-violation.js';
-import { connectorView } from '../views.js';
 
 const IdParams = Type.Object({ id: Type.String() });
 const tags = ['Connectors'];
 const errors = { 400: ErrorResponseSchema, 404: ErrorResponseSchema, 409: ErrorResponseSchema };
-const DRAFT_TYPES = {
-  name: 'string',
-  baseUrl: 'string',
-  authenticationId: 'string',
-  headers: 'object',
-  query: 'object',
-  timeoutMs: 'number',
-} as const;
 
-/** REST API connectors: saved targets an integration step calls (API.md "Connectors"). */
-export async function connectorRoutes(server: FastifyInstance, context: ApiContext): Promise<void> {
-  const { store, config } = context;
-
-  async function load(id: string): Promise<ConnectorRecord> {
-    const record = await store.connectors.get(id);
-    if (record === null) throw new Problem('not_found', 'No connector with this id.');
-    return record;
-  }
-
-  async function validate(
-    draft: Partial<ConnectorCreate>,
-    schemaErrors: ReturnType<typeof schemaErrorsOf>,
-    exceptId?: string,
-  ): Promise<void> {
-    const rules = checkConnectorRules(draft, config.allowHttp);
-    if (
-      typeof draft.authenticationId === 'string' &&
-      (await store.authentications.get(draft.authenticationId)) === null
-    ) {
-      rules.errors.push({ path: '/authenticationId', message: 'no authentication has this id' });
-      rules.onlyInsecureUrls = false;
-    }
-    failIfInvalid(schemaErrors, rules.errors, rules.onlyInsecureUrls);
-    if (typeof draft.name === 'string') {
-      const existing = await store.connectors.getByName(draft.name);
-      if (existing !== null && existing.id !== exceptId) {
-        throw new Problem('conflict', `A connector named "${draft.name}" already exists.`, {
-          errors: [{ path: '/name', message: 'is already used by another connector' }],
-        });
-      }
-    }
-  }
+/** REST API connectors (API.md "Connectors"): HTTP in and out of the ConnectorService. */
+export async function connectorRoutes(app: FastifyInstance, context: ApiContext): Promise<void> {
+  const server = app.withTypeProvider<TypeBoxTypeProvider>();
+  const service = context.connectors;
 
   server.post(
     '/api/connectors',
@@ -75,31 +32,8 @@ export async function connectorRoutes(server: FastifyInstance, context: ApiConte
       },
     },
     async (request, reply) => {
-      const body = objectBody(request.body);
-      const draft = typedFields<ConnectorCreate>(body, DRAFT_TYPES);
-      if (body.authenticationId === null) draft.authenticationId = null;
-      await validate(draft, schemaErrorsOf(request));
-      const now = Date.now();
-      const record: ConnectorRecord = {
-        id: newId('con'),
-        name: draft.name as string,
-        baseUrl: draft.baseUrl as string,
-        authenticationId: draft.authenticationId ?? null,
-        headers: draft.headers ?? {},
-        query: draft.query ?? {},
-        timeoutMs: draft.timeoutMs ?? 30_000,
-        createdAt: now,
-        updatedAt: now,
-      };
-      try {
-        await store.connectors.insert(record);
-      } catch (error) {
-        if (isUniqueViolation(error))
-          throw new Problem('conflict', `A connector named "${record.name}" already exists.`);
-        throw error;
-      }
-      reply.status(201);
-      return connectorView(record);
+      const created = await service.create(objectBody(request.body), schemaErrorsOf(request));
+      return reply.status(201).send(created);
     },
   );
 
@@ -109,7 +43,7 @@ export async function connectorRoutes(server: FastifyInstance, context: ApiConte
       config: { access: 'runtime' },
       schema: { tags, summary: 'List connectors', response: { 200: ConnectorListSchema } },
     },
-    async () => ({ items: (await store.connectors.list()).map(connectorView) }),
+    async () => ({ items: await service.list() }),
   );
 
   server.get(
@@ -123,7 +57,7 @@ export async function connectorRoutes(server: FastifyInstance, context: ApiConte
         response: { 200: ConnectorViewSchema, 404: ErrorResponseSchema },
       },
     },
-    async (request) => connectorView(await load((request.params as { id: string }).id)),
+    async (request) => service.get(request.params.id),
   );
 
   server.patch(
@@ -133,45 +67,14 @@ export async function connectorRoutes(server: FastifyInstance, context: ApiConte
       schema: {
         tags,
         summary: 'Change a connector',
+        description:
+          'Omitted fields keep their value; null clears an optional one. In secretHeaders a value sets a header, null removes it, and headers not named are kept.',
         params: IdParams,
         body: ConnectorPatchSchema,
         response: { 200: ConnectorViewSchema, ...errors },
       },
     },
-    async (request) => {
-      const record = await load((request.params as { id: string }).id);
-      const body = objectBody(request.body);
-      const patch = typedFields<ConnectorCreate>(body, DRAFT_TYPES);
-      if (body.authenticationId === null) patch.authenticationId = null;
-      const merged: ConnectorCreate = {
-        name: patch.name ?? record.name,
-        baseUrl: patch.baseUrl ?? record.baseUrl,
-        authenticationId:
-          patch.authenticationId !== undefined ? patch.authenticationId : record.authenticationId,
-        headers: patch.headers ?? record.headers,
-        query: patch.query ?? record.query,
-        timeoutMs: patch.timeoutMs ?? record.timeoutMs,
-      };
-      await validate(merged, schemaErrorsOf(request), record.id);
-      const updated: ConnectorRecord = {
-        ...record,
-        name: merged.name,
-        baseUrl: merged.baseUrl,
-        authenticationId: merged.authenticationId ?? null,
-        headers: merged.headers ?? {},
-        query: merged.query ?? {},
-        timeoutMs: merged.timeoutMs ?? 30_000,
-        updatedAt: Date.now(),
-      };
-      try {
-        await store.connectors.update(updated);
-      } catch (error) {
-        if (isUniqueViolation(error)) throw new Problem('conflict', 'Another connector has this name.');
-        throw error;
-      }
-      await store.publish({ kind: 'connector_changed', connectorId: record.id });
-      return connectorView(updated);
-    },
+    async (request) => service.update(request.params.id, objectBody(request.body), schemaErrorsOf(request)),
   );
 
   server.delete(
@@ -185,10 +88,8 @@ export async function connectorRoutes(server: FastifyInstance, context: ApiConte
       },
     },
     async (request, reply) => {
-      const record = await load((request.params as { id: string }).id);
-      await store.connectors.delete(record.id);
-      await store.publish({ kind: 'connector_deleted', connectorId: record.id });
-      return reply.status(204).send();
+      await service.delete(request.params.id);
+      return reply.status(204).send(null);
     },
   );
 }

@@ -1,20 +1,19 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { discover } from '../../oauth/discovery.js';
 import { Problem } from '../../problem.js';
+import { checkUrl, throwIfInvalid } from '../../services/field-checks.js';
 import {
-  AuthorizationFlows,
   type BrowserBinding,
   browserCookieNameForState,
   FLOW_LIFETIME_MS,
   type FlowOutcome,
 } from '../../tokens/authorization-flow.js';
-import { ProviderMetadata } from '../../tokens/provider-metadata.js';
 import type { ApiContext } from '../context.js';
 import { renderRedirectPage } from '../redirect-page.js';
-import { failIfInvalid, schemaErrorsOf } from '../request-validation.js';
+import { schemaErrorsOf } from '../request-validation.js';
 import { AuthorizeResultSchema, DiscoveryResultSchema, ErrorResponseSchema } from '../schemas.js';
-import { checkUrl } from '../validation.js';
 
 const IdParams = Type.Object({ id: Type.String() });
 
@@ -22,16 +21,10 @@ const IdParams = Type.Object({ id: Type.String() });
  * The Authorization Code flow in the browser (API.md "Authentications": authorize, `/oauth/redirect`)
  * and issuer discovery for the forms (`/api/discovery`).
  */
-export async function oauthFlowRoutes(server: FastifyInstance, context: ApiContext): Promise<void> {
-  const { store, config } = context;
-  const metadata = new ProviderMetadata({ fetch: context.egress.fetch, timeoutMs: config.tokenTimeoutMs });
-  const flows = new AuthorizationFlows({
-    store,
-    keyRing: context.keyRing,
-    tokens: context.tokens,
-    metadata,
-    redirectUri: context.redirectUri,
-  });
+export async function oauthFlowRoutes(app: FastifyInstance, context: ApiContext): Promise<void> {
+  const server = app.withTypeProvider<TypeBoxTypeProvider>();
+  const { config } = context;
+  const service = context.authentications;
   const publicUrl = new URL(config.publicUrl);
   const secureCookie = publicUrl.protocol === 'https:';
   // The browser-binding cookie is sent only to the redirect route, as the browser sees it: under
@@ -52,9 +45,7 @@ export async function oauthFlowRoutes(server: FastifyInstance, context: ApiConte
       },
     },
     async (request, reply) => {
-      const record = await store.authentications.get((request.params as { id: string }).id);
-      if (record === null) throw new Problem('not_found', 'No authentication with this id.');
-      const { authorizationUrl, browserBinding } = await flows.start(record);
+      const { authorizationUrl, browserBinding } = await service.authorize(request.params.id);
       reply.header(
         'set-cookie',
         bindingCookie(browserBinding, FLOW_LIFETIME_MS / 1000, secureCookie, cookiePath),
@@ -87,8 +78,12 @@ export async function oauthFlowRoutes(server: FastifyInstance, context: ApiConte
       const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : '';
       const parameters = new URLSearchParams(query);
       let outcome: FlowOutcome;
+      let name: string | null = null;
       try {
-        outcome = await flows.finish(parameters, parseCookies(request.headers.cookie));
+        ({ outcome, name } = await service.finishAuthorization(
+          parameters,
+          parseCookies(request.headers.cookie),
+        ));
       } catch (error) {
         outcome = {
           ok: false,
@@ -113,10 +108,6 @@ export async function oauthFlowRoutes(server: FastifyInstance, context: ApiConte
           'authorization redirect failed',
         );
       }
-      const name =
-        outcome.authenticationId === null
-          ? null
-          : ((await store.authentications.get(outcome.authenticationId).catch(() => null))?.name ?? null);
       const page = renderRedirectPage({
         ok: outcome.ok,
         authenticationId: outcome.authenticationId,
@@ -161,7 +152,7 @@ export async function oauthFlowRoutes(server: FastifyInstance, context: ApiConte
           ruleErrors.push({ path: '/query/issuer', message: result.message ?? 'must be an https URL' });
         }
       }
-      failIfInvalid(schemaErrors, ruleErrors, insecure);
+      throwIfInvalid(schemaErrors, ruleErrors, insecure);
       const found = await discover(issuer as string, {
         fetch: context.egress.fetch,
         timeoutMs: config.tokenTimeoutMs,

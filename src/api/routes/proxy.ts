@@ -7,7 +7,6 @@ import { Problem } from '../../problem.js';
 import type { ApiContext } from '../context.js';
 import { ErrorResponseSchema } from '../schemas.js';
 import { logRequest } from '../server.js';
-import { connectorEngineOf } from './connector-calls.js';
 
 const ERROR_HEADER = 'x-grantry-error';
 
@@ -18,7 +17,7 @@ const ERROR_HEADER = 'x-grantry-error';
  * `x-grantry-error` header naming the code, so a caller can tell them from the upstream's own.
  */
 export async function proxyRoutes(server: FastifyInstance, context: ApiContext): Promise<void> {
-  const engine = connectorEngineOf(server, context);
+  const { engine } = context;
   server.removeAllContentTypeParsers();
   server.addContentTypeParser('*', (_request, _payload, done) => done(null));
   // Grantry's own failures go through Fastify's reply (error shape, hooks); measure those here.

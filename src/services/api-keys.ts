@@ -1,6 +1,9 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { ApiKeyRecord, Store } from '../store/contract.js';
-import type { KeyScope } from './route-access.js';
+
+/** What an API key may do (API.md "Access"): everything, the data plane and reads, or the metrics only. */
+export const KEY_SCOPES = ['admin', 'runtime', 'metrics'] as const;
+export type KeyScope = (typeof KEY_SCOPES)[number];
 
 /**
  * API keys: `grk_` + 256 random bits. Only a SHA-256 hash is stored — a key is a random secret,

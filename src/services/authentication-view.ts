@@ -1,0 +1,111 @@
+import { boundedExpiresAt } from '../oauth/token-lifetime.js';
+import type { ProblemBody } from '../problem.js';
+import type { AuthenticationRecord, AuthStatus, EventRecord, TokenRecord } from '../store/contract.js';
+import { secretColumn } from './authentication-draft.js';
+import {
+  type AuthenticationSettingValues,
+  type AuthenticationType,
+  appliesTo,
+  type FieldSpec,
+  type GrantType,
+  KINDS,
+  type SecretFlags,
+  secretFlag,
+} from './catalogue/index.js';
+
+/** What is known of a stored access token: never the token itself. */
+export interface TokenMetadata {
+  tokenType: string;
+  obtainedAt: string;
+  /** Null when the provider did not say. */
+  expiresAt: string | null;
+  scope: string | null;
+  hasRefreshToken: boolean;
+}
+
+/** An authentication as the API answers it (API.md "Authentications"), derived from the catalogue. */
+export type AuthenticationView = {
+  id: string;
+  name: string;
+  type: AuthenticationType;
+  grantType?: GrantType;
+} & AuthenticationSettingValues &
+  SecretFlags & {
+    /** authorization_code: the exact redirect URI to register at the provider. */
+    redirectUri?: string;
+    status: AuthStatus;
+    token: TokenMetadata | null;
+    lastError: ProblemBody | null;
+    usedBy: string[];
+    usage: { calls: number; unauthorized: number; refreshes: number };
+    warnings: string[];
+    createdAt: string;
+    updatedAt: string;
+  };
+
+export interface EventView {
+  at: string;
+  type: string;
+  detail: Record<string, unknown>;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export const PASSWORD_GRANT_WARNING =
+  'The Password grant shares a person’s password with this service. Prefer Authorization Code or Client Credentials when the provider supports them.';
+
+export function tokenMetadata(record: AuthenticationRecord, row: TokenRecord | null): TokenMetadata | null {
+  if (row === null || row.generation !== record.generation || row.accessToken === null) return null;
+  // Read within the bounds a new expiry is written with: an older row may hold one past the end of dates.
+  const expiresAt = boundedExpiresAt(row.obtainedAt, row.expiresAt);
+  return {
+    tokenType: row.tokenType ?? 'Bearer',
+    obtainedAt: iso(row.obtainedAt),
+    expiresAt: expiresAt === null ? null : iso(expiresAt),
+    scope: row.scope,
+    hasRefreshToken: row.refreshToken !== null,
+  };
+}
+
+/**
+ * A record as the API shows it, built from the catalogue as an allow-list: every non-secret field
+ * of the kind that applies to its grant, and for each secret only whether it is stored. A secret is
+ * never copied; the response schema drops anything not named there as a second line of defence.
+ */
+export function authenticationView(
+  record: AuthenticationRecord,
+  token: TokenRecord | null,
+  usedBy: string[],
+  redirectUri: string,
+): AuthenticationView {
+  const view: Record<string, unknown> = { id: record.id, name: record.name, type: record.type };
+  const grant = record.grantType ?? undefined;
+  const settings = record.settings as Record<string, unknown>;
+  for (const field of KINDS[record.type].fields as readonly FieldSpec[]) {
+    if (!appliesTo(field, grant)) continue;
+    if (field.name === 'grantType') {
+      if (grant !== undefined) view.grantType = grant;
+    } else if (field.type === 'secret') {
+      view[secretFlag(field.name)] = record.secrets[secretColumn(field.name)] !== undefined;
+    } else {
+      const value = settings[field.name] ?? field.default;
+      if (value !== undefined) view[field.name] = value;
+    }
+  }
+  if (grant === 'authorization_code') view.redirectUri = redirectUri;
+  Object.assign(view, {
+    status: record.status,
+    token: tokenMetadata(record, token),
+    lastError: (record.lastError as ProblemBody | null) ?? null,
+    usedBy,
+    usage: { calls: record.calls, unauthorized: record.unauthorizedCount, refreshes: record.refreshCount },
+    warnings: grant === 'password' ? [PASSWORD_GRANT_WARNING] : [],
+    createdAt: iso(record.createdAt),
+    updatedAt: iso(record.updatedAt),
+  });
+  return view as AuthenticationView;
+}
+
+export function eventView(event: EventRecord): EventView {
+  return { at: iso(event.at), type: event.type, detail: event.detail };
+}

@@ -1,0 +1,192 @@
+/**
+ * What a person is typing into an authentication form, and the requests made from it — all read
+ * off the catalogue (src/services/catalogue), the same description the server validates with, so
+ * the form's fields, required marks, defaults and clearing follow every kind without a list here.
+ */
+import {
+  type AuthenticationType,
+  appliesTo,
+  type FieldSpec,
+  fieldsOf,
+  type GrantType,
+  isRequired,
+  KINDS,
+  normaliseScope,
+  secretFlag,
+} from '../../src/services/catalogue/index.js';
+import type {
+  AuthenticationCreate,
+  AuthenticationPatch,
+  AuthenticationView,
+  ProblemView,
+} from './api-client.js';
+import { type KeyValueRow, recordFromRows, rowsFromRecord } from './key-value-rows.js';
+
+export type DraftValue = string | boolean | KeyValueRow[];
+
+/** Everything the person typed, kept outside the form so that closing a panel loses nothing. */
+export interface AuthenticationDraft {
+  type: AuthenticationType;
+  name: string;
+  /** Every field of the kind except name and type, by name. */
+  values: Record<string, DraftValue>;
+  /** Secrets the person chose to replace (a new authentication replaces all). */
+  replacing: Record<string, boolean>;
+  issuer: string;
+  advancedOpen: boolean;
+}
+
+/** The kind's fields (without name and type) in the order the console shows them. */
+export function formFields(type: AuthenticationType): readonly FieldSpec[] {
+  return KINDS[type].fields as readonly FieldSpec[];
+}
+
+export function grantOf(draft: Pick<AuthenticationDraft, 'values'>): GrantType | undefined {
+  const grant = draft.values.grantType;
+  return typeof grant === 'string' && grant !== '' ? (grant as GrantType) : undefined;
+}
+
+/** The fields shown for the draft's kind and grant. */
+export function visibleFields(draft: Pick<AuthenticationDraft, 'type' | 'values'>): FieldSpec[] {
+  const grant = grantOf(draft);
+  return formFields(draft.type).filter((field) => appliesTo(field, grant));
+}
+
+function emptyValue(field: FieldSpec): DraftValue {
+  if (field.type === 'boolean') return field.default === true;
+  if (field.type === 'parameters') return [];
+  if (field.type === 'enum')
+    return typeof field.default === 'string' ? field.default : (field.options?.[0]?.value ?? '');
+  return typeof field.default === 'string' ? field.default : '';
+}
+
+export function emptyAuthenticationDraft(type: AuthenticationType = 'oauth2'): AuthenticationDraft {
+  const values: Record<string, DraftValue> = {};
+  const replacing: Record<string, boolean> = {};
+  for (const field of formFields(type)) {
+    values[field.name] = emptyValue(field);
+    if (field.type === 'secret') replacing[field.name] = true;
+  }
+  return { type, name: '', values, replacing, issuer: '', advancedOpen: false };
+}
+
+function viewValue(view: AuthenticationView, name: string): unknown {
+  return (view as Record<string, unknown>)[name];
+}
+
+export function draftFromAuthentication(view: AuthenticationView): AuthenticationDraft {
+  const draft = emptyAuthenticationDraft(view.type);
+  draft.name = view.name;
+  for (const field of formFields(view.type)) {
+    const value = viewValue(view, field.name);
+    if (field.type === 'secret') {
+      draft.values[field.name] = '';
+      draft.replacing[field.name] = viewValue(view, secretFlag(field.name)) !== true;
+    } else if (field.type === 'parameters') {
+      draft.values[field.name] = rowsFromRecord(value as Record<string, string> | undefined);
+    } else if (field.type === 'boolean') {
+      draft.values[field.name] = typeof value === 'boolean' ? value : field.default === true;
+    } else if (typeof value === 'string') {
+      draft.values[field.name] = value;
+    }
+  }
+  return draft;
+}
+
+/** A draft's value as the API takes it; undefined when the field is left empty. */
+function requestValue(field: FieldSpec, value: DraftValue | undefined): unknown {
+  if (value === undefined) return undefined;
+  if (field.type === 'boolean') return value === true;
+  if (field.type === 'parameters') {
+    const record = recordFromRows(value as KeyValueRow[]);
+    return Object.keys(record).length > 0 ? record : undefined;
+  }
+  if (typeof value !== 'string') return undefined;
+  if (field.type === 'secret' || field.type === 'enum') return value === '' ? undefined : value;
+  if (field.type === 'headerPrefix') return value.trim();
+  if (field.type === 'scope') return normaliseScope(value) || undefined;
+  return value.trim() === '' ? undefined : value.trim();
+}
+
+/** The create request: only the fields the kind and its grant take (API.md "Authentications"). */
+export function createRequestOf(draft: AuthenticationDraft): AuthenticationCreate {
+  const body: Record<string, unknown> = { name: draft.name.trim(), type: draft.type };
+  for (const field of visibleFields(draft)) {
+    const value = requestValue(field, draft.values[field.name]);
+    if (value !== undefined) body[field.name] = value;
+  }
+  // Audience parameter only means something with an audience.
+  if (draft.type === 'oauth2' && body.audience === undefined) delete body.audienceParam;
+  return body as AuthenticationCreate;
+}
+
+function same(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}
+
+/**
+ * The patch request: changed fields only; an optional field emptied is sent as `null` (cleared);
+ * secrets only when the person chose to replace them.
+ */
+export function patchRequestOf(draft: AuthenticationDraft, view: AuthenticationView): AuthenticationPatch {
+  const patch: Record<string, unknown> = {};
+  if (draft.name.trim() !== view.name) patch.name = draft.name.trim();
+  const grant = grantOf(draft);
+  for (const field of visibleFields(draft)) {
+    const value = requestValue(field, draft.values[field.name]);
+    if (field.type === 'secret') {
+      if (draft.replacing[field.name] === true && value !== undefined) patch[field.name] = value;
+      continue;
+    }
+    const stored = viewValue(view, field.name);
+    if (same(value, stored)) continue;
+    if (value !== undefined) patch[field.name] = value;
+    else if (stored !== undefined && !isRequired(field, grant)) {
+      // Emptied: the stored value goes, and the field's default (if any) applies again.
+      if (field.default === undefined || !same(field.default, stored)) patch[field.name] = null;
+    }
+  }
+  return patch as AuthenticationPatch;
+}
+
+/** Required fields checked before the round trip; the server checks everything again. */
+export function missingFields(
+  draft: AuthenticationDraft,
+  existing: AuthenticationView | null,
+): ProblemView | null {
+  const errors: { path: string; message: string }[] = [];
+  if (!draft.name.trim()) errors.push({ path: '/name', message: 'is required' });
+  const grant = grantOf(draft);
+  for (const field of visibleFields(draft)) {
+    if (!isRequired(field, grant)) continue;
+    const value = draft.values[field.name];
+    if (field.type === 'secret') {
+      // A stored secret is kept when the box is left empty; only a missing one must be typed.
+      const stored = existing !== null && viewValue(existing, secretFlag(field.name)) === true;
+      if (!stored && !(typeof value === 'string' && value !== '')) {
+        errors.push({ path: `/${field.name}`, message: 'is required' });
+      }
+    } else if (typeof value === 'string' && value.trim() === '') {
+      errors.push({ path: `/${field.name}`, message: 'is required' });
+    }
+  }
+  if (errors.length === 0) return null;
+  return { code: 'validation_failed', message: 'Some required fields are empty.', errors };
+}
+
+export function isDraftDirty(draft: AuthenticationDraft, existing: AuthenticationView | null): boolean {
+  if (!existing) return true;
+  return Object.keys(patchRequestOf(draft, existing)).length > 0;
+}
+
+/** Has the person typed anything into a new authentication? */
+export function hasInput(draft: AuthenticationDraft): boolean {
+  if (draft.name.trim() !== '') return true;
+  const fresh = emptyAuthenticationDraft(draft.type);
+  return formFields(draft.type).some((field) => !same(draft.values[field.name], fresh.values[field.name]));
+}
+
+/** Field labels by JSON pointer, for the error summary. */
+export function fieldLabels(type: AuthenticationType): Record<string, string> {
+  return Object.fromEntries(fieldsOf(type).map((field) => [`/${field.name}`, field.label]));
+}
