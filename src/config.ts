@@ -1,5 +1,5 @@
 /**
- * Configuration from the environment (API.md "Configuration"). Read once, validated once: a bad
+ * Configuration from the environment (docs/api.md "Configuration"). Read once, validated once: a bad
  * value stops start-up with a sentence naming the variable, instead of failing later.
  */
 export interface Config {

@@ -1,5 +1,5 @@
 /**
- * The one error shape of Grantry (API.md "Errors"). Every layer throws a `Problem` (or a subclass)
+ * The one error shape of Grantry (docs/api.md "Errors"). Every layer throws a `Problem` (or a subclass)
  * when it knows what went wrong; the HTTP layer renders it as `{ "error": … }` unchanged.
  *
  * `message` and `hint` are for people and must never contain a secret, token, code or password:

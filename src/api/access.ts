@@ -72,7 +72,7 @@ export class AccessControl {
     const hash = hashApiKey(key);
     let verified: VerifiedKey | null = null;
     if (this.#bootstrapHash !== null && sameDigest(hash, this.#bootstrapHash)) {
-      // The bootstrap key is the operator's own: it can do everything (API.md "Access").
+      // The bootstrap key is the operator's own: it can do everything (docs/api.md "Access").
       verified = { keyId: 'bootstrap', scope: 'admin' };
     } else {
       const record = await this.#store.apiKeys.findByHash(hash);

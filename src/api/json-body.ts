@@ -33,7 +33,7 @@ export function jsonNestingDepth(text: string): number {
 /**
  * The JSON parser of the management and execute routes: Fastify's own (prototype-poisoning
  * refused), with the nesting checked first, and an empty body read as "no body" so that `POST`
- * routes that take none accept `Content-Type: application/json` with nothing after it (API.md).
+ * routes that take none accept `Content-Type: application/json` with nothing after it (docs/api.md).
  */
 export function installBoundedJsonParser(server: FastifyInstance): void {
   const parseJson = server.getDefaultJsonParser('error', 'error');

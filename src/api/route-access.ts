@@ -4,7 +4,7 @@ import type { KeyScope } from '../services/api-keys.js';
 export type { KeyScope };
 
 /**
- * Who may call which route (API.md "Access"). The decision is made on the route that will run —
+ * Who may call which route (docs/api.md "Access"). The decision is made on the route that will run —
  * the one the router matched — never on the raw request target: `/%61pi/…`, `/./api/…`, an
  * absolute-form target or a fragment all match the same route and meet the same rule.
  *

@@ -1,5 +1,5 @@
 /**
- * The HTTP contract (API.md) as TypeBox schemas. The routes validate with them, the OpenAPI
+ * The HTTP contract (docs/api.md) as TypeBox schemas. The routes validate with them, the OpenAPI
  * document is generated from them, response schemas act as allow-lists (a field not named here
  * can never reach a client), and the web UI imports the `Static` types — one source of truth.
  */

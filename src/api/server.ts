@@ -60,7 +60,7 @@ export function createServer(context: ApiContext): FastifyInstance {
   limitConnectionsPerClient(server.server, config.maxConnectionsPerClient);
   installBoundedJsonParser(server);
 
-  // The access decision (API.md "Access") is made on the route the router matched, never on the
+  // The access decision (docs/api.md "Access") is made on the route the router matched, never on the
   // raw target: every spelling of a path that reaches a handler meets that handler's rule.
   server.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -23,7 +23,7 @@ import {
 import { readResponseBody } from './response-body.js';
 import { isBelowBase, resolveCallPath } from './target-url.js';
 
-/** What an integration step asks for (API.md `POST /api/connectors/:id/execute`). */
+/** What an integration step asks for (docs/api.md `POST /api/connectors/:id/execute`). */
 export interface ExecuteCall {
   method: string;
   path: string;

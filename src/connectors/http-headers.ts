@@ -119,7 +119,7 @@ const ORIGIN_STATE_FIELDS = new Set([
 /**
  * Fields Grantry sets on every proxied answer itself: the upstream's versions are dropped, never
  * merged, so a caller can trust them (`x-grantry-error` is how it tells Grantry's diagnosis from
- * the upstream's answer; `cache-control: no-store` is API.md's rule for /proxy).
+ * the upstream's answer; `cache-control: no-store` is docs/api.md's rule for /proxy).
  */
 const GRANTRY_FIELDS = new Set(['cache-control', 'x-request-id', 'x-grantry-error']);
 

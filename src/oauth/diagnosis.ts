@@ -83,7 +83,7 @@ export const DIAGNOSIS_HINTS: Readonly<Record<DiagnosisCode, string>> = {
 };
 
 /**
- * Turns any failure of an OAuth step into the API.md error shape with a hint that says what to do.
+ * Turns any failure of an OAuth step into the docs/api.md error shape with a hint that says what to do.
  * Provider answers keep their `provider` details; network failures (`EgressError`) are worded by kind;
  * a `Problem` that is not about the provider passes through unchanged.
  */

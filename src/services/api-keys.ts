@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { ApiKeyRecord, Store } from '../store/contract.js';
 
-/** What an API key may do (API.md "Access"): everything, the data plane and reads, or the metrics only. */
+/** What an API key may do (docs/api.md "Access"): everything, the data plane and reads, or the metrics only. */
 export const KEY_SCOPES = ['admin', 'runtime', 'metrics'] as const;
 export type KeyScope = (typeof KEY_SCOPES)[number];
 

@@ -87,6 +87,8 @@ export function checkAuthenticationDraft(draft: AuthenticationDraft, allowHttp: 
       continue;
     }
     if (value === undefined) continue;
+    // An optional field sent empty is cleared, like `null` (a form's emptied input).
+    if (value === '' && field.default === undefined) continue;
     const problem = valueProblem(field, value, allowHttp, draft);
     if (problem !== null) {
       if (problem.insecure) insecure++;
@@ -246,7 +248,7 @@ function originOf(url: string | undefined): string | null {
 
 /**
  * A PATCH that moves a credential endpoint to another origin must prove it knows the secrets it
- * would send there (API.md "PATCH"): otherwise anyone holding an admin key — or a stolen one — could
+ * would send there (docs/api.md "PATCH"): otherwise anyone holding an admin key — or a stolen one — could
  * re-point the token URL at their own server and collect the stored client secret, password or
  * refresh token on the next call, which write-only secrets exist to prevent. Returns the problems
  * (one per missing secret, naming the moved endpoints) and the endpoints that moved, in which case

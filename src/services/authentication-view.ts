@@ -23,7 +23,7 @@ export interface TokenMetadata {
   hasRefreshToken: boolean;
 }
 
-/** An authentication as the API answers it (API.md "Authentications"), derived from the catalogue. */
+/** An authentication as the API answers it (docs/api.md "Authentications"), derived from the catalogue. */
 export type AuthenticationView = {
   id: string;
   name: string;

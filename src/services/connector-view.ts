@@ -1,6 +1,6 @@
 import type { ConnectorRecord } from '../store/contract.js';
 
-/** A connector as the API answers it (API.md "Connectors"): secret header values never, their names only. */
+/** A connector as the API answers it (docs/api.md "Connectors"): secret header values never, their names only. */
 export interface ConnectorView {
   id: string;
   name: string;

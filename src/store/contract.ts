@@ -12,7 +12,7 @@ export type Sealed = string;
 
 export type GrantType = 'client_credentials' | 'password' | 'authorization_code';
 export type AuthStatus = 'ready' | 'connected' | 'needs_authorization' | 'error';
-/** The kinds of authentication (API.md "Authentications"); the store keeps them without looking inside. */
+/** The kinds of authentication (docs/api.md "Authentications"); the store keeps them without looking inside. */
 export type AuthenticationType = 'oauth2' | 'api_key' | 'basic' | 'bearer';
 
 /**
@@ -112,7 +112,7 @@ export interface ApiKeyRecord {
   hash: string;
   /** First characters of the key, to recognise it in a list. */
   prefix: string;
-  /** What the key may do (API.md "Access"): `admin`, `runtime` or `metrics`. */
+  /** What the key may do (docs/api.md "Access"): `admin`, `runtime` or `metrics`. */
   scope: 'admin' | 'runtime' | 'metrics';
   createdAt: number;
   lastUsedAt: number | null;

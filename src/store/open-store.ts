@@ -6,7 +6,7 @@ import { openPostgresEngine } from './postgres-engine.js';
 import { openSqliteEngine } from './sqlite-engine.js';
 
 /**
- * Opens the store named by `GRANTRY_DATABASE_URL` (API.md "Configuration"):
+ * Opens the store named by `GRANTRY_DATABASE_URL` (docs/api.md "Configuration"):
  * - `sqlite:<path>`: a file, relative to the working directory; its folder is created if missing.
  *   `sqlite:///abs/path` is read as `/abs/path`.
  * - `sqlite::memory:`: a private in-memory database (tests, demos).

@@ -1,6 +1,6 @@
 import type { Store } from '../store/contract.js';
 
-/** Event types of an authentication's timeline (API.md `GET …/events`). */
+/** Event types of an authentication's timeline (docs/api.md `GET …/events`). */
 export type AuthEventType =
   | 'token_fetched'
   | 'token_refreshed'

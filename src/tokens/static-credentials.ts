@@ -3,7 +3,7 @@ import type { AuthenticationRecord, ChangeEvent, Store } from '../store/contract
 import { openAuthenticationSecret } from './sealed-columns.js';
 
 /**
- * A credential sent as it is on every call (API.md "Static credentials"): an API key, HTTP Basic,
+ * A credential sent as it is on every call (docs/api.md "Static credentials"): an API key, HTTP Basic,
  * or a static bearer token. There is nothing to fetch and nothing to refresh; a 401 with one is
  * reported, never retried.
  */

@@ -1,5 +1,5 @@
 /**
- * The UI's only way to reach Grantry: the public HTTP API (API.md), typed with the server's own
+ * The UI's only way to reach Grantry: the public HTTP API (docs/api.md), typed with the server's own
  * schemas. `import type` keeps the server's code out of the bundle; only the shapes are shared.
  */
 import type {
@@ -35,7 +35,7 @@ export type {
 };
 
 /**
- * A problem as the UI shows it: the server's own (API.md "Errors"), or one the UI makes when
+ * A problem as the UI shows it: the server's own (docs/api.md "Errors"), or one the UI makes when
  * Grantry could not be reached or did not answer with its error shape.
  */
 export type ProblemView = Omit<ServerProblem, 'code'> & { code: string };
@@ -44,7 +44,7 @@ export type GrantType = NonNullable<AuthenticationView['grantType']>;
 export type AuthenticationStatus = AuthenticationView['status'];
 export type ConnectorTestRequest = Partial<ExecuteRequest>;
 
-/** A failed API call, carrying the server's problem (API.md "Errors") for the screen to explain. */
+/** A failed API call, carrying the server's problem (docs/api.md "Errors") for the screen to explain. */
 export class ApiError extends Error {
   readonly status: number;
   readonly problem: ProblemView;

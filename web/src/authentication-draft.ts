@@ -108,7 +108,7 @@ function requestValue(field: FieldSpec, value: DraftValue | undefined): unknown 
   return value.trim() === '' ? undefined : value.trim();
 }
 
-/** The create request: only the fields the kind and its grant take (API.md "Authentications"). */
+/** The create request: only the fields the kind and its grant take (docs/api.md "Authentications"). */
 export function createRequestOf(draft: AuthenticationDraft): AuthenticationCreate {
   const body: Record<string, unknown> = { name: draft.name.trim(), type: draft.type };
   for (const field of visibleFields(draft)) {

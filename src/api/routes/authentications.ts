@@ -18,7 +18,7 @@ const IdParams = Type.Object({ id: Type.String() });
 const tags = ['Authentications'];
 const errors = { 400: ErrorResponseSchema, 404: ErrorResponseSchema, 409: ErrorResponseSchema };
 
-/** Authentications (API.md "Authentications"): HTTP in and out of the AuthenticationService. */
+/** Authentications (docs/api.md "Authentications"): HTTP in and out of the AuthenticationService. */
 export async function authenticationRoutes(app: FastifyInstance, context: ApiContext): Promise<void> {
   const server = app.withTypeProvider<TypeBoxTypeProvider>();
   const service = context.authentications;

@@ -15,7 +15,7 @@ const IdParams = Type.Object({ id: Type.String() });
 const tags = ['Connectors'];
 const errors = { 400: ErrorResponseSchema, 404: ErrorResponseSchema, 409: ErrorResponseSchema };
 
-/** REST API connectors (API.md "Connectors"): HTTP in and out of the ConnectorService. */
+/** REST API connectors (docs/api.md "Connectors"): HTTP in and out of the ConnectorService. */
 export async function connectorRoutes(app: FastifyInstance, context: ApiContext): Promise<void> {
   const server = app.withTypeProvider<TypeBoxTypeProvider>();
   const service = context.connectors;

@@ -18,7 +18,7 @@ import { AuthorizeResultSchema, DiscoveryResultSchema, ErrorResponseSchema } fro
 const IdParams = Type.Object({ id: Type.String() });
 
 /**
- * The Authorization Code flow in the browser (API.md "Authentications": authorize, `/oauth/redirect`)
+ * The Authorization Code flow in the browser (docs/api.md "Authentications": authorize, `/oauth/redirect`)
  * and issuer discovery for the forms (`/api/discovery`).
  */
 export async function oauthFlowRoutes(app: FastifyInstance, context: ApiContext): Promise<void> {

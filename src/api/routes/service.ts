@@ -5,7 +5,7 @@ import { buildOpenApiDocument } from '../openapi.js';
 
 const tags = ['Service'];
 
-/** Liveness, readiness and the OpenAPI document: unauthenticated (API.md "Service"). */
+/** Liveness, readiness and the OpenAPI document: unauthenticated (docs/api.md "Service"). */
 export async function serviceRoutes(server: FastifyInstance, context: ApiContext): Promise<void> {
   server.get(
     '/healthz',

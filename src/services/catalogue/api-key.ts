@@ -1,6 +1,6 @@
 import type { KindSpec } from './field-spec.js';
 
-/** A static API key, in a header or a query parameter (API.md "Static credentials"). */
+/** A static API key, in a header or a query parameter (docs/api.md "Static credentials"). */
 export const apiKey = {
   type: 'api_key',
   label: 'API Key',
