@@ -85,11 +85,11 @@ describe('authentication kinds, driven by the catalogue', () => {
   });
 
   it.each(
-    AUTHENTICATION_TYPES.flatMap((type) =>
-      type === 'oauth2' ? GRANT_TYPES.map((g) => [type, g]) : [[type]],
+    AUTHENTICATION_TYPES.flatMap((type): [string, string | undefined][] =>
+      type === 'oauth2' ? GRANT_TYPES.map((g): [string, string] => [type, g]) : [[type, undefined]],
     ),
   )(
-    'creates %s %s with its required fields, answers secrets as flags only, and lists every missing one',
+    'creates %s (%s) with its required fields, answers secrets as flags only, and lists every missing one',
     async (type, grant) => {
       const kind = type as AuthenticationType;
       const body = validBody(kind, grant as GrantType | undefined);

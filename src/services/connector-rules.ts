@@ -104,11 +104,3 @@ function headerProblems(field: string, name: string, value: unknown, draft: Conn
   if (valueProblem !== null) errors.push({ path: at, message: valueProblem });
   return errors;
 }
-
-/** Header names that usually carry a credential: the console offers to make them secret. */
-export function looksLikeCredentialHeader(name: string): boolean {
-  return (
-    /^(authorization|proxy-authorization|cookie)$/i.test(name) ||
-    /(^|-)(key|token|secret|password|signature)$/i.test(name)
-  );
-}

@@ -4,6 +4,7 @@ import { useAnnounce } from './announcer.js';
 import {
   type AuthenticationView,
   type ConnectorCreate,
+  type ConnectorPatch,
   type ConnectorTestResult,
   type ConnectorView,
   type ExecuteResult,
@@ -18,9 +19,10 @@ import {
 import { StatusBadge } from './authorization-page.js';
 import { ConnectButton, RedirectUri } from './connect-panel.js';
 import { useConsoleData } from './console-data.js';
+import { looksLikeCredentialHeader } from './credential-headers.js';
 import { ErrorSummary, errorFor, fieldErrorsOf, TextField } from './field.js';
 import { formatDateTime, formatExpiry, kindLabel, prettyJson } from './format.js';
-import { type KeyValueRow, KeyValueRows, recordFromRows, rowsFromRecord } from './key-value-rows.js';
+import { type KeyValueRow, KeyValueRows, newRow, recordFromRows, rowsFromRecord } from './key-value-rows.js';
 import { ProblemMessage } from './problem-message.js';
 import { SidePanel } from './side-panel.js';
 import { useStickyState, useUnsavedChangesGuard } from './sticky-state.js';
@@ -34,6 +36,10 @@ interface ConnectorDraft {
   name: string;
   baseUrl: string;
   headers: KeyValueRow[];
+  /** Secret headers typed here (new, or replacing a stored one of the same name). */
+  secretHeaders: KeyValueRow[];
+  /** Names of stored secret headers to remove on save. */
+  removedSecretHeaders: string[];
   query: KeyValueRow[];
   timeoutMs: string;
   authenticationId: string;
@@ -49,6 +55,8 @@ function emptyConnectorDraft(): ConnectorDraft {
     name: '',
     baseUrl: '',
     headers: [],
+    secretHeaders: [],
+    removedSecretHeaders: [],
     query: [],
     timeoutMs: '30000',
     authenticationId: '',
@@ -72,14 +80,29 @@ function draftFromConnector(view: ConnectorView): ConnectorDraft {
   };
 }
 
-function requestOf(draft: ConnectorDraft): ConnectorCreate {
-  const body: ConnectorCreate = {
+/** Secret headers to send: the typed ones, and `null` for each stored one removed. */
+function secretHeadersOf(draft: ConnectorDraft): Record<string, string | null> {
+  const secrets: Record<string, string | null> = {};
+  for (const name of draft.removedSecretHeaders) secrets[name] = null;
+  for (const [name, value] of Object.entries(recordFromRows(draft.secretHeaders))) {
+    if (value !== '') secrets[name] = value;
+  }
+  return secrets;
+}
+
+/** The connector as typed; for a new one it is a create request (no secret header is removed). */
+type ConnectorRequest = ConnectorPatch & { name: string; baseUrl: string };
+
+function requestOf(draft: ConnectorDraft): ConnectorRequest {
+  const body: ConnectorRequest = {
     name: draft.name.trim(),
     baseUrl: draft.baseUrl.trim(),
     authenticationId: draft.authenticationId || null,
     headers: recordFromRows(draft.headers),
     query: recordFromRows(draft.query),
   };
+  const secrets = secretHeadersOf(draft);
+  if (Object.keys(secrets).length > 0) body.secretHeaders = secrets;
   const timeout = draft.timeoutMs.trim();
   if (timeout) body.timeoutMs = /^\d+$/.test(timeout) ? Number(timeout) : Number.NaN;
   return body;
@@ -88,7 +111,7 @@ function requestOf(draft: ConnectorDraft): ConnectorCreate {
 function isConnectorDirty(draft: ConnectorDraft, view: ConnectorView | undefined): boolean {
   if (!view) return true;
   const next = requestOf(draft);
-  const same = (a: Record<string, string> | undefined, b: Record<string, string>) =>
+  const same = (a: Record<string, string> | null | undefined, b: Record<string, string>) =>
     JSON.stringify(Object.entries(a ?? {}).sort()) === JSON.stringify(Object.entries(b).sort());
   return (
     next.name !== view.name ||
@@ -96,6 +119,7 @@ function isConnectorDirty(draft: ConnectorDraft, view: ConnectorView | undefined
     (next.authenticationId ?? null) !== view.authenticationId ||
     !same(next.headers, view.headers) ||
     !same(next.query, view.query) ||
+    next.secretHeaders !== undefined ||
     (next.timeoutMs ?? 30000) !== view.timeoutMs
   );
 }
@@ -106,6 +130,7 @@ const connectorFieldLabels: Record<string, string> = {
   '/name': 'Name',
   '/baseUrl': 'Base URL',
   '/headers': 'Headers',
+  '/secretHeaders': 'Secret headers',
   '/query': 'Query parameters',
   '/timeoutMs': 'Timeout',
   '/authenticationId': 'Authentication',
@@ -269,7 +294,9 @@ function ConnectorSidebar({ existing, draft, onDraftChange, onSaved, onDeleted }
     setSaving(true);
     try {
       const body = requestOf(draft);
-      const saved = existing ? await api.updateConnector(existing.id, body) : await api.createConnector(body);
+      const saved = existing
+        ? await api.updateConnector(existing.id, body)
+        : await api.createConnector(body as ConnectorCreate);
       upsertConnector(saved);
       setProblem(null);
       announce(`Connector ${saved.name} saved`);
@@ -348,6 +375,34 @@ function ConnectorSidebar({ existing, draft, onDraftChange, onSaved, onDeleted }
           rows={draft.headers}
           onChange={(rows) => set('headers', rows)}
           error={errorFor(errors, '/headers', connectorFieldLabels['/headers'] ?? '')}
+          rowNote={(row) =>
+            looksLikeCredentialHeader(row.key.trim()) ? (
+              <p className="kv-note note warning">
+                {row.key.trim()} looks like a credential: plain headers are shown to anyone who can read this
+                connector.{' '}
+                <button
+                  type="button"
+                  className="button secondary small"
+                  onClick={() =>
+                    onDraftChange({
+                      ...draft,
+                      headers: draft.headers.filter((other) => other.id !== row.id),
+                      secretHeaders: [...draft.secretHeaders, row],
+                    })
+                  }
+                >
+                  Make it secret
+                </button>
+              </p>
+            ) : null
+          }
+        />
+        <SecretHeaders
+          idPrefix={id('secretHeaders')}
+          draft={draft}
+          storedNames={existing?.secretHeaderNames ?? []}
+          onDraftChange={onDraftChange}
+          error={errorFor(errors, '/secretHeaders', connectorFieldLabels['/secretHeaders'] ?? '')}
         />
         <KeyValueRows
           idPrefix={id('query')}
@@ -456,6 +511,68 @@ function ConnectorSidebar({ existing, draft, onDraftChange, onSaved, onDeleted }
         />
       )}
     </>
+  );
+}
+
+/**
+ * Headers whose values are secret: encrypted at rest and never shown again. Stored ones are listed
+ * by name with Replace and Remove; new ones are typed into password inputs.
+ */
+function SecretHeaders(props: {
+  idPrefix: string;
+  draft: ConnectorDraft;
+  storedNames: string[];
+  onDraftChange: (draft: ConnectorDraft) => void;
+  error: string | undefined;
+}) {
+  const { idPrefix, draft, storedNames, onDraftChange, error } = props;
+  const typed = new Set(draft.secretHeaders.map((row) => row.key.trim().toLowerCase()));
+  const kept = storedNames.filter((name) => !draft.removedSecretHeaders.includes(name) && !typed.has(name));
+  return (
+    <div className="secret-headers">
+      {kept.length > 0 && (
+        <ul className="stored-secrets" aria-label="Stored secret headers">
+          {kept.map((name) => (
+            <li key={name}>
+              <code>{name}</code>
+              <span className="badge neutral">
+                <span aria-hidden="true">●●●● </span>set
+              </span>
+              <button
+                type="button"
+                className="button secondary small"
+                onClick={() =>
+                  onDraftChange({ ...draft, secretHeaders: [...draft.secretHeaders, newRow(name, '')] })
+                }
+              >
+                Replace
+              </button>
+              <button
+                type="button"
+                className="button ghost small"
+                onClick={() =>
+                  onDraftChange({ ...draft, removedSecretHeaders: [...draft.removedSecretHeaders, name] })
+                }
+              >
+                Remove
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      <KeyValueRows
+        idPrefix={idPrefix}
+        legend="Secret headers"
+        description="Headers whose values are credentials (API keys, tokens): encrypted at rest and never shown again."
+        keyLabel="Secret header"
+        valueLabel="Secret value"
+        addLabel="Add secret header"
+        secretValues
+        rows={draft.secretHeaders}
+        onChange={(rows) => onDraftChange({ ...draft, secretHeaders: rows })}
+        error={error}
+      />
+    </div>
   );
 }
 

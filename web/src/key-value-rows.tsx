@@ -1,3 +1,5 @@
+import type { ReactNode } from 'react';
+
 export interface KeyValueRow {
   id: number;
   key: string;
@@ -35,11 +37,16 @@ interface KeyValueRowsProps {
   onChange: (rows: KeyValueRow[]) => void;
   error?: string | undefined;
   description?: string;
+  /** Values are secrets: typed into password inputs, never shown back. */
+  secretValues?: boolean;
+  /** Extra content under a row (e.g. an offer to move it elsewhere). */
+  rowNote?: (row: KeyValueRow) => ReactNode;
 }
 
 /** Editable name/value pairs (headers, query parameters, extra OAuth parameters). */
 export function KeyValueRows(props: KeyValueRowsProps) {
   const { idPrefix, legend, keyLabel, valueLabel, addLabel, rows, onChange, error, description } = props;
+  const valueType = props.secretValues === true ? 'password' : 'text';
   const update = (id: number, change: Partial<KeyValueRow>) =>
     onChange(rows.map((row) => (row.id === id ? { ...row, ...change } : row)));
   const describedBy = [description ? `${idPrefix}-desc` : '', error ? `${idPrefix}-error` : '']
@@ -74,10 +81,10 @@ export function KeyValueRows(props: KeyValueRowsProps) {
               </label>
               <input
                 id={`${idPrefix}-${row.id}-value`}
-                type="text"
+                type={valueType}
                 placeholder={valueLabel}
                 value={row.value}
-                autoComplete="off"
+                autoComplete={props.secretValues === true ? 'new-password' : 'off'}
                 spellCheck={false}
                 onChange={(event) => update(row.id, { value: event.target.value })}
               />
@@ -89,6 +96,7 @@ export function KeyValueRows(props: KeyValueRowsProps) {
               >
                 ×
               </button>
+              {props.rowNote?.(row)}
             </div>
           ))}
         </div>
