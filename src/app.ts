@@ -22,6 +22,7 @@ import { loadKeyRing } from './secrets/master-key-source.js';
 import { createApiKey } from './services/api-keys.js';
 import { AuthenticationService } from './services/authentication-service.js';
 import { ConnectorService } from './services/connector-service.js';
+import { KEY_CHECK_CONTEXT, KEY_CHECK_SETTING } from './services/key-rotation.js';
 import type { Store } from './store/contract.js';
 import { openStore } from './store/open-store.js';
 import { AuthorizationFlows } from './tokens/authorization-flow.js';
@@ -50,9 +51,6 @@ export interface App {
   close(): Promise<void>;
 }
 
-const KEY_CHECK_SETTING = 'master_key_check';
-const KEY_CHECK_CONTEXT = { table: 'settings', id: KEY_CHECK_SETTING, column: 'value' };
-
 export function keyFilePathFor(databaseUrl: string): string {
   if (databaseUrl.startsWith('sqlite:') && !databaseUrl.includes(':memory:')) {
     return resolve(dirname(resolve(databaseUrl.slice('sqlite:'.length))), 'master.key');
@@ -79,8 +77,6 @@ export async function verifyMasterKey(store: Store, keyRing: KeyRing): Promise<v
     );
   }
 }
-
-export { KEY_CHECK_CONTEXT, KEY_CHECK_SETTING };
 
 export async function createApp(
   config: Config,

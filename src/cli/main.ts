@@ -1,10 +1,11 @@
 import { parseArgs } from 'node:util';
-import { createApp, KEY_CHECK_CONTEXT, KEY_CHECK_SETTING, keyFilePathFor } from '../app.js';
+import { createApp, keyFilePathFor } from '../app.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { createLogger } from '../logger.js';
 import { MasterKeyError } from '../secrets/key-ring.js';
 import { loadKeyRing } from '../secrets/master-key-source.js';
 import { createApiKey, KEY_SCOPES, type KeyScope } from '../services/api-keys.js';
+import { rotateSecrets } from '../services/key-rotation.js';
 import { openStore } from '../store/open-store.js';
 
 const USAGE = `Usage: grantry <command>
@@ -62,20 +63,7 @@ async function rotateKeys(): Promise<void> {
       production: config.production,
       warn: (m) => process.stderr.write(`${m}\n`),
     });
-    let resealed = 0;
-    for (const ref of await store.listSealed()) {
-      if (!ring.needsReseal(ref.value)) continue;
-      const context = { table: ref.table, id: ref.id, column: ref.column };
-      await store.replaceSealed(ref, ring.seal(ring.open(ref.value, context), context));
-      resealed++;
-    }
-    const check = await store.getSetting(KEY_CHECK_SETTING);
-    if (check !== null && ring.needsReseal(check)) {
-      await store.setSetting(
-        KEY_CHECK_SETTING,
-        ring.seal(ring.open(check, KEY_CHECK_CONTEXT), KEY_CHECK_CONTEXT),
-      );
-    }
+    const resealed = await rotateSecrets(store, ring);
     process.stdout.write(`Re-encrypted ${resealed} value(s) under master key ${ring.currentKeyId}.\n`);
   });
 }
