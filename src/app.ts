@@ -8,6 +8,7 @@ import { connectorCallRoutes } from './api/routes/connector-calls.js';
 import { connectorRoutes } from './api/routes/connectors.js';
 import { metricsRoutes } from './api/routes/metrics.js';
 import { oauthFlowRoutes } from './api/routes/oauth-flow.js';
+import { providerRoutes } from './api/routes/providers.js';
 import { proxyRoutes } from './api/routes/proxy.js';
 import { serviceRoutes } from './api/routes/service.js';
 import { webUiRoutes } from './api/routes/web-ui.js';
@@ -17,6 +18,7 @@ import { ConnectorEngine } from './connectors/execute.js';
 import { Egress } from './egress/egress.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './observability/metrics.js';
+import { ProviderCatalogue } from './providers/provider-catalogue.js';
 import { type KeyRing, MasterKeyError } from './secrets/key-ring.js';
 import { loadKeyRing } from './secrets/master-key-source.js';
 import { createApiKey } from './services/api-keys.js';
@@ -131,6 +133,7 @@ export async function createApp(
       perKeyPerMinute: config.rateLimitPerMinute,
       failuresPerMinute: config.authFailuresPerMinute,
     });
+    const providers = new ProviderCatalogue();
     const metadata = new ProviderMetadata({ fetch: egress.fetch, timeoutMs: config.tokenTimeoutMs });
     const authentications = new AuthenticationService({
       store,
@@ -147,6 +150,7 @@ export async function createApp(
       }),
       redirectUri,
       allowHttp: config.allowHttp,
+      providers,
     });
     const connectors = new ConnectorService({ store, keyRing, allowHttp: config.allowHttp });
     const engine = new ConnectorEngine({
@@ -169,6 +173,8 @@ export async function createApp(
       authentications,
       connectors,
       engine,
+      providers,
+      redirectUri,
     };
     const server = createServer(context);
     await server.register(serviceRoutes, context);
@@ -179,6 +185,7 @@ export async function createApp(
     await server.register(connectorCallRoutes, context);
     await server.register(proxyRoutes, context);
     await server.register(oauthFlowRoutes, context);
+    await server.register(providerRoutes, context);
     await server.register(webUiRoutes, context);
 
     const app: App = {

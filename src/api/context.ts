@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import type { ConnectorEngine } from '../connectors/execute.js';
 import type { Egress } from '../egress/egress.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { ProviderCatalogue } from '../providers/provider-catalogue.js';
 import type { AuthenticationService } from '../services/authentication-service.js';
 import type { ConnectorService } from '../services/connector-service.js';
 import type { Store } from '../store/contract.js';
@@ -26,4 +27,8 @@ export interface ApiContext {
   connectors: ConnectorService;
   /** The one call engine under execute, test and the proxy. */
   engine: ConnectorEngine;
+  /** Provider presets (GET /api/providers). */
+  providers: ProviderCatalogue;
+  /** `<GRANTRY_PUBLIC_URL>/oauth/redirect`: what to register at providers. */
+  redirectUri: string;
 }

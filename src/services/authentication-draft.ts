@@ -3,6 +3,7 @@ import {
   type AuthenticationType,
   allFields,
   appliesTo,
+  COMMON_FIELDS,
   type FieldSpec,
   fieldsOf,
   type GrantType,
@@ -30,8 +31,8 @@ export interface AuthenticationDraft {
   /** Fields this request cleared with `null`, and those it tried to but may not. */
   cleared: ReadonlySet<string>;
   refusedClears: ReadonlySet<string>;
-  /** The fields the request carried that no kind has (the schema reports them too). */
-  changedType: boolean;
+  /** Fields set on create only that this PATCH tried to change (`type`, `provider`…). */
+  changedImmutable: string[];
 }
 
 /** A request body read field by field: well-typed values only, so rules can run beside schema errors. */
@@ -41,6 +42,9 @@ export interface ReadRequest {
 }
 
 const FIELD_BY_NAME = new Map(allFields().map((field) => [field.name, field]));
+
+/** Common fields kept in the settings document (name and type have columns of their own). */
+const KEPT_COMMON_FIELDS = COMMON_FIELDS.filter((field) => field.name !== 'name' && field.name !== 'type');
 
 /** Reads the catalogue's fields from a body; a value of the wrong JS type is left to the schema. */
 export function readAuthenticationRequest(body: Record<string, unknown>): ReadRequest {
@@ -87,7 +91,7 @@ export function draftForCreate(request: ReadRequest): AuthenticationDraft {
     storedSecrets: new Set(),
     cleared: new Set(),
     refusedClears: nulls,
-    changedType: false,
+    changedImmutable: [],
   };
 }
 
@@ -106,6 +110,9 @@ export function draftForPatch(record: AuthenticationRecord, request: ReadRequest
   const kindFields = KINDS[type].fields as readonly FieldSpec[];
   const values: Record<string, unknown> = {};
   const storedSecrets = new Set<string>();
+  const stored = record.settings as Record<string, unknown>;
+  for (const field of KEPT_COMMON_FIELDS)
+    if (stored[field.name] !== undefined) values[field.name] = stored[field.name];
   for (const field of kindFields) {
     if (!appliesTo(field, grantType ?? undefined)) continue;
     if (field.type === 'secret') {
@@ -116,8 +123,14 @@ export function draftForPatch(record: AuthenticationRecord, request: ReadRequest
     }
   }
   const { settings: given, secrets: givenSecrets } = splitSecrets(type, patch);
-  delete given.type;
-  delete given.name;
+  const current: Record<string, unknown> = { ...stored, type: record.type };
+  const changedImmutable = COMMON_FIELDS.filter(
+    (field) =>
+      field.immutable === true &&
+      given[field.name] !== undefined &&
+      JSON.stringify(given[field.name]) !== JSON.stringify(current[field.name]),
+  ).map((field) => field.name);
+  for (const field of COMMON_FIELDS) delete given[field.name];
   delete given.grantType;
   Object.assign(values, given);
 
@@ -143,7 +156,7 @@ export function draftForPatch(record: AuthenticationRecord, request: ReadRequest
     storedSecrets,
     cleared,
     refusedClears,
-    changedType: typeof patch.type === 'string' && patch.type !== record.type,
+    changedImmutable,
   };
 }
 
@@ -171,6 +184,9 @@ function splitSecrets(
 export function settingsOf(draft: AuthenticationDraft): AuthenticationSettings {
   const settings: Record<string, unknown> = {};
   if (draft.type === undefined) return settings;
+  for (const field of KEPT_COMMON_FIELDS) {
+    if (draft.values[field.name] !== undefined) settings[field.name] = draft.values[field.name];
+  }
   for (const field of KINDS[draft.type].fields as readonly FieldSpec[]) {
     if (field.type === 'secret' || field.name === 'grantType') continue;
     if (!appliesTo(field, draft.grantType)) continue;

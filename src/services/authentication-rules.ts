@@ -41,8 +41,8 @@ export function checkAuthenticationDraft(draft: AuthenticationDraft, allowHttp: 
   const fields = fieldsOf(type);
   const own = new Set(fields.map((field) => field.name));
 
-  if (draft.changedType) {
-    errors.push({ path: '/type', message: 'cannot change after create; create another authentication' });
+  for (const name of draft.changedImmutable) {
+    errors.push({ path: `/${name}`, message: 'cannot change after create; create another authentication' });
   }
   for (const name of draft.refusedClears) {
     const field = fields.find((candidate) => candidate.name === name);
@@ -95,6 +95,8 @@ export function checkAuthenticationDraft(draft: AuthenticationDraft, allowHttp: 
       errors.push(...problem.errors);
     }
   }
+  if (draft.name === undefined || draft.name === '') errors.push({ path: '/name', message: 'is required' });
+  if (draft.type === undefined) errors.push({ path: '/type', message: 'is required' });
   if (typeof draft.name === 'string' && hasControlCharacters(draft.name)) {
     errors.push({ path: '/name', message: 'must not contain control characters (such as line breaks)' });
   }

@@ -1,4 +1,5 @@
 import { type FieldError, Problem, type ProblemBody } from '../problem.js';
+import type { ProviderCatalogue } from '../providers/provider-catalogue.js';
 import type { KeyRing } from '../secrets/key-ring.js';
 import type { AuthenticationRecord, AuthStatus, Sealed, Store, TokenRecord } from '../store/contract.js';
 import { recordEvent } from '../tokens/auth-events.js';
@@ -47,6 +48,8 @@ export interface AuthenticationServiceOptions {
   /** `<GRANTRY_PUBLIC_URL>/oauth/redirect`, shown on Authorization Code authentications. */
   redirectUri: string;
   allowHttp: AllowHttp;
+  /** Provider presets a create request may start from (`provider`, `providerParams`). */
+  providers: ProviderCatalogue;
 }
 
 /**
@@ -63,6 +66,7 @@ export class AuthenticationService {
   readonly #revokeOnDelete: AuthenticationServiceOptions['revokeOnDelete'];
   readonly #redirectUri: string;
   readonly #allowHttp: AllowHttp;
+  readonly #providers: ProviderCatalogue;
 
   constructor(options: AuthenticationServiceOptions) {
     this.#store = options.store;
@@ -72,6 +76,7 @@ export class AuthenticationService {
     this.#revokeOnDelete = options.revokeOnDelete;
     this.#redirectUri = options.redirectUri;
     this.#allowHttp = options.allowHttp;
+    this.#providers = options.providers;
   }
 
   /** The record, or `not_found`. */
@@ -110,9 +115,15 @@ export class AuthenticationService {
    * check found, so that one `validation_failed` lists every problem at once.
    */
   async create(body: Record<string, unknown>, schemaErrors: FieldError[] = []): Promise<AuthenticationView> {
-    const draft = draftForCreate(readAuthenticationRequest(body));
+    // A preset fills what the request leaves out; what it gives explicitly wins.
+    const preset = this.#providers.fill(body);
+    const draft = draftForCreate(readAuthenticationRequest(preset.body));
     const rules = checkAuthenticationDraft(draft, this.#allowHttp);
-    throwIfInvalid(schemaErrors, rules.errors, rules.onlyInsecureUrls);
+    throwIfInvalid(
+      schemaErrors,
+      [...preset.errors, ...rules.errors],
+      rules.onlyInsecureUrls && preset.errors.length === 0,
+    );
     const valid = draft as AuthenticationDraft & {
       type: NonNullable<AuthenticationDraft['type']>;
       name: string;

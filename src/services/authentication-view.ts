@@ -81,6 +81,8 @@ export function authenticationView(
   const view: Record<string, unknown> = { id: record.id, name: record.name, type: record.type };
   const grant = record.grantType ?? undefined;
   const settings = record.settings as Record<string, unknown>;
+  if (settings.provider !== undefined) view.provider = settings.provider;
+  if (settings.providerParams !== undefined) view.providerParams = settings.providerParams;
   for (const field of KINDS[record.type].fields as readonly FieldSpec[]) {
     if (!appliesTo(field, grant)) continue;
     if (field.name === 'grantType') {

@@ -36,6 +36,9 @@ export interface AuthenticationSettings {
   apiKeyIn?: 'header' | 'query';
   apiKeyName?: string;
   apiKeyPrefix?: string;
+  /** The provider preset it was created from, and the values of the preset's placeholders. */
+  provider?: string;
+  providerParams?: Record<string, string>;
 }
 
 /**

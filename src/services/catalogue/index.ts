@@ -27,7 +27,7 @@ export const GRANT_LABELS: Readonly<Record<GrantType, string>> = {
   authorization_code: 'Authorization Code',
 };
 
-/** The fields every kind has. */
+/** The fields every kind has; `provider` and `providerParams` are kept but set on create only. */
 export const COMMON_FIELDS: readonly FieldSpec[] = [
   { name: 'name', type: 'text', label: 'Name', minLength: 1, maxLength: 100, required: true },
   {
@@ -36,6 +36,21 @@ export const COMMON_FIELDS: readonly FieldSpec[] = [
     label: 'Type',
     options: AUTHENTICATION_TYPES.map((value) => ({ value, label: KINDS[value].label })),
     required: true,
+    immutable: true,
+  },
+  {
+    name: 'provider',
+    type: 'text',
+    label: 'Provider',
+    help: 'The provider preset this authentication was created from (GET /api/providers); set on create only.',
+    maxLength: 100,
+    immutable: true,
+  },
+  {
+    name: 'providerParams',
+    type: 'parameters',
+    label: 'Provider parameters',
+    help: "Values for the preset's placeholders, such as the tenant; set on create only.",
     immutable: true,
   },
 ];
@@ -87,12 +102,20 @@ export type SecretFieldName = Extract<AnyField, { type: 'secret' }>['name'];
 export type SettingFieldName = Exclude<AnyField['name'], SecretFieldName | 'grantType'>;
 
 /** What a request may carry, every field of every kind optional: derived from the catalogue. */
-export type AuthenticationFieldValues = { name?: string; type?: AuthenticationType } & {
+export type AuthenticationFieldValues = {
+  name?: string;
+  type?: AuthenticationType;
+  provider?: string;
+  providerParams?: Record<string, string>;
+} & {
   [Name in AnyField['name']]?: FieldValue<NamedField<Name>>;
 };
 
 /** The non-secret values of an authentication, as answered. */
 export type AuthenticationSettingValues = {
+  provider?: string;
+  providerParams?: Record<string, string>;
+} & {
   [Name in SettingFieldName]?: FieldValue<NamedField<Name>>;
 };
 

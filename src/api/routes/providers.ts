@@ -1,0 +1,50 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { Problem } from '../../problem.js';
+import { ProviderPresetSchema } from '../../providers/provider-preset.js';
+import type { ApiContext } from '../context.js';
+import { ErrorResponseSchema } from '../schemas.js';
+
+const tags = ['Providers'];
+
+/** Provider presets (docs/api.md "Provider presets"): what the console's picker starts from. */
+export async function providerRoutes(app: FastifyInstance, context: ApiContext): Promise<void> {
+  const server = app.withTypeProvider<TypeBoxTypeProvider>();
+  const { providers } = context;
+
+  server.get(
+    '/api/providers',
+    {
+      config: { access: 'runtime' },
+      schema: {
+        tags,
+        summary: 'List the provider presets',
+        description:
+          'Presets pre-fill an authentication (POST /api/authentications with provider and providerParams). Each names the provider documentation it was taken from. redirectUri is what to register at the provider for Authorization Code.',
+        response: {
+          200: Type.Object({ items: Type.Array(ProviderPresetSchema), redirectUri: Type.String() }),
+        },
+      },
+    },
+    async () => ({ items: providers.list(), redirectUri: context.redirectUri }),
+  );
+
+  server.get(
+    '/api/providers/:id',
+    {
+      config: { access: 'runtime' },
+      schema: {
+        tags,
+        summary: 'Get a provider preset',
+        params: Type.Object({ id: Type.String() }),
+        response: { 200: ProviderPresetSchema, 404: ErrorResponseSchema },
+      },
+    },
+    async (request) => {
+      const preset = providers.get(request.params.id);
+      if (preset === undefined) throw new Problem('not_found', 'No provider preset with this id.');
+      return preset;
+    },
+  );
+}
