@@ -480,6 +480,8 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     await page.keyboard.press('Tab');
     expect(await focused()).toBe('Close panel');
     await page.keyboard.press('Tab');
+    expect(await focused()).toBe('Start from a provider');
+    await page.keyboard.press('Tab');
     expect(await focused()).toBe('Name');
     await page.keyboard.type('Typed by keyboard');
     await page.keyboard.press('Tab');
@@ -504,6 +506,66 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     const form = panel();
     expect(await field(form, 'Name').inputValue()).toBe('Typed by keyboard');
     expect(await form.getByLabel('Password Grant').isChecked()).toBe(true);
+  });
+
+  it('starts a new authentication from a provider preset: search, placeholders, notes, redirect URI', async () => {
+    await page.getByRole('link', { name: 'Authorization', exact: true }).click();
+    await page.getByRole('button', { name: '+ New Authentication' }).click();
+    await page.getByRole('button', { name: 'OAuth 2.0', exact: true }).click();
+    const form = panel();
+    await form
+      .getByRole('button', { name: 'Start from scratch' })
+      .click({ timeout: 1000 })
+      .catch(() => {});
+    const search = form.getByRole('combobox', { name: 'Start from a provider' });
+    await search.fill('entra');
+    await form.getByRole('option', { name: /Microsoft Entra ID/ }).waitFor();
+    await search.press('Enter');
+    const card = form.getByRole('region', { name: /Provider: Microsoft Entra ID/ });
+    await card.getByRole('link', { name: /Register your app at Microsoft Entra ID/ }).waitFor();
+    // Authorization Code is the preset's first grant: the redirect URI to register is shown beside the link.
+    expect(await card.getByLabel('Redirect URI').inputValue()).toBe(`${ui}/oauth/redirect`);
+    expect(await visibleText(card)).toContain('offline_access');
+    const tenant = card.getByRole('textbox', { name: /tenant/i });
+    await tenant.fill('contoso.onmicrosoft.com');
+    expect(await form.getByLabel('Token URL').inputValue()).toBe(
+      'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token',
+    );
+    await snap('18-start-from-a-provider');
+
+    await form.getByLabel('Client Credentials').check();
+    await field(form, 'Name').fill('Graph (contoso)');
+    await form.getByLabel('Client ID').fill('graph-app');
+    await form.getByLabel('Client Secret').fill('graph-secret');
+    await card.getByText('Common scopes').click();
+    await card.getByRole('button', { name: /\.default/ }).click();
+    expect(await form.getByRole('textbox', { name: /^Scope/ }).inputValue()).toContain(
+      'https://graph.microsoft.com/.default',
+    );
+    await form.getByRole('button', { name: 'Save authentication' }).click();
+    await form.getByRole('heading', { name: 'Graph (contoso)' }).waitFor();
+    await form.getByText('Created from the microsoft-entra-id provider preset.').waitFor();
+    const saved = (await grantry.api('GET', '/api/authentications')).body.items.find(
+      (a: { name: string }) => a.name === 'Graph (contoso)',
+    );
+    expect(saved).toMatchObject({
+      provider: 'microsoft-entra-id',
+      providerParams: { tenant: 'contoso.onmicrosoft.com' },
+      clientAuthMethod: 'client_secret_post',
+    });
+    await page.keyboard.press('Escape');
+
+    // A preset of another kind switches the form to that kind.
+    await page.getByRole('button', { name: '+ New Authentication' }).click();
+    await page.getByRole('button', { name: 'OAuth 2.0', exact: true }).click();
+    const next = panel();
+    const nextSearch = next.getByRole('combobox', { name: 'Start from a provider' });
+    await nextSearch.fill('stripe');
+    await next.getByRole('option', { name: /Stripe/ }).click();
+    await next.getByRole('heading', { name: 'API Key' }).waitFor();
+    expect(await next.getByLabel('Header or parameter name').inputValue()).toBe('Authorization');
+    expect(await next.getByRole('textbox', { name: /^Value prefix/ }).inputValue()).toBe('Bearer');
+    await page.keyboard.press('Escape');
   });
 
   it('ran without a script error in the page', () => {

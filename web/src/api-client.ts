@@ -17,6 +17,7 @@ import type {
   ProblemView as ServerProblem,
   TokenTestResult,
 } from '../../src/api/schemas.js';
+import type { ProviderPreset } from '../../src/providers/provider-preset.js';
 
 export type {
   AuthenticationCreate,
@@ -30,6 +31,7 @@ export type {
   EventView,
   ExecuteRequest,
   ExecuteResult,
+  ProviderPreset,
   ServerProblem,
   TokenTestResult,
 };
@@ -202,6 +204,10 @@ export class ApiClient {
 
   listEvents(id: string): Promise<{ items: EventView[] }> {
     return this.#request('GET', `/api/authentications/${encodeURIComponent(id)}/events`);
+  }
+
+  listProviders(): Promise<{ items: ProviderPreset[]; redirectUri: string }> {
+    return this.#request('GET', '/api/providers');
   }
 
   discover(issuer: string): Promise<DiscoveryResult> {

@@ -19,6 +19,7 @@ import type {
   AuthenticationPatch,
   AuthenticationView,
   ProblemView,
+  ProviderPreset,
 } from './api-client.js';
 import { type KeyValueRow, recordFromRows, rowsFromRecord } from './key-value-rows.js';
 
@@ -34,6 +35,11 @@ export interface AuthenticationDraft {
   replacing: Record<string, boolean>;
   issuer: string;
   advancedOpen: boolean;
+  /** The provider preset this new authentication starts from ('' for none), and its placeholders. */
+  provider: string;
+  providerParams: Record<string, string>;
+  /** Fields filled from a preset URL with `{placeholders}`, re-rendered as the placeholders are typed. */
+  templates: Record<string, string>;
 }
 
 /** The kind's fields (without name and type) in the order the console shows them. */
@@ -67,7 +73,17 @@ export function emptyAuthenticationDraft(type: AuthenticationType = 'oauth2'): A
     values[field.name] = emptyValue(field);
     if (field.type === 'secret') replacing[field.name] = true;
   }
-  return { type, name: '', values, replacing, issuer: '', advancedOpen: false };
+  return {
+    type,
+    name: '',
+    values,
+    replacing,
+    issuer: '',
+    advancedOpen: false,
+    provider: '',
+    providerParams: {},
+    templates: {},
+  };
 }
 
 function viewValue(view: AuthenticationView, name: string): unknown {
@@ -111,6 +127,10 @@ function requestValue(field: FieldSpec, value: DraftValue | undefined): unknown 
 /** The create request: only the fields the kind and its grant take (docs/api.md "Authentications"). */
 export function createRequestOf(draft: AuthenticationDraft): AuthenticationCreate {
   const body: Record<string, unknown> = { name: draft.name.trim(), type: draft.type };
+  if (draft.provider !== '') {
+    body.provider = draft.provider;
+    body.providerParams = draft.providerParams;
+  }
   for (const field of visibleFields(draft)) {
     const value = requestValue(field, draft.values[field.name]);
     if (value !== undefined) body[field.name] = value;
@@ -189,4 +209,57 @@ export function hasInput(draft: AuthenticationDraft): boolean {
 /** Field labels by JSON pointer, for the error summary. */
 export function fieldLabels(type: AuthenticationType): Record<string, string> {
   return Object.fromEntries(fieldsOf(type).map((field) => [`/${field.name}`, field.label]));
+}
+
+/** A template with each `{name}` that has a value replaced by it (the others are left as they are). */
+export function renderTemplate(template: string, params: Readonly<Record<string, string>>): string {
+  return template.replace(/\{([a-zA-Z][a-zA-Z0-9]*)\}/g, (whole, name: string) => params[name] || whole);
+}
+
+/**
+ * A new draft started from a provider preset: its kind, and every field the preset knows, the way
+ * the server would fill them (src/providers/provider-catalogue.ts) — shown, so the person sees and
+ * may change each one before saving.
+ */
+export function draftFromPreset(preset: ProviderPreset, previous: AuthenticationDraft): AuthenticationDraft {
+  const draft = emptyAuthenticationDraft(preset.type);
+  draft.name = previous.name;
+  draft.provider = preset.id;
+  draft.providerParams = Object.fromEntries(preset.placeholders.map((p) => [p.name, '']));
+  const set = (name: string, value: string | null) => {
+    if (value === null) return;
+    if (value.includes('{')) draft.templates[name] = value;
+    draft.values[name] = value;
+  };
+  if (preset.type === 'oauth2') {
+    set('grantType', preset.grantTypes.find((grant) => grant !== 'jwt_bearer') ?? null);
+    set('authorizationUrl', preset.authorizationUrl);
+    set('tokenUrl', preset.tokenUrl);
+    set('revocationUrl', preset.revocationUrl);
+    set('audienceParam', preset.audienceParam);
+    set('clientAuthMethod', preset.clientAuthMethod);
+    set('scope', preset.defaultScope);
+    draft.values.extraAuthorizationParams = rowsFromRecord(preset.extraAuthorizationParams);
+    draft.values.extraTokenParams = rowsFromRecord(preset.extraTokenParams);
+  } else if (preset.type === 'api_key' && preset.apiKey !== null) {
+    set('apiKeyIn', preset.apiKey.in);
+    set('apiKeyName', preset.apiKey.name);
+    set('apiKeyPrefix', preset.apiKey.prefix);
+  }
+  return draft;
+}
+
+/** A placeholder typed: every field still showing its template's rendering follows the new value. */
+export function withProviderParam(
+  draft: AuthenticationDraft,
+  name: string,
+  value: string,
+): AuthenticationDraft {
+  const params = { ...draft.providerParams, [name]: value };
+  const values = { ...draft.values };
+  for (const [field, template] of Object.entries(draft.templates)) {
+    if (values[field] === renderTemplate(template, draft.providerParams))
+      values[field] = renderTemplate(template, params);
+  }
+  return { ...draft, providerParams: params, values };
 }

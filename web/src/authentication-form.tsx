@@ -6,6 +6,8 @@ import {
   type AuthenticationDraft,
   createRequestOf,
   type DraftValue,
+  draftFromPreset,
+  emptyAuthenticationDraft,
   fieldLabels,
   formFields,
   grantOf,
@@ -14,12 +16,14 @@ import {
   missingFields,
   patchRequestOf,
   visibleFields,
+  withProviderParam,
 } from './authentication-draft.js';
 import { ConnectButton, RedirectUri } from './connect-panel.js';
 import { useConsoleData } from './console-data.js';
 import { ErrorSummary, errorFor, type FieldErrors, fieldErrorsOf, sentence, TextField } from './field.js';
 import { type KeyValueRow, KeyValueRows } from './key-value-rows.js';
 import { ProblemMessage } from './problem-message.js';
+import { ProviderPicker } from './provider-picker.js';
 import { useUnsavedChangesGuard } from './sticky-state.js';
 
 export type { AuthenticationDraft } from './authentication-draft.js';
@@ -305,15 +309,50 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
       <ErrorSummary
         problem={problem}
         summaryRef={summaryRef}
-        fields={['/name', ...formFields(draft.type).map((f) => `/${f.name}`)].map((pointer) => ({
-          pointer,
-          label: labels[pointer] ?? pointer,
-          id: id(pointer.slice(1)),
-        }))}
+        fields={[
+          ...Object.keys(draft.providerParams).map((name) => ({
+            pointer: `/providerParams/${name}`,
+            label: name,
+            id: id(`providerParams-${name}`),
+          })),
+          ...['/name', ...formFields(draft.type).map((f) => `/${f.name}`)].map((pointer) => ({
+            pointer,
+            label: labels[pointer] ?? pointer,
+            id: id(pointer.slice(1)),
+          })),
+        ]}
         onReveal={(pointer) => {
           if (advancedPointers.has(pointer) && !draft.advancedOpen) setAdvancedOpen(true);
         }}
       />
+
+      {existing === null && (
+        <ProviderPicker
+          idPrefix={idPrefix}
+          draft={draft}
+          errors={errors}
+          onPick={(preset) => {
+            setProblem(null);
+            onDraftChange(
+              preset === null
+                ? { ...emptyAuthenticationDraft(draft.type), name: draft.name }
+                : draftFromPreset(preset, draft),
+            );
+          }}
+          onParam={(name, value) => {
+            setProblem((current) => withoutErrorsOf(current, `/providerParams/${name}`));
+            onDraftChange(withProviderParam(draft, name, value));
+          }}
+          onAddScope={(scope) => {
+            const current = String(draft.values.scope ?? '').trim();
+            if (current.split(/\s+/).includes(scope)) return;
+            setValue('scope', current === '' ? scope : `${current} ${scope}`);
+          }}
+        />
+      )}
+      {existing?.provider !== undefined && (
+        <p className="muted">Created from the {existing.provider} provider preset.</p>
+      )}
 
       <TextField
         id={id('name')}
