@@ -85,7 +85,7 @@ export async function createApp(
   options: {
     logger?: Logger;
     printBootstrapKey?: boolean;
-    /** The token manager's clock (tests move it past back-off windows); default `Date.now`. */
+    /** The clock of the token lifecycle and flows (tests move it past back-off windows and link expiries). */
     clock?: () => number;
   } = {},
 ) {
@@ -139,7 +139,14 @@ export async function createApp(
       store,
       keyRing,
       tokens,
-      flows: new AuthorizationFlows({ store, keyRing, tokens, metadata, redirectUri }),
+      flows: new AuthorizationFlows({
+        store,
+        keyRing,
+        tokens,
+        metadata,
+        redirectUri,
+        ...(options.clock !== undefined ? { clock: options.clock } : {}),
+      }),
       revokeOnDelete: revokeOnDelete({
         store,
         keyRing,
@@ -151,6 +158,7 @@ export async function createApp(
       redirectUri,
       allowHttp: config.allowHttp,
       providers,
+      connectBaseUrl: `${config.publicUrl}/oauth/connect`,
     });
     const connectors = new ConnectorService({ store, keyRing, allowHttp: config.allowHttp });
     const engine = new ConnectorEngine({

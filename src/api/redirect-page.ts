@@ -123,6 +123,46 @@ ${body.join('\n')}
   };
 }
 
+/** A plain page that says one thing (a connect link that cannot be used): no script, nothing from the request. */
+export function renderNoticePage(input: {
+  title: string;
+  paragraphs: readonly string[];
+  homeUrl: string;
+}): RedirectPage {
+  const nonce = randomBytes(16).toString('base64');
+  const style =
+    'body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}h1{font-size:1.4rem}';
+  const html = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>${escapeHtml(input.title)} · Grantry</title>
+<style nonce="${nonce}">${style}</style>
+</head>
+<body>
+<main>
+<h1>${escapeHtml(input.title)}</h1>
+${input.paragraphs.map((p) => `<p>${escapeHtml(p)}</p>`).join('\n')}
+<p><a href="${escapeHtml(input.homeUrl)}">Grantry</a></p>
+</main>
+</body>
+</html>
+`;
+  return {
+    html,
+    headers: {
+      'content-type': 'text/html; charset=utf-8',
+      'cache-control': 'no-store',
+      'referrer-policy': 'no-referrer',
+      'content-security-policy': `default-src 'none'; style-src 'nonce-${nonce}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+      'x-content-type-options': 'nosniff',
+      'x-frame-options': 'DENY',
+    },
+  };
+}
+
 function errorOf(problem: ProblemBody): NonNullable<OAuthRedirectMessage['error']> {
   return {
     code: problem.code,

@@ -30,7 +30,10 @@ export const PUBLIC_ROUTES: ReadonlySet<string> = new Set([
   'GET /openapi.json',
   // Where the provider sends the browser back; it carries its own proof (state + browser cookie).
   'GET /oauth/redirect',
-  // The console's static files (web/dist): a built page, no data.
+  // A one-time connect link: its token is the proof (256 random bits, single use, expiring).
+  'GET /oauth/connect/:token',
+  // The console's page and static files (web/dist): a built page, no data.
+  'GET /',
   'GET /*',
 ]);
 

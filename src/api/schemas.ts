@@ -178,7 +178,27 @@ export const TokenTestResultSchema = Type.Object({
   error: Type.Optional(ProblemSchema),
 });
 
-export const AuthorizeResultSchema = Type.Object({ authorizationUrl: Type.String() });
+export const AuthorizeRequestSchema = Type.Object(
+  {
+    expiresInSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 60,
+        maximum: 604800,
+        description: 'Lifetime of the connect link; default 900.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export const AuthorizeResultSchema = Type.Object({
+  authorizationUrl: Type.String({
+    description: 'The provider’s authorization URL, bound to the browser that made this request (cookie).',
+  }),
+  connectUrl: Type.String({
+    description: 'A one-time link any browser can open to connect (e.g. sent to the account’s owner).',
+  }),
+  expiresAt: Type.String({ format: 'date-time', description: 'When connectUrl stops working.' }),
+});
 
 export const EventSchema = Type.Object({
   at: Time,

@@ -3,7 +3,13 @@ import type { ProviderCatalogue } from '../providers/provider-catalogue.js';
 import type { KeyRing } from '../secrets/key-ring.js';
 import type { AuthenticationRecord, AuthStatus, Sealed, Store, TokenRecord } from '../store/contract.js';
 import { recordEvent } from '../tokens/auth-events.js';
-import type { AuthorizationFlows, FlowOutcome, StartedFlow } from '../tokens/authorization-flow.js';
+import {
+  type AuthorizationFlows,
+  CONNECT_LINK_DEFAULT_MS,
+  type ConnectLinkOutcome,
+  type FlowOutcome,
+  type StartedFlow,
+} from '../tokens/authorization-flow.js';
 import { openAuthenticationSecret, sealContext } from '../tokens/sealed-columns.js';
 import type { TokenManager, TokenSource } from '../tokens/token-manager.js';
 import {
@@ -50,6 +56,8 @@ export interface AuthenticationServiceOptions {
   allowHttp: AllowHttp;
   /** Provider presets a create request may start from (`provider`, `providerParams`). */
   providers: ProviderCatalogue;
+  /** `<GRANTRY_PUBLIC_URL>/oauth/connect`: where connect links point. */
+  connectBaseUrl: string;
 }
 
 /**
@@ -67,6 +75,7 @@ export class AuthenticationService {
   readonly #redirectUri: string;
   readonly #allowHttp: AllowHttp;
   readonly #providers: ProviderCatalogue;
+  readonly #connectBaseUrl: string;
 
   constructor(options: AuthenticationServiceOptions) {
     this.#store = options.store;
@@ -77,6 +86,7 @@ export class AuthenticationService {
     this.#redirectUri = options.redirectUri;
     this.#allowHttp = options.allowHttp;
     this.#providers = options.providers;
+    this.#connectBaseUrl = options.connectBaseUrl;
   }
 
   /** The record, or `not_found`. */
@@ -303,9 +313,24 @@ export class AuthenticationService {
     return (await this.#store.events.list(record.id, limit)).map(eventView);
   }
 
-  /** Starts the Authorization Code flow in a browser (see AuthorizationFlows.start). */
-  async authorize(id: string): Promise<StartedFlow> {
-    return this.#flows.start(await this.record(id));
+  /**
+   * Starts the Authorization Code flow: an authorization URL bound to the asking browser, and a
+   * one-time connect link any browser can open (default 15 minutes, at most 7 days).
+   */
+  async authorize(
+    id: string,
+    options: { expiresInSeconds?: number | undefined } = {},
+  ): Promise<StartedFlow & { connectUrl: string; expiresAt: number }> {
+    const record = await this.record(id);
+    const lifetimeMs = (options.expiresInSeconds ?? CONNECT_LINK_DEFAULT_MS / 1000) * 1000;
+    const started = await this.#flows.start(record);
+    const link = await this.#flows.createConnectLink(record, lifetimeMs);
+    return { ...started, connectUrl: `${this.#connectBaseUrl}/${link.token}`, expiresAt: link.expiresAt };
+  }
+
+  /** Opens a connect link (GET /oauth/connect/<token>). */
+  openConnectLink(token: string): Promise<ConnectLinkOutcome> {
+    return this.#flows.openConnectLink(token);
   }
 
   /** Finishes the flow from the provider's redirect; names the authentication for the page. */

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type {
   AuthenticationRecord,
   ChangeEvent,
+  ConnectLinkRecord,
   ConnectorRecord,
   OAuthStateRecord,
   Store,
@@ -575,6 +576,63 @@ describe.each(targets)('store contract: $name', (target) => {
       for (const state of [old, edge, fresh]) await store.oauthStates.insert(state);
       expect(await store.oauthStates.deleteExpired(base + 200)).toBe(2);
       expect(await store.oauthStates.consumeOne(fresh.stateHash, base + 250)).toEqual(fresh);
+    });
+  });
+
+  describe('connect links', () => {
+    function link(authId: string, overrides: Partial<ConnectLinkRecord> = {}): ConnectLinkRecord {
+      return {
+        tokenHash: randomUUID().replaceAll('-', '').repeat(2),
+        authId,
+        generation: 1,
+        createdAt: 1_000,
+        expiresAt: 2_000,
+        usedAt: null,
+        ...overrides,
+      };
+    }
+
+    it('use() succeeds once, then says used; an expired or unknown link says so', async () => {
+      const auth = await insertAuthentication();
+      const live = link(auth.id);
+      await store.connectLinks.insert(live);
+      expect(await store.connectLinks.use(live.tokenHash, 1_500)).toEqual({
+        outcome: 'ok',
+        link: { ...live, usedAt: 1_500 },
+      });
+      expect(await store.connectLinks.use(live.tokenHash, 1_600)).toEqual({
+        outcome: 'used',
+        link: { ...live, usedAt: 1_500 },
+      });
+      const late = link(auth.id);
+      await store.connectLinks.insert(late);
+      expect((await store.connectLinks.use(late.tokenHash, 2_000)).outcome).toBe('expired');
+      expect(await store.connectLinks.use(randomUUID(), 0)).toEqual({ outcome: 'unknown' });
+    });
+
+    it('gives the link to exactly one of 10 concurrent openers', async () => {
+      const auth = await insertAuthentication();
+      const live = link(auth.id, { expiresAt: Number.MAX_SAFE_INTEGER });
+      await store.connectLinks.insert(live);
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, index) =>
+          (index % 2 === 0 || !target.shared ? store : other).connectLinks.use(live.tokenHash, 1_000),
+        ),
+      );
+      expect(results.filter((result) => result.outcome === 'ok')).toHaveLength(1);
+      expect(results.filter((result) => result.outcome === 'used')).toHaveLength(9);
+    });
+
+    it('deleteExpired forgets links expired before a time, and goes with its authentication', async () => {
+      const auth = await insertAuthentication();
+      const base = 9_000_000_000_000;
+      const old = link(auth.id, { expiresAt: base + 100 });
+      const fresh = link(auth.id, { expiresAt: base + 300 });
+      for (const l of [old, fresh]) await store.connectLinks.insert(l);
+      expect(await store.connectLinks.deleteExpired(base + 200)).toBeGreaterThanOrEqual(1);
+      expect(await store.connectLinks.use(old.tokenHash, base)).toEqual({ outcome: 'unknown' });
+      await store.authentications.delete(auth.id);
+      expect(await store.connectLinks.use(fresh.tokenHash, base)).toEqual({ outcome: 'unknown' });
     });
   });
 

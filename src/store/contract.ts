@@ -136,6 +136,27 @@ export interface OAuthStateRecord {
   expiresAt: number;
 }
 
+/**
+ * A one-time link that starts the Authorization Code flow in whatever browser opens it (docs/api.md
+ * "connect links"). Only a hash of its token is stored.
+ */
+export interface ConnectLinkRecord {
+  /** sha256 of the link's token, hex. */
+  tokenHash: string;
+  authId: string;
+  /** The authentication generation when the link was made: a link of old settings is refused. */
+  generation: number;
+  createdAt: number;
+  expiresAt: number;
+  usedAt: number | null;
+}
+
+/** What opening a connect link found. */
+export type ConnectLinkUse =
+  | { outcome: 'ok'; link: ConnectLinkRecord }
+  | { outcome: 'used' | 'expired'; link: ConnectLinkRecord }
+  | { outcome: 'unknown' };
+
 /** Published to every instance sharing the store (in process for SQLite, LISTEN/NOTIFY for Postgres). */
 export type ChangeEvent =
   | { kind: 'authentication_changed'; authId: string }
@@ -218,6 +239,17 @@ export interface OAuthStateRepository {
   deleteExpired(now: number): Promise<number>;
 }
 
+export interface ConnectLinkRepository {
+  insert(record: ConnectLinkRecord): Promise<void>;
+  /**
+   * Marks the link used at `now` if it is unused and unexpired, in one statement: two browsers
+   * opening the same link at once, on any instances, get `ok` exactly once. Otherwise says why not.
+   */
+  use(tokenHash: string, now: number): Promise<ConnectLinkUse>;
+  /** Forgets links that expired before `before` (used or not). */
+  deleteExpired(before: number): Promise<number>;
+}
+
 /** Every sealed value in the store, for `grantry keys rotate`. */
 export interface SealedValueRef {
   table: 'authentications' | 'connectors' | 'tokens' | 'oauth_states';
@@ -234,6 +266,7 @@ export interface Store {
   readonly events: EventRepository;
   readonly apiKeys: ApiKeyRepository;
   readonly oauthStates: OAuthStateRepository;
+  readonly connectLinks: ConnectLinkRepository;
 
   /** Runs pending migrations (under a cross-instance lock where the engine has one). */
   migrate(): Promise<void>;

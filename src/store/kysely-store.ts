@@ -14,6 +14,8 @@ import type {
   AuthenticationType,
   AuthStatus,
   ChangeEvent,
+  ConnectLinkRecord,
+  ConnectLinkRepository,
   ConnectorRecord,
   ConnectorRepository,
   EventRecord,
@@ -34,6 +36,7 @@ import { buildMigrations, runMigrations } from './migrations.js';
 import type {
   ApiKeysTable,
   AuthenticationsTable,
+  ConnectLinksTable,
   ConnectorsTable,
   Database,
   OAuthStatesTable,
@@ -184,6 +187,7 @@ export class KyselyStore implements Store {
   readonly events: EventRepository;
   readonly apiKeys: ApiKeyRepository;
   readonly oauthStates: OAuthStateRepository;
+  readonly connectLinks: ConnectLinkRepository;
   readonly #engine: Engine;
   readonly #db: Kysely<Database>;
   #closed = false;
@@ -198,6 +202,7 @@ export class KyselyStore implements Store {
     this.events = this.#eventRepository();
     this.apiKeys = this.#apiKeyRepository();
     this.oauthStates = this.#oauthStateRepository();
+    this.connectLinks = this.#connectLinkRepository();
   }
 
   /** Runs `write`, turning a violated unique name into a `UniqueViolation`. */
@@ -510,6 +515,59 @@ export class KyselyStore implements Store {
       },
       deleteExpired: async (now) => {
         const result = await db.deleteFrom('oauth_states').where('expires_at', '<=', now).executeTakeFirst();
+        return affected(result.numDeletedRows);
+      },
+    };
+  }
+
+  #connectLinkRepository(): ConnectLinkRepository {
+    const db = this.#db;
+    const fromRow = (row: Selectable<ConnectLinksTable>): ConnectLinkRecord => ({
+      tokenHash: row.token_hash,
+      authId: row.auth_id,
+      generation: row.generation,
+      createdAt: row.created_at,
+      expiresAt: row.expires_at,
+      usedAt: row.used_at,
+    });
+    return {
+      insert: async (record) => {
+        await db
+          .insertInto('connect_links')
+          .values({
+            token_hash: record.tokenHash,
+            auth_id: record.authId,
+            generation: record.generation,
+            created_at: record.createdAt,
+            expires_at: record.expiresAt,
+            used_at: record.usedAt,
+          })
+          .execute();
+      },
+      use: async (tokenHash, now) => {
+        // The condition carries the rule: exactly one caller turns an unused, live link into a used one.
+        const used = await db
+          .updateTable('connect_links')
+          .set({ used_at: now })
+          .where('token_hash', '=', tokenHash)
+          .where('used_at', 'is', null)
+          .where('expires_at', '>', now)
+          .returningAll()
+          .executeTakeFirst();
+        if (used !== undefined) return { outcome: 'ok', link: fromRow(used) };
+        const row = await db
+          .selectFrom('connect_links')
+          .selectAll()
+          .where('token_hash', '=', tokenHash)
+          .executeTakeFirst();
+        if (row === undefined) return { outcome: 'unknown' };
+        return { outcome: row.used_at !== null ? 'used' : 'expired', link: fromRow(row) };
+      },
+      deleteExpired: async (before) => {
+        const result = await db
+          .deleteFrom('connect_links')
+          .where('expires_at', '<', before)
+          .executeTakeFirst();
         return affected(result.numDeletedRows);
       },
     };

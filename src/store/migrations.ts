@@ -175,6 +175,32 @@ export function buildMigrations(engine: Pick<Engine, 'serialPrimaryKey'>): Recor
           .execute();
       },
     },
+    '0006_connect_links': {
+      // biome-ignore lint/suspicious/noExplicitAny: a migration sees the database as it was then.
+      async up(db: Kysely<any>): Promise<void> {
+        await db.schema
+          .createTable('connect_links')
+          .addColumn('token_hash', 'text', (column) => column.primaryKey())
+          .addColumn('auth_id', 'text', (column) =>
+            column.notNull().references('authentications.id').onDelete('cascade'),
+          )
+          .addColumn('generation', 'integer', (column) => column.notNull())
+          .addColumn('created_at', 'bigint', (column) => column.notNull())
+          .addColumn('expires_at', 'bigint', (column) => column.notNull())
+          .addColumn('used_at', 'bigint')
+          .execute();
+        await db.schema
+          .createIndex('connect_links_expires_at_index')
+          .on('connect_links')
+          .column('expires_at')
+          .execute();
+        await db.schema
+          .createIndex('connect_links_auth_id_index')
+          .on('connect_links')
+          .column('auth_id')
+          .execute();
+      },
+    },
   };
 }
 

@@ -88,6 +88,15 @@ export interface OAuthStatesTable {
   expires_at: number;
 }
 
+export interface ConnectLinksTable {
+  token_hash: string;
+  auth_id: string;
+  generation: number;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
 export interface SettingsTable {
   key: string;
   value: string;
@@ -100,5 +109,6 @@ export interface Database {
   events: EventsTable;
   api_keys: ApiKeysTable;
   oauth_states: OAuthStatesTable;
+  connect_links: ConnectLinksTable;
   settings: SettingsTable;
 }

@@ -13,6 +13,15 @@ import type { TokenManager } from './token-manager.js';
 /** A flow must be finished within this time (the state row expires; the cookie too). */
 export const FLOW_LIFETIME_MS = 10 * 60 * 1000;
 
+/** How long a connect link lives by default, and at most (docs/api.md "authorize"). */
+export const CONNECT_LINK_DEFAULT_MS = 15 * 60 * 1000;
+export const CONNECT_LINK_MAX_MS = 7 * 24 * 60 * 60 * 1000;
+
+/** What opening a connect link found: a flow started in this browser, or why none was. */
+export type ConnectLinkOutcome =
+  | { outcome: 'started'; flow: StartedFlow; authenticationName: string }
+  | { outcome: 'used' | 'expired' | 'changed' | 'unknown' };
+
 /** Cookies binding a flow to its browser are named this plus a short digest of the flow's state. */
 export const BROWSER_COOKIE_PREFIX = 'grantry_oauth_';
 
@@ -76,16 +85,7 @@ export class AuthorizationFlows {
    * turned it off, a fresh PKCE verifier (RFC 7636 §4.1, S256); both stay server-side.
    */
   async start(record: AuthenticationRecord): Promise<StartedFlow> {
-    if (record.type !== 'oauth2' || record.grantType !== 'authorization_code') {
-      throw new Problem(
-        'validation_failed',
-        'Only Authorization Code authentications are connected in a browser.',
-        {
-          errors: [{ path: '/grantType', message: 'must be authorization_code to authorize' }],
-          hint: 'Client Credentials and Password authentications fetch tokens on their own: use Test instead.',
-        },
-      );
-    }
+    this.#assertConnectable(record);
     // The authorization request carries no secret, so none is decrypted for it.
     const config = clientConfigOf(record, { clientSecret: '', password: null });
     const { authorizationUrl, state, codeVerifier } = await startAuthorization(config, this.#redirectUri);
@@ -111,6 +111,60 @@ export class AuthorizationFlows {
     void this.#store.oauthStates.deleteExpired(now).catch(() => {});
     void this.#metadata.forTokenUrl(oauthOf(record).settings.tokenUrl);
     return { authorizationUrl: authorizationUrl.href, browserBinding };
+  }
+
+  /**
+   * Makes a one-time link that starts this authentication's flow in whatever browser opens it, so
+   * that the flow can be bound to the browser of the person who consents (the account's owner),
+   * not to the one that asked for the link. The link carries 256 random bits; only its hash is kept.
+   */
+  async createConnectLink(
+    record: AuthenticationRecord,
+    lifetimeMs: number,
+  ): Promise<{ token: string; expiresAt: number }> {
+    this.#assertConnectable(record);
+    const token = randomBytes(32).toString('base64url');
+    const now = this.#clock();
+    const expiresAt = now + lifetimeMs;
+    await this.#store.connectLinks.insert({
+      tokenHash: sha256(token),
+      authId: record.id,
+      generation: record.generation,
+      createdAt: now,
+      expiresAt,
+      usedAt: null,
+    });
+    // Housekeeping: links are remembered a week past their expiry, so a late click still hears why.
+    void this.#store.connectLinks.deleteExpired(now - CONNECT_LINK_MAX_MS).catch(() => {});
+    return { token, expiresAt };
+  }
+
+  /**
+   * Opens a connect link: used at most once (atomically, on any instance), then a fresh flow is
+   * started and bound to the browser that opened it. A link of settings that changed since is refused.
+   */
+  async openConnectLink(token: string): Promise<ConnectLinkOutcome> {
+    const use = await this.#store.connectLinks.use(sha256(token), this.#clock());
+    if (use.outcome !== 'ok') return { outcome: use.outcome };
+    const record = await this.#store.authentications.get(use.link.authId);
+    if (record === null) return { outcome: 'unknown' };
+    if (record.generation !== use.link.generation || record.grantType !== 'authorization_code') {
+      return { outcome: 'changed' };
+    }
+    return { outcome: 'started', flow: await this.start(record), authenticationName: record.name };
+  }
+
+  #assertConnectable(record: AuthenticationRecord): void {
+    if (record.type !== 'oauth2' || record.grantType !== 'authorization_code') {
+      throw new Problem(
+        'validation_failed',
+        'Only Authorization Code authentications are connected in a browser.',
+        {
+          errors: [{ path: '/grantType', message: 'must be authorization_code to authorize' }],
+          hint: 'Client Credentials and Password authentications fetch tokens on their own: use Test instead.',
+        },
+      );
+    }
   }
 
   /**

@@ -568,6 +568,40 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     await page.keyboard.press('Escape');
   });
 
+  it('a connect link, opened in a browser that never saw the console, connects the authentication once', async () => {
+    await page.getByRole('link', { name: 'Authorization', exact: true }).click();
+    await page.getByRole('button', { name: 'Calendar (authorization code)' }).click();
+    const form = panel();
+    await form.getByText('Someone else signs in? Send a connect link').click();
+    await form.getByRole('button', { name: 'Make connect link' }).click();
+    const link = await form.getByLabel('Connect link').inputValue();
+    expect(link).toMatch(new RegExp(`^${ui}/oauth/connect/[A-Za-z0-9_-]+$`));
+    await form.getByText(/Works once, until/).waitFor();
+    await snap('20-connect-link');
+    const exchanges = oidc.tokenRequests.authorization_code;
+
+    // The account owner's browser: a separate context, with none of the console's cookies.
+    const owner = await browser.newContext({ ignoreHTTPSErrors: true, viewport: VIEWPORT, locale: 'en-US' });
+    try {
+      const ownerPage = await owner.newPage();
+      await ownerPage.goto(link);
+      await ownerPage.waitForURL((url) => url.origin === oidc.issuer);
+      await ownerPage.locator('input[name="login"]').fill('alice');
+      await ownerPage.locator('input[name="password"]').fill('wonderland');
+      await ownerPage.getByRole('button', { name: 'Sign-in' }).click();
+      await ownerPage.getByRole('button', { name: 'Continue' }).click();
+      await ownerPage.getByText('is connected').waitFor();
+      expect(oidc.tokenRequests.authorization_code).toBe(exchanges + 1);
+
+      const again = await ownerPage.goto(link);
+      expect(again?.status()).toBe(410);
+      await ownerPage.getByRole('heading', { name: 'This link was already used' }).waitFor();
+    } finally {
+      await owner.close();
+    }
+    await page.keyboard.press('Escape');
+  });
+
   it('ran without a script error in the page', () => {
     expect(pageErrors).toEqual([]);
   });

@@ -198,8 +198,12 @@ export class ApiClient {
     return this.#request('POST', `/api/authentications/${encodeURIComponent(id)}/invalidate`, {});
   }
 
-  authorize(id: string): Promise<{ authorizationUrl: string }> {
-    return this.#request('POST', `/api/authentications/${encodeURIComponent(id)}/authorize`, {});
+  authorize(
+    id: string,
+    expiresInSeconds?: number,
+  ): Promise<{ authorizationUrl: string; connectUrl: string; expiresAt: string }> {
+    const body = expiresInSeconds === undefined ? {} : { expiresInSeconds };
+    return this.#request('POST', `/api/authentications/${encodeURIComponent(id)}/authorize`, body);
   }
 
   listEvents(id: string): Promise<{ items: EventView[] }> {

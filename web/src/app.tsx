@@ -5,6 +5,7 @@ import { AuthorizationPage } from './authorization-page.js';
 import { ConnectorsPage } from './connectors-page.js';
 import { ConsoleDataProvider, useConsoleData } from './console-data.js';
 import { KeyScreen } from './key-screen.js';
+import { openedElsewhere, publicUrl } from './public-url.js';
 import { StickyStateProvider } from './sticky-state.js';
 
 type Route = 'authorization' | 'connectors';
@@ -142,8 +143,25 @@ function Console({ onSignOut, inert }: { onSignOut: () => void; inert: boolean }
         </div>
       </aside>
       <main id="main" ref={mainRef} className="content" tabIndex={-1}>
+        <OpenedElsewhere />
         {route === 'authorization' ? <AuthorizationPage /> : <ConnectorsPage />}
       </main>
+    </div>
+  );
+}
+
+/** Connect only works from the public URL (its redirect and cookie live there): say so, with a link. */
+function OpenedElsewhere() {
+  if (!openedElsewhere()) return null;
+  const target = `${publicUrl() ?? ''}${window.location.pathname}`;
+  return (
+    <div className="note warning origin-note" role="note">
+      <p>
+        You opened Grantry at <strong>{window.location.origin}</strong>, but its public URL
+        (GRANTRY_PUBLIC_URL) is <strong>{publicUrl()}</strong>. Connecting Authorization Code authentications
+        only works from there, because the provider sends the browser back to that address.{' '}
+        <a href={target}>Open Grantry at {publicUrl()}</a>
+      </p>
     </div>
   );
 }

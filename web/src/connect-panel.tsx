@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from 'react';
 import { useAnnounce } from './announcer.js';
 import { type AuthenticationView, type ProblemView, problemOf } from './api-client.js';
 import { useConsoleData } from './console-data.js';
+import { formatDateTime } from './format.js';
 import { connect, isOAuthRedirectMessage, openConnectPopup } from './oauth-connect.js';
 import { ProblemMessage } from './problem-message.js';
 
@@ -100,6 +101,16 @@ export function ConnectButton({ authentication, disabledReason }: ConnectButtonP
       .then((outcome) => {
         if (controller.signal.aborted || outcome.kind === 'redirected') return;
         if (outcome.authentication) upsertAuthentication(outcome.authentication);
+        if (outcome.kind === 'failed') {
+          setState({
+            phase: 'done',
+            ok: false,
+            text: 'The provider sent the browser back to Grantry, but the connection did not complete.',
+            problem: outcome.problem,
+          });
+          announce('Authorization failed');
+          return;
+        }
         if (outcome.kind === 'message' && !outcome.message.ok) {
           const error = outcome.message.error;
           const problem: ProblemView =
@@ -130,7 +141,7 @@ export function ConnectButton({ authentication, disabledReason }: ConnectButtonP
           setState({
             phase: 'done',
             ok: false,
-            text: 'The popup was closed before the provider sent Grantry back a code.',
+            text: 'The popup was closed before Grantry heard back from the provider: nothing was changed.',
             ...(problem ? { problem } : {}),
           });
           announce('Not connected');
@@ -173,6 +184,7 @@ export function ConnectButton({ authentication, disabledReason }: ConnectButtonP
           </button>
         )}
       </div>
+      {!disabledReason && <ConnectLink authentication={authentication} />}
       {disabledReason && (
         <p className="field-hint" id={`connect-reason-${authentication.id}`}>
           {disabledReason}
@@ -199,5 +211,94 @@ export function ConnectButton({ authentication, disabledReason }: ConnectButtonP
         )}
       </div>
     </div>
+  );
+}
+
+const LINK_LIFETIMES = [
+  { seconds: 900, label: '15 minutes' },
+  { seconds: 86_400, label: '1 day' },
+  { seconds: 604_800, label: '7 days' },
+] as const;
+
+/**
+ * A one-time link for someone else's browser: the person who can consent at the provider (the
+ * account's owner) opens it, and the authentication is connected from their browser.
+ */
+function ConnectLink({ authentication }: { authentication: AuthenticationView }) {
+  const { api } = useConsoleData();
+  const announce = useAnnounce();
+  const [lifetime, setLifetime] = useState<number>(900);
+  const [link, setLink] = useState<{ url: string; expiresAt: string } | null>(null);
+  const [problem, setProblem] = useState<ProblemView | null>(null);
+  const [copied, setCopied] = useState(false);
+  const id = `connect-link-${authentication.id}`;
+  const make = async () => {
+    try {
+      const answer = await api.authorize(authentication.id, lifetime);
+      setLink({ url: answer.connectUrl, expiresAt: answer.expiresAt });
+      setProblem(null);
+      announce('Connect link made');
+    } catch (error) {
+      setProblem(problemOf(error));
+    }
+  };
+  const copy = async () => {
+    if (link === null) return;
+    try {
+      await navigator.clipboard.writeText(link.url);
+    } catch {
+      (document.getElementById(id) as HTMLInputElement | null)?.select();
+    }
+    setCopied(true);
+    announce('Connect link copied');
+    window.setTimeout(() => setCopied(false), 2000);
+  };
+  return (
+    <details className="connect-link">
+      <summary>Someone else signs in? Send a connect link</summary>
+      <p className="field-hint">
+        A link for the person who can grant access at the provider. It works once, in whatever browser opens
+        it.
+      </p>
+      <div className="input-row">
+        <label className="visually-hidden" htmlFor={`${id}-lifetime`}>
+          Link lifetime
+        </label>
+        <select
+          id={`${id}-lifetime`}
+          value={lifetime}
+          onChange={(event) => setLifetime(Number(event.target.value))}
+        >
+          {LINK_LIFETIMES.map((option) => (
+            <option key={option.seconds} value={option.seconds}>
+              Valid for {option.label}
+            </option>
+          ))}
+        </select>
+        <button type="button" className="button secondary" onClick={() => void make()}>
+          Make connect link
+        </button>
+      </div>
+      {link !== null && (
+        <div className="field">
+          <label htmlFor={id}>Connect link</label>
+          <div className="input-row">
+            <input
+              id={id}
+              type="text"
+              readOnly
+              value={link.url}
+              className="mono"
+              onFocus={(e) => e.target.select()}
+            />
+            <button type="button" className="button secondary" onClick={() => void copy()}>
+              {copied ? 'Copied' : 'Copy'}
+            </button>
+          </div>
+          <p className="field-hint">Works once, until {formatDateTime(link.expiresAt)}.</p>
+        </div>
+      )}
+      {problem && <ProblemMessage problem={problem} />}
+    </details>
   );
 }

@@ -1,4 +1,4 @@
-import type { ApiClient, AuthenticationView } from './api-client.js';
+import type { ApiClient, AuthenticationView, ProblemView } from './api-client.js';
 
 /** What Grantry's `/oauth/redirect` page posts to its opener when the flow ends. */
 export interface OAuthRedirectMessage {
@@ -21,6 +21,8 @@ export function isOAuthRedirectMessage(data: unknown): data is OAuthRedirectMess
 export type ConnectOutcome =
   | { kind: 'message'; message: OAuthRedirectMessage; authentication: AuthenticationView | null }
   | { kind: 'connected'; authentication: AuthenticationView }
+  /** The popup closed without a message, but Grantry recorded why the flow failed meanwhile. */
+  | { kind: 'failed'; problem: ProblemView; authentication: AuthenticationView | null }
   | { kind: 'closed'; authentication: AuthenticationView | null }
   | { kind: 'redirected' };
 
@@ -69,6 +71,7 @@ interface ConnectOptions {
  */
 export async function connect(options: ConnectOptions): Promise<ConnectOutcome> {
   const { api, authenticationId, popup, signal, obtainedBefore } = options;
+  const startedAt = new Date().toISOString();
   let authorizationUrl: string;
   try {
     ({ authorizationUrl } = await api.authorize(authenticationId));
@@ -123,7 +126,15 @@ export async function connect(options: ConnectOptions): Promise<ConnectOutcome> 
             if (closed) finish({ kind: 'connected', authentication });
             else window.setTimeout(() => finish({ kind: 'connected', authentication }), POLL_MS);
           } else if (closed) {
-            finish({ kind: 'closed', authentication });
+            // No message reached this page (another origin, or the popup was closed early): what
+            // Grantry recorded since the start says whether the provider came back, and why it failed.
+            void failureSince(api, authenticationId, startedAt).then((problem) =>
+              finish(
+                problem === null
+                  ? { kind: 'closed', authentication }
+                  : { kind: 'failed', problem, authentication },
+              ),
+            );
           }
         })
         .catch(() => {
@@ -134,4 +145,24 @@ export async function connect(options: ConnectOptions): Promise<ConnectOutcome> 
         });
     }, POLL_MS);
   });
+}
+
+/** The newest `authorization_failed` event recorded since `since`, as a problem to show; null when none. */
+async function failureSince(
+  api: ApiClient,
+  authenticationId: string,
+  since: string,
+): Promise<ProblemView | null> {
+  try {
+    const { items } = await api.listEvents(authenticationId);
+    const failed = items.find((event) => event.type === 'authorization_failed' && event.at >= since);
+    if (failed === undefined) return null;
+    const detail = failed.detail as { code?: unknown; message?: unknown };
+    return {
+      code: typeof detail.code === 'string' ? detail.code : 'authorization_failed',
+      message: typeof detail.message === 'string' ? detail.message : 'The authorization failed.',
+    };
+  } catch {
+    return null;
+  }
 }

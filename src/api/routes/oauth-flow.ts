@@ -11,9 +11,14 @@ import {
   type FlowOutcome,
 } from '../../tokens/authorization-flow.js';
 import type { ApiContext } from '../context.js';
-import { renderRedirectPage } from '../redirect-page.js';
+import { renderNoticePage, renderRedirectPage } from '../redirect-page.js';
 import { schemaErrorsOf } from '../request-validation.js';
-import { AuthorizeResultSchema, DiscoveryResultSchema, ErrorResponseSchema } from '../schemas.js';
+import {
+  AuthorizeRequestSchema,
+  AuthorizeResultSchema,
+  DiscoveryResultSchema,
+  ErrorResponseSchema,
+} from '../schemas.js';
 
 const IdParams = Type.Object({ id: Type.String() });
 
@@ -39,18 +44,57 @@ export async function oauthFlowRoutes(app: FastifyInstance, context: ApiContext)
         tags: ['Authentications'],
         summary: 'Start connecting an Authorization Code authentication',
         description:
-          'Answers the provider’s authorization URL (state, PKCE S256 challenge, our redirect_uri) and sets an HttpOnly cookie binding the flow to this browser. The flow must be finished within 10 minutes, in the same browser.',
+          'Answers the provider’s authorization URL (state, PKCE S256 challenge, our redirect_uri) and sets an HttpOnly cookie binding the flow to this browser (finish within 10 minutes, in the same browser); and connectUrl, a one-time link for any browser — e.g. sent to the account’s owner — that binds the flow to the browser that opens it, working once until expiresAt (body expiresInSeconds, 60 to 604800, default 900).',
         params: IdParams,
+        body: Type.Optional(AuthorizeRequestSchema),
         response: { 200: AuthorizeResultSchema, 400: ErrorResponseSchema, 404: ErrorResponseSchema },
+      },
+      attachValidation: true,
+    },
+    async (request, reply) => {
+      // No body at all means the defaults, which a body schema cannot say.
+      throwIfInvalid(request.body === undefined || request.body === null ? [] : schemaErrorsOf(request), []);
+      const started = await service.authorize(request.params.id, {
+        expiresInSeconds: request.body?.expiresInSeconds,
+      });
+      reply.header(
+        'set-cookie',
+        bindingCookie(started.browserBinding, FLOW_LIFETIME_MS / 1000, secureCookie, cookiePath),
+      );
+      return {
+        authorizationUrl: started.authorizationUrl,
+        connectUrl: started.connectUrl,
+        expiresAt: new Date(started.expiresAt).toISOString(),
+      };
+    },
+  );
+
+  server.get(
+    '/oauth/connect/:token',
+    {
+      schema: {
+        tags: ['Authentications'],
+        summary: 'Open a connect link',
+        description:
+          'Unauthenticated (the link is the proof). Binds a new flow to this browser with a cookie and redirects to the provider (302); a used or expired link answers a page that says so (410), an unknown one 404.',
+        params: Type.Object({ token: Type.String({ maxLength: 200 }) }),
       },
     },
     async (request, reply) => {
-      const { authorizationUrl, browserBinding } = await service.authorize(request.params.id);
-      reply.header(
-        'set-cookie',
-        bindingCookie(browserBinding, FLOW_LIFETIME_MS / 1000, secureCookie, cookiePath),
-      );
-      return { authorizationUrl };
+      const opened = await service.openConnectLink(request.params.token);
+      if (opened.outcome === 'started') {
+        reply.header(
+          'set-cookie',
+          bindingCookie(opened.flow.browserBinding, FLOW_LIFETIME_MS / 1000, secureCookie, cookiePath),
+        );
+        reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
+        return reply.redirect(opened.flow.authorizationUrl, 302);
+      }
+      const page = renderNoticePage({ ...CONNECT_LINK_PAGES[opened.outcome], homeUrl });
+      return reply
+        .status(opened.outcome === 'unknown' ? 404 : 410)
+        .headers(page.headers)
+        .send(page.html);
     },
   );
 
@@ -169,6 +213,35 @@ export async function oauthFlowRoutes(app: FastifyInstance, context: ApiContext)
     },
   );
 }
+
+/** What a connect link that cannot be used says, in words for the person who clicked it. */
+const CONNECT_LINK_PAGES = {
+  used: {
+    title: 'This link was already used',
+    paragraphs: [
+      'A connect link works once, and this one has been opened before.',
+      'Ask whoever sent it for a new link (Connect › Copy connect link in Grantry).',
+    ],
+  },
+  expired: {
+    title: 'This link has expired',
+    paragraphs: [
+      'Connect links work for a limited time (15 minutes unless a longer time was chosen), and this one is past it.',
+      'Ask whoever sent it for a new link.',
+    ],
+  },
+  changed: {
+    title: 'This link is out of date',
+    paragraphs: [
+      'The authentication’s settings changed after this link was made, so it no longer applies.',
+      'Ask whoever sent it for a new link.',
+    ],
+  },
+  unknown: {
+    title: 'There is no such link',
+    paragraphs: ['Check that the whole link was copied; otherwise ask whoever sent it for a new one.'],
+  },
+} as const;
 
 function pageStatus(outcome: FlowOutcome): number {
   if (outcome.ok) return 200;

@@ -1,8 +1,8 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Problem } from '../../problem.js';
 import type { ApiContext } from '../context.js';
 import { looksProtected } from '../route-access.js';
@@ -47,21 +47,42 @@ export async function webUiRoutes(server: FastifyInstance, context: ApiContext):
       // Serve whatever web/dist holds now, so a rebuild needs no restart; misses fall through to
       // the not-found handler below (SPA fallback or the JSON 404).
       wildcard: true,
-      index: ['index.html'],
+      // The page itself is served below, with the public URL written into it.
+      index: false,
       // Source maps show the console's source to anyone; in production they are not served.
       allowedPath: (path) => !(context.config.production && path.endsWith('.map')),
       setHeaders: setConsoleHeaders,
     });
   }
+  const servePage = (reply: FastifyReply) => {
+    setConsoleHeaders(reply.raw);
+    return reply
+      .header('cache-control', 'no-cache')
+      .type('text/html; charset=utf-8')
+      .send(consolePage(join(root, 'index.html'), context.config.publicUrl));
+  };
+  if (available) server.get('/', { schema: { hide: true } }, (_request, reply) => servePage(reply));
   server.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '';
     // Read as a lenient server would: `/%61pi/x` or `//API/x` must get the JSON 404, never the page.
     const isApi = looksProtected(request.url) || path.startsWith('/oauth');
     if (available && request.method === 'GET' && !isApi && !path.includes('.')) {
-      return reply.header('cache-control', 'no-cache').sendFile('index.html');
+      return servePage(reply);
     }
     throw new Problem('not_found', 'There is nothing at this address.', {
       hint: isApi ? 'See /openapi.json for the routes.' : undefined,
     });
   });
+}
+
+/**
+ * The console's page with GRANTRY_PUBLIC_URL written into it (a meta tag, no script), so that the
+ * console can tell a person who opened it at another address that Connect only works from the
+ * public one (the OAuth redirect and its cookie live there). Read on every request: a rebuild of
+ * the console needs no restart.
+ */
+function consolePage(indexFile: string, publicUrl: string): string {
+  const html = readFileSync(indexFile, 'utf8');
+  const escaped = publicUrl.replace(/[&"<>]/g, (c) => `&#${c.charCodeAt(0)};`);
+  return html.replace('</head>', `  <meta name="grantry-public-url" content="${escaped}" />\n  </head>`);
 }
