@@ -12,6 +12,7 @@ import { oauthFlowRoutes } from './api/routes/oauth-flow.js';
 import { proxyRoutes } from './api/routes/proxy.js';
 import { serviceRoutes } from './api/routes/service.js';
 import { webUiRoutes } from './api/routes/web-ui.js';
+import { webhookRoutes } from './api/routes/webhooks.js';
 import { createServer } from './api/server.js';
 import type { Config } from './config.js';
 import { Egress } from './egress/egress.js';
@@ -25,6 +26,8 @@ import { ProviderMetadata } from './tokens/provider-metadata.js';
 import { revokeOnDelete } from './tokens/revocation-on-delete.js';
 import { TokenManager } from './tokens/token-manager.js';
 import { UsageCounters } from './tokens/usage-counters.js';
+import { DEFAULT_RETRY_SCHEDULE } from './webhooks/retry-schedule.js';
+import { WebhookService } from './webhooks/webhook-service.js';
 
 /**
  * The composition root: the one place that knows every part and wires them together. Nothing
@@ -39,6 +42,7 @@ export interface App {
   tokens: TokenManager;
   usage: UsageCounters;
   metrics: Metrics;
+  webhooks: WebhookService;
   server: FastifyInstance;
   /** Starts listening; resolves to the address. */
   listen(): Promise<string>;
@@ -82,7 +86,7 @@ export async function createApp(
   options: {
     logger?: Logger;
     printBootstrapKey?: boolean;
-    /** The token manager's clock (tests move it past back-off windows); default `Date.now`. */
+    /** The clock of the token manager and the webhooks (tests move it past back-off windows); default `Date.now`. */
     clock?: () => number;
   } = {},
 ) {
@@ -114,6 +118,19 @@ export async function createApp(
     const egress = new Egress({ mode: config.egress, allowHttp: config.allowHttp });
     // Cache hits are read from the token manager only when scraped: its hot path keeps a plain count.
     const metrics: Metrics = new Metrics({ cacheHits: (): number => tokens.cacheHits });
+    const webhooks = new WebhookService({
+      store,
+      keyRing,
+      egress,
+      logger,
+      schedule: {
+        ...DEFAULT_RETRY_SCHEDULE,
+        baseDelayMs: config.webhookRetryBaseMs,
+        maxDelayMs: config.webhookRetryMaxDelayMs,
+      },
+      pollIntervalMs: config.webhookPollMs,
+      ...(options.clock !== undefined ? { clock: options.clock } : {}),
+    });
     const tokens = new TokenManager({
       store,
       keyRing,
@@ -121,6 +138,8 @@ export async function createApp(
       tokenTimeoutMs: config.tokenTimeoutMs,
       redirectUri,
       observe: metrics.observeTokens,
+      // The token lifecycle knows nothing of webhooks: it reports status changes, they listen.
+      onStatusChange: (change) => webhooks.authenticationStatusChanged(change),
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
     });
     const usage = new UsageCounters(store);
@@ -140,6 +159,7 @@ export async function createApp(
       access,
       logger,
       metrics,
+      webhooks,
       redirectUri,
       revokeOnDelete: revokeOnDelete({
         store,
@@ -154,6 +174,7 @@ export async function createApp(
     await server.register(serviceRoutes, context);
     await server.register(authenticationRoutes, context);
     await server.register(connectorRoutes, context);
+    await server.register(webhookRoutes, context);
     // Route plugins of further areas are registered here, one line each.
     await server.register(metricsRoutes, context);
     await server.register(connectorCallRoutes, context);
@@ -161,6 +182,8 @@ export async function createApp(
     await server.register(oauthFlowRoutes, context);
     await server.register(webUiRoutes, context);
 
+    // Deliveries stored before a restart (or by another instance) go out from now on.
+    webhooks.start();
     const app: App = {
       config,
       logger,
@@ -170,13 +193,16 @@ export async function createApp(
       tokens,
       usage,
       metrics,
+      webhooks,
       server,
       async listen() {
         return server.listen({ port: config.port, host: config.host });
       },
       async close() {
         await server.close();
+        // Status changes still being written may enqueue events; then the attempts under way finish.
         await tokens.close();
+        await webhooks.close();
         await usage.close();
         await egress.close();
         await store.close();

@@ -6,6 +6,7 @@ import type { KeyRing } from '../secrets/key-ring.js';
 import type { AuthenticationRecord, Store } from '../store/contract.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import type { UsageCounters } from '../tokens/usage-counters.js';
+import type { WebhookService } from '../webhooks/webhook-service.js';
 import type { AccessControl } from './access.js';
 
 /** What the route plugins are given by the composition root (src/app.ts). */
@@ -23,6 +24,8 @@ export interface ApiContext {
   metrics: Metrics;
   /** The exact redirect URI to register at providers: `<GRANTRY_PUBLIC_URL>/oauth/redirect`. */
   redirectUri: string;
+  /** Webhooks: their configuration, test events and delivery worker. */
+  webhooks: WebhookService;
   /** Revokes an authentication's tokens at the provider before it is deleted (RFC 7009). */
   revokeOnDelete?: (record: AuthenticationRecord) => Promise<void>;
 }
