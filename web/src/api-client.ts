@@ -16,6 +16,12 @@ import type {
   ExecuteResult,
   ProblemView as ServerProblem,
   TokenTestResult,
+  WebhookCreate,
+  WebhookCreated,
+  WebhookDeliveryView,
+  WebhookEventTypeName,
+  WebhookPatch,
+  WebhookView,
 } from '../../src/api/schemas.js';
 
 export type {
@@ -32,6 +38,12 @@ export type {
   ExecuteResult,
   ServerProblem,
   TokenTestResult,
+  WebhookCreate,
+  WebhookCreated,
+  WebhookDeliveryView,
+  WebhookEventTypeName,
+  WebhookPatch,
+  WebhookView,
 };
 
 /**
@@ -226,5 +238,30 @@ export class ApiClient {
 
   testConnector(id: string, request: ConnectorTestRequest): Promise<ConnectorTestResult> {
     return this.#request('POST', `/api/connectors/${encodeURIComponent(id)}/test`, request);
+  }
+
+  listWebhooks(): Promise<{ items: WebhookView[]; nextCursor: string | null }> {
+    return this.#request('GET', '/api/webhooks?limit=500');
+  }
+
+  /** The answer carries the signing secret: the only time it is shown. */
+  createWebhook(body: WebhookCreate): Promise<WebhookCreated> {
+    return this.#request('POST', '/api/webhooks', body);
+  }
+
+  updateWebhook(id: string, patch: WebhookPatch): Promise<WebhookView> {
+    return this.#request('PATCH', `/api/webhooks/${encodeURIComponent(id)}`, patch);
+  }
+
+  deleteWebhook(id: string): Promise<void> {
+    return this.#request('DELETE', `/api/webhooks/${encodeURIComponent(id)}`);
+  }
+
+  listWebhookDeliveries(id: string): Promise<{ items: WebhookDeliveryView[] }> {
+    return this.#request('GET', `/api/webhooks/${encodeURIComponent(id)}/deliveries`);
+  }
+
+  sendTestWebhook(id: string): Promise<WebhookDeliveryView> {
+    return this.#request('POST', `/api/webhooks/${encodeURIComponent(id)}/test`, {});
   }
 }
