@@ -422,6 +422,39 @@ describe('webhooks', () => {
       status: 'connected',
       error: null,
     });
+
+    // Needing attention again, it is fixed by a person connecting it anew: connected, and recovered.
+    front.setBroken(true);
+    try {
+      for (let n = 0; n < 3; n++) {
+        await g.api('POST', `/api/authentications/${id}/invalidate`);
+        await g.api('POST', `/api/authentications/${id}/test`);
+        if (n === 0) ahead += 5 * MINUTE + 1_000;
+      }
+      await waitFor('needs_attention again', () => {
+        const got = arrived('authentication.needs_attention', since);
+        return got.length === 2 ? got : undefined;
+      });
+    } finally {
+      front.setBroken(false);
+    }
+    const reconnectFrom = receiver.received.length;
+    const again = await g.api('POST', `/api/authentications/${id}/authorize`);
+    const againCookie = again.headers
+      .getSetCookie()
+      .map((line) => line.split(';')[0])
+      .join('; ');
+    const backAgain = await authorizeThroughDevInteractions(again.body.authorizationUrl);
+    const pageAgain = await fetch(`${g.url}${backAgain.pathname}${backAgain.search}`, {
+      headers: { cookie: againCookie },
+    });
+    expect(await pageAgain.text()).toContain('Connected');
+    await waitFor('connected and recovered after the reconnect', () => {
+      const types = receiver.received.slice(reconnectFrom).map((r) => r.payload?.type);
+      return types.includes('authentication.connected') && types.includes('authentication.recovered')
+        ? true
+        : undefined;
+    });
   });
 
   it('sends nothing to a disabled webhook, nor events it did not subscribe to', async () => {
