@@ -968,8 +968,9 @@ describe.each(targets)('store contract: $name', (target) => {
       await drain();
       const hook = await insertWebhook();
       const [done] = await enqueue([hook], 100);
-      const [pending] = await enqueue([hook], 100);
-      const [claim] = await store.webhookDeliveries.claimDue(100, 1, 1_000);
+      // Due later than the claim below, so it stays pending (and an old pending row is never pruned).
+      const [pending] = await enqueue([hook], 120);
+      const [claim] = await store.webhookDeliveries.claimDue(100, 10, 1_000);
       expect(claim?.delivery.id).toBe(done);
       await store.webhookDeliveries.complete(
         done as string,
