@@ -120,14 +120,14 @@ export class DeliveryWorker {
   async #rounds(): Promise<void> {
     do {
       this.#again = false;
-      const claimed = await this.deliverDue();
+      const claimed = await this.#deliverDue();
       // A full batch: there may be more due right now.
       if (claimed >= BATCH_SIZE) this.#again = true;
     } while (this.#again && !this.#closed);
   }
 
   /** One round: claims what is due and attempts it. Returns how many deliveries it claimed. */
-  async deliverDue(): Promise<number> {
+  async #deliverDue(): Promise<number> {
     let claims: ClaimedDelivery[];
     try {
       await this.#pruneNow();

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { Egress } from '../egress/egress.js';
 import type { KeyRing } from '../secrets/key-ring.js';
 import type { Store, WebhookDeliveryRecord, WebhookEventRecord, WebhookRecord } from '../store/contract.js';
+import { KeyedMutex } from '../store/keyed-mutex.js';
 import type { StatusChange } from '../tokens/token-manager.js';
 import { attentionReason } from './attention-rules.js';
 import { DeliveryWorker } from './delivery-worker.js';
@@ -58,6 +59,11 @@ export class WebhookService {
   readonly #ring: KeyRing;
   readonly #log: Logger;
   readonly #clock: () => number;
+  /**
+   * Changes of one authentication are handled one at a time, in the order this instance stored them:
+   * a failure's two steps (count, then open) must not straddle the success that follows it.
+   */
+  readonly #perAuthentication = new KeyedMutex();
   readonly worker: DeliveryWorker;
 
   constructor(options: WebhookServiceOptions) {
@@ -139,6 +145,10 @@ export class WebhookService {
    * failure here must not touch the token path; it is logged.
    */
   async authenticationStatusChanged(change: StatusChange): Promise<void> {
+    await this.#perAuthentication.run(change.authId, () => this.#handle(change));
+  }
+
+  async #handle(change: StatusChange): Promise<void> {
     try {
       const now = this.#clock();
       if (change.problem === null) {
