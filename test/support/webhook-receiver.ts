@@ -33,10 +33,7 @@ export interface WebhookReceiver {
   /** Verifies every later request with this secret (`whsec_…`). */
   verifyWith(secret: string): void;
   /** How to answer: a status, or one chosen per request (n counts requests from 1). */
-  answer(with_: number | ((n: number, request: ReceivedWebhook) => number)): void;
-  /** Holds every later request unanswered until `release()` (a receiver that hangs). */
-  hold(): void;
-  release(): void;
+  answer(how: number | ((n: number, request: ReceivedWebhook) => number)): void;
   /** Requests that verified and were answered 2xx, by webhook-id: the deliveries that "arrived". */
   accepted(): Map<string, ReceivedWebhook[]>;
   close(): Promise<void>;
@@ -46,8 +43,6 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   const received: ReceivedWebhook[] = [];
   let secret: string | null = null;
   let choose: (n: number, request: ReceivedWebhook) => number = () => 204;
-  let holding = false;
-  const held: Array<() => void> = [];
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const chunks: Buffer[] = [];
@@ -81,7 +76,6 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
       }
     }
     received.push(record);
-    if (holding) await new Promise<void>((resolve) => held.push(resolve));
     record.answered = record.verified === false ? 401 : choose(received.length, record);
     res.writeHead(record.answered, { 'content-type': 'text/plain' });
     res.end(record.answered < 300 ? 'ok' : 'not now');
@@ -103,15 +97,8 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
     verifyWith(next) {
       secret = next;
     },
-    answer(with_) {
-      choose = typeof with_ === 'number' ? () => with_ : with_;
-    },
-    hold() {
-      holding = true;
-    },
-    release() {
-      holding = false;
-      for (const resolve of held.splice(0)) resolve();
+    answer(how) {
+      choose = typeof how === 'number' ? () => how : how;
     },
     accepted() {
       const byId = new Map<string, ReceivedWebhook[]>();
@@ -123,7 +110,6 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
     },
     close: () =>
       new Promise<void>((resolve) => {
-        for (const resolve_ of held.splice(0)) resolve_();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
