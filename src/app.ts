@@ -12,6 +12,7 @@ import { providerRoutes } from './api/routes/providers.js';
 import { proxyRoutes } from './api/routes/proxy.js';
 import { serviceRoutes } from './api/routes/service.js';
 import { webUiRoutes } from './api/routes/web-ui.js';
+import { webhookRoutes } from './api/routes/webhooks.js';
 import { createServer } from './api/server.js';
 import type { Config } from './config.js';
 import { ConnectorEngine } from './connectors/execute.js';
@@ -33,6 +34,8 @@ import { revokeOnDelete } from './tokens/revocation-on-delete.js';
 import { openSecretHeaders } from './tokens/sealed-columns.js';
 import { TokenManager } from './tokens/token-manager.js';
 import { UsageCounters } from './tokens/usage-counters.js';
+import { DEFAULT_RETRY_SCHEDULE } from './webhooks/retry-schedule.js';
+import { WebhookService } from './webhooks/webhook-service.js';
 
 /**
  * The composition root: the one place that knows every part and wires them together. Nothing
@@ -47,6 +50,7 @@ export interface App {
   tokens: TokenManager;
   usage: UsageCounters;
   metrics: Metrics;
+  webhooks: WebhookService;
   server: FastifyInstance;
   /** Starts listening; resolves to the address. */
   listen(): Promise<string>;
@@ -85,7 +89,7 @@ export async function createApp(
   options: {
     logger?: Logger;
     printBootstrapKey?: boolean;
-    /** The clock of the token lifecycle and flows (tests move it past back-off windows and link expiries). */
+    /** The clock of the token lifecycle, the flows and the webhooks (tests move time forward). */
     clock?: () => number;
   } = {},
 ) {
@@ -117,6 +121,19 @@ export async function createApp(
     const egress = new Egress({ mode: config.egress, allowHttp: config.allowHttp });
     // Cache hits are read from the token manager only when scraped: its hot path keeps a plain count.
     const metrics: Metrics = new Metrics({ cacheHits: (): number => tokens.cacheHits });
+    const webhooks = new WebhookService({
+      store,
+      keyRing,
+      egress,
+      logger,
+      schedule: {
+        ...DEFAULT_RETRY_SCHEDULE,
+        baseDelayMs: config.webhookRetryBaseMs,
+        maxDelayMs: config.webhookRetryMaxDelayMs,
+      },
+      pollIntervalMs: config.webhookPollMs,
+      ...(options.clock !== undefined ? { clock: options.clock } : {}),
+    });
     const tokens = new TokenManager({
       store,
       keyRing,
@@ -124,6 +141,8 @@ export async function createApp(
       tokenTimeoutMs: config.tokenTimeoutMs,
       redirectUri,
       observe: metrics.observeTokens,
+      // The token lifecycle knows nothing of webhooks: it reports status changes, they listen.
+      onStatusChange: (change) => webhooks.authenticationStatusChanged(change),
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
     });
     const usage = new UsageCounters(store);
@@ -183,11 +202,13 @@ export async function createApp(
       engine,
       providers,
       redirectUri,
+      webhooks,
     };
     const server = createServer(context);
     await server.register(serviceRoutes, context);
     await server.register(authenticationRoutes, context);
     await server.register(connectorRoutes, context);
+    await server.register(webhookRoutes, context);
     // Route plugins of further areas are registered here, one line each.
     await server.register(metricsRoutes, context);
     await server.register(connectorCallRoutes, context);
@@ -196,6 +217,8 @@ export async function createApp(
     await server.register(providerRoutes, context);
     await server.register(webUiRoutes, context);
 
+    // Deliveries stored before a restart (or by another instance) go out from now on.
+    webhooks.start();
     const app: App = {
       config,
       logger,
@@ -205,6 +228,7 @@ export async function createApp(
       tokens,
       usage,
       metrics,
+      webhooks,
       server,
       async listen() {
         return server.listen({ port: config.port, host: config.host });
@@ -212,7 +236,9 @@ export async function createApp(
       async close() {
         await server.close();
         engine.close();
+        // Status changes still being written may enqueue events; then the attempts under way finish.
         await tokens.close();
+        await webhooks.close();
         await usage.close();
         await egress.close();
         await store.close();

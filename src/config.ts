@@ -34,6 +34,11 @@ export interface Config {
   idleTimeoutMs: number;
   /** Open connections allowed per client address at once; 0 = no cap. */
   maxConnectionsPerClient: number;
+  /** Webhook retries (src/webhooks/retry-schedule.ts): the first delay's ceiling, and the largest. */
+  webhookRetryBaseMs: number;
+  webhookRetryMaxDelayMs: number;
+  /** How often each instance looks for due webhook deliveries when nothing woke it. */
+  webhookPollMs: number;
 }
 
 export class ConfigError extends Error {
@@ -128,6 +133,19 @@ export function loadConfig(env: Env = process.env): Config {
       `GRANTRY_EXECUTE_BUFFER_LIMIT (${executeBufferLimitBytes}) must be at least GRANTRY_EXECUTE_MAX_BODY (${executeMaxBodyBytes}).`,
     );
   }
+  const webhookRetryBaseMs = integer(env, 'GRANTRY_WEBHOOK_RETRY_BASE_MS', 30_000, 10, 3_600_000);
+  const webhookRetryMaxDelayMs = integer(
+    env,
+    'GRANTRY_WEBHOOK_RETRY_MAX_DELAY_MS',
+    Math.max(webhookRetryBaseMs, 2 * 60 * 60 * 1000),
+    10,
+    24 * 60 * 60 * 1000,
+  );
+  if (webhookRetryMaxDelayMs < webhookRetryBaseMs) {
+    throw new ConfigError(
+      `GRANTRY_WEBHOOK_RETRY_MAX_DELAY_MS (${webhookRetryMaxDelayMs}) must not be shorter than GRANTRY_WEBHOOK_RETRY_BASE_MS (${webhookRetryBaseMs}).`,
+    );
+  }
   if (production && masterKey === undefined) {
     throw new ConfigError('GRANTRY_MASTER_KEY is required when NODE_ENV=production (base64 of 32 bytes).');
   }
@@ -157,5 +175,8 @@ export function loadConfig(env: Env = process.env): Config {
     tokenTimeoutMs: integer(env, 'GRANTRY_TOKEN_TIMEOUT_MS', 15_000, 100, 300_000),
     ...clientTimeouts(env),
     maxConnectionsPerClient: integer(env, 'GRANTRY_MAX_CONNECTIONS_PER_CLIENT', 256, 0, 1_000_000),
+    webhookRetryBaseMs,
+    webhookRetryMaxDelayMs,
+    webhookPollMs: integer(env, 'GRANTRY_WEBHOOK_POLL_MS', 1_000, 10, 60_000),
   };
 }

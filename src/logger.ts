@@ -26,6 +26,8 @@ const SECRET_FIELDS = [
   'token',
   'apiKey',
   'state',
+  // Webhook signing secrets (whsec_…).
+  'secret',
 ];
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {

@@ -4,15 +4,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiFixture, startApiServer } from './support/api-server.js';
 import { spawnGrantry } from './support/grantry.js';
 import { type OidcFixture, startOidcProvider } from './support/oidc.js';
+import { startWebhookReceiver, type WebhookReceiver } from './support/webhook-receiver.js';
 
 /**
  * Canary test: run every flow that handles a secret — create, token fetch, refresh, execute,
- * proxy, a failing fetch, a 401 retry — with the log at debug level, then search the log, the
- * database files and every API answer for each secret, token, refresh token, password and API key.
+ * proxy, a failing fetch, a 401 retry, webhook deliveries — with the log at debug level, then search
+ * the log, the database files, every API answer (but the one that creates the webhook) and every
+ * webhook request for each secret, token, refresh token, password, API key and webhook secret.
  */
 describe('no secret leaves the service', () => {
   let oidc: OidcFixture;
   let api: ApiFixture;
+  let receiver: WebhookReceiver;
   const seen = new Set<string>();
   const refreshTokens = new Set<string>();
 
@@ -43,20 +46,32 @@ describe('no secret leaves the service', () => {
         return (await oidc.verifyAccessToken(token)).active;
       },
     });
+    receiver = await startWebhookReceiver();
   });
   afterAll(async () => {
+    await receiver?.close();
     await api?.close();
     await oidc?.close();
   });
 
   it('finds none in the log, the database or the answers', async () => {
-    const g = await spawnGrantry({ env: { GRANTRY_LOG_LEVEL: 'trace' } });
+    const g = await spawnGrantry({ env: { GRANTRY_LOG_LEVEL: 'trace', GRANTRY_WEBHOOK_POLL_MS: '50' } });
     const answers: string[] = [];
+    let webhookSecret = '';
     const call = async (method: string, path: string, body?: unknown) => {
       const answer = await g.api(method, path, body);
       answers.push(answer.text, JSON.stringify([...answer.headers]));
       return answer;
     };
+    // Created first, so that the failures below are delivered to it; its answer is the one place the
+    // secret may appear, and is kept out of `answers`.
+    const hook = await g.api('POST', '/api/webhooks', {
+      url: receiver.url,
+      events: ['authentication.needs_attention', 'authentication.recovered', 'authentication.connected'],
+    });
+    expect(hook.status, hook.text).toBe(201);
+    webhookSecret = hook.body.secret;
+    receiver.verifyWith(webhookSecret);
     try {
       const cc = await call('POST', '/api/authentications', {
         name: 'canary cc',
@@ -111,10 +126,20 @@ describe('no secret leaves the service', () => {
       await call('POST', `/api/connectors/${pwConnector.id}/execute`, { method: 'GET', path: '/echo' });
       for (const auth of [cc, pw, wrong]) await call('GET', `/api/authentications/${auth.body.id}/events`);
       await call('GET', '/api/authentications');
+      // Webhooks: a test event, the needs_attention of the wrong secret, and every read of the webhook.
+      await call('POST', `/api/webhooks/${hook.body.id}/test`);
+      await call('PATCH', `/api/webhooks/${hook.body.id}`, { description: 'canary' });
+      for (let n = 0; n < 100 && receiver.accepted().size < 2; n++)
+        await new Promise((r) => setTimeout(r, 50));
+      await call('GET', `/api/webhooks/${hook.body.id}`);
+      await call('GET', '/api/webhooks');
+      await call('GET', `/api/webhooks/${hook.body.id}/deliveries`);
     } finally {
       await g.stop();
     }
 
+    expect(receiver.accepted().size).toBeGreaterThanOrEqual(2);
+    expect(receiver.received.every((r) => r.verified)).toBe(true);
     expect(seen.size).toBeGreaterThanOrEqual(3);
     expect(refreshTokens.size).toBeGreaterThanOrEqual(1);
     const canaries = [
@@ -123,10 +148,16 @@ describe('no secret leaves the service', () => {
       'CANARY-WRONG-SECRET-77f0',
       'CANARY-PASSWORD-0d9e',
       g.apiKey,
+      webhookSecret,
+      // The key bytes alone, as a log or a dump could show them without the whsec_ prefix.
+      webhookSecret.slice('whsec_'.length),
       ...seen,
       ...refreshTokens,
     ];
-    const places: Array<[string, string]> = [['answers', answers.join('\n')]];
+    const places: Array<[string, string]> = [
+      ['answers', answers.join('\n')],
+      ['webhook requests', receiver.received.map((r) => JSON.stringify(r)).join('\n')],
+    ];
     for (const file of readdirSync(g.dataDir)) {
       places.push([file, readFileSync(join(g.dataDir, file)).toString('latin1')]);
     }

@@ -7,6 +7,7 @@ import type { ProviderCatalogue } from '../providers/provider-catalogue.js';
 import type { AuthenticationService } from '../services/authentication-service.js';
 import type { ConnectorService } from '../services/connector-service.js';
 import type { Store } from '../store/contract.js';
+import type { WebhookService } from '../webhooks/webhook-service.js';
 import type { AccessControl } from './access.js';
 
 /**
@@ -31,4 +32,6 @@ export interface ApiContext {
   providers: ProviderCatalogue;
   /** `<GRANTRY_PUBLIC_URL>/oauth/redirect`: what to register at providers. */
   redirectUri: string;
+  /** Webhooks: their configuration, test events and delivery worker. */
+  webhooks: WebhookService;
 }

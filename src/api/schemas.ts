@@ -13,6 +13,7 @@ import {
   type FieldSpec,
   secretFlag,
 } from '../services/catalogue/index.js';
+import { TEST_EVENT_TYPE, WEBHOOK_EVENT_TYPES } from '../webhooks/event-types.js';
 
 const StringMap = Type.Record(Type.String(), Type.String(), {
   description: 'An object whose values are strings.',
@@ -333,6 +334,95 @@ export const ConnectorTestResultSchema = Type.Object({
   error: Type.Optional(ProblemSchema),
 });
 
+export const WebhookEventTypeSchema = Type.Union(
+  WEBHOOK_EVENT_TYPES.map((type) => Type.Literal(type)),
+  { description: 'An event a webhook can subscribe to.' },
+);
+
+const webhookFields = {
+  url: Type.String({
+    maxLength: 2000,
+    description: 'Where events are POSTed: https (http only to loopback with GRANTRY_ALLOW_HTTP=loopback).',
+  }),
+  events: Type.Array(WebhookEventTypeSchema, { minItems: 1, uniqueItems: true }),
+  description: Type.String({ maxLength: 500 }),
+  enabled: Type.Boolean({ description: 'Default true. A disabled webhook is sent nothing.' }),
+};
+
+export const WebhookCreateSchema = Type.Object(
+  {
+    url: webhookFields.url,
+    events: webhookFields.events,
+    description: Type.Optional(webhookFields.description),
+    enabled: Type.Optional(webhookFields.enabled),
+  },
+  { additionalProperties: false },
+);
+export const WebhookPatchSchema = Type.Object(
+  {
+    url: Type.Optional(webhookFields.url),
+    events: Type.Optional(webhookFields.events),
+    description: Type.Optional(Nullable(webhookFields.description)),
+    enabled: Type.Optional(webhookFields.enabled),
+  },
+  { additionalProperties: false },
+);
+
+const webhookViewFields = {
+  id: Type.String(),
+  url: Type.String(),
+  events: Type.Array(WebhookEventTypeSchema),
+  description: Nullable(Type.String()),
+  enabled: Type.Boolean(),
+  createdAt: Time,
+  updatedAt: Time,
+};
+/** A webhook as every answer but the create shows it: never its secret. */
+export const WebhookViewSchema = Type.Object(webhookViewFields, {});
+export const WebhookCreatedSchema = Type.Object(
+  {
+    ...webhookViewFields,
+    secret: Type.String({
+      description:
+        'The signing secret, `whsec_<base64>`, for a Standard Webhooks library. Shown in this answer only.',
+    }),
+  },
+  {},
+);
+export const WebhookListSchema = Type.Object({
+  items: Type.Array(WebhookViewSchema),
+  nextCursor: Nullable(Type.String()),
+});
+
+export const WebhookAttemptSchema = Type.Object({
+  attempt: Type.Integer(),
+  at: Time,
+  durationMs: Type.Integer(),
+  responseStatus: Nullable(Type.Integer()),
+  error: Nullable(
+    Type.Object({
+      kind: Type.String({
+        description:
+          '`http_status` (the receiver answered, not 2xx), or why no answer came: `timeout`, `refused`, `dns`, `tls`, `reset`, `unreachable`, `denied` (egress policy), `insecure_url`, `too_large`, `other`.',
+      }),
+      message: Type.String(),
+    }),
+  ),
+});
+
+export const WebhookDeliverySchema = Type.Object({
+  id: Type.String({ description: 'The `webhook-id` header of every attempt of this delivery.' }),
+  event: Type.String({ description: `The event type (or \`${TEST_EVENT_TYPE}\`).` }),
+  eventId: Type.String(),
+  at: Time,
+  attempts: Type.Integer({ description: 'Attempts made so far.' }),
+  status: Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed')]),
+  responseStatus: Nullable(Type.Integer({ description: 'The HTTP status of the last attempt.' })),
+  nextAttemptAt: Nullable(Time),
+  attemptLog: Type.Array(WebhookAttemptSchema, { description: 'Every attempt, oldest first.' }),
+});
+export const WebhookDeliveryListSchema = Type.Object({ items: Type.Array(WebhookDeliverySchema) });
+
 export type ProblemView = Static<typeof ProblemSchema>;
 export type { AuthenticationView };
 export type TokenTestResult = Static<typeof TokenTestResultSchema>;
@@ -344,3 +434,9 @@ export type ConnectorView = Static<typeof ConnectorViewSchema>;
 export type ExecuteRequest = Static<typeof ExecuteRequestSchema>;
 export type ExecuteResult = Static<typeof ExecuteResultSchema>;
 export type ConnectorTestResult = Static<typeof ConnectorTestResultSchema>;
+export type WebhookEventTypeName = Static<typeof WebhookEventTypeSchema>;
+export type WebhookCreate = Static<typeof WebhookCreateSchema>;
+export type WebhookPatch = Static<typeof WebhookPatchSchema>;
+export type WebhookView = Static<typeof WebhookViewSchema>;
+export type WebhookCreated = Static<typeof WebhookCreatedSchema>;
+export type WebhookDeliveryView = Static<typeof WebhookDeliverySchema>;

@@ -19,6 +19,9 @@ import type {
   OAuthStateRecord,
   Store,
   TokenWrite,
+  WebhookAttemptRecord,
+  WebhookEventRecord,
+  WebhookRecord,
 } from './contract.js';
 import { openStore } from './open-store.js';
 import { createPostgresTestSchema } from './postgres-test-schema.js';
@@ -132,6 +135,42 @@ function oauthState(authId: string, overrides: Partial<OAuthStateRecord> = {}): 
     generation: 1,
     createdAt: 1_000,
     expiresAt: 2_000,
+    ...overrides,
+  };
+}
+
+function webhook(overrides: Partial<WebhookRecord> = {}): WebhookRecord {
+  return {
+    id: randomUUID(),
+    url: 'https://hooks.example.test/grantry',
+    events: ['authentication.needs_attention', 'authentication.recovered'],
+    description: 'on-call',
+    secret: 'sealed:webhook-secret',
+    enabled: true,
+    createdAt: 1_700_000_000_000,
+    updatedAt: 1_700_000_000_000,
+    ...overrides,
+  };
+}
+
+function webhookEvent(overrides: Partial<WebhookEventRecord> = {}): WebhookEventRecord {
+  return {
+    id: `evt_${randomUUID()}`,
+    type: 'authentication.needs_attention',
+    body: '{"type":"authentication.needs_attention","data":{"name":"ü ✓"}}',
+    createdAt: 1_000,
+    ...overrides,
+  };
+}
+
+function attempt(overrides: Partial<WebhookAttemptRecord> = {}): WebhookAttemptRecord {
+  return {
+    attempt: 1,
+    at: 1_000,
+    durationMs: 12,
+    responseStatus: 200,
+    errorKind: null,
+    errorMessage: null,
     ...overrides,
   };
 }
@@ -784,6 +823,286 @@ describe.each(targets)('store contract: $name', (target) => {
     });
   });
 
+  describe('webhooks', () => {
+    async function insertWebhook(overrides: Partial<WebhookRecord> = {}): Promise<WebhookRecord> {
+      const record = webhook(overrides);
+      await store.webhooks.insert(record);
+      return record;
+    }
+
+    /** Enqueues one event to each webhook, due at `at`; returns the delivery ids, in webhook order. */
+    async function enqueue(webhooks: WebhookRecord[], at: number, type?: string): Promise<string[]> {
+      const ids = webhooks.map(() => `msg_${randomUUID()}`);
+      const event = webhookEvent({ createdAt: at, ...(type !== undefined ? { type } : {}) });
+      const created = await store.webhookDeliveries.enqueue(
+        event,
+        webhooks.map((record, index) => ({ id: ids[index] as string, webhookId: record.id })),
+      );
+      expect(created.sort()).toEqual([...ids].sort());
+      return ids;
+    }
+
+    /**
+     * Claims and finishes every due delivery left by earlier tests (they share the tables), so a
+     * test's claims see only its own rows.
+     */
+    async function drain(): Promise<void> {
+      for (;;) {
+        const claims = await store.webhookDeliveries.claimDue(Number.MAX_SAFE_INTEGER - 1, 100, 1);
+        if (claims.length === 0) return;
+        for (const claim of claims) {
+          await store.webhookDeliveries.complete(claim.delivery.id, claim.claimToken, attempt(), {
+            state: 'delivered',
+            nextAttemptAt: null,
+          });
+        }
+      }
+    }
+
+    it('round-trips, lists, updates and deletes a webhook, its deliveries with it', async () => {
+      const record = await insertWebhook({ description: null });
+      expect(await store.webhooks.get(record.id)).toEqual(record);
+      expect(await store.webhooks.get(randomUUID())).toBeNull();
+      expect((await store.webhooks.list()).find((w) => w.id === record.id)).toEqual(record);
+
+      const changed: WebhookRecord = {
+        ...record,
+        url: 'https://other.example.test/hook?x=1',
+        events: ['authentication.connected'],
+        description: 'renamed ü',
+        enabled: false,
+        updatedAt: record.updatedAt + 5,
+      };
+      expect(await store.webhooks.update(changed)).toBe(true);
+      expect(await store.webhooks.get(record.id)).toEqual(changed);
+      expect(await store.webhooks.update(webhook())).toBe(false);
+
+      await enqueue([changed], 10);
+      expect(await store.webhookDeliveries.listByWebhook(record.id, 10)).toHaveLength(1);
+      expect(await store.webhooks.delete(record.id)).toBe(true);
+      expect(await store.webhooks.get(record.id)).toBeNull();
+      expect(await store.webhookDeliveries.listByWebhook(record.id, 10)).toEqual([]);
+      expect(await store.webhooks.delete(record.id)).toBe(false);
+    });
+
+    it('enqueues an event once however often, and from however many instances, it is enqueued', async () => {
+      const first = await insertWebhook();
+      const second = await insertWebhook();
+      const event = webhookEvent({ createdAt: 500 });
+      const attempts = Array.from({ length: 6 }, (_, index) =>
+        (index % 2 === 0 || !target.shared ? store : other).webhookDeliveries.enqueue(event, [
+          { id: `msg_${randomUUID()}`, webhookId: first.id },
+          { id: `msg_${randomUUID()}`, webhookId: second.id },
+        ]),
+      );
+      const created = (await Promise.all(attempts)).flat();
+      expect(created).toHaveLength(2);
+      for (const record of [first, second]) {
+        const [delivery, ...more] = await store.webhookDeliveries.listByWebhook(record.id, 10);
+        expect(more).toEqual([]);
+        expect(delivery).toMatchObject({
+          webhookId: record.id,
+          eventId: event.id,
+          eventType: event.type,
+          state: 'pending',
+          attempts: 0,
+          nextAttemptAt: 500,
+          lastResponseStatus: null,
+          attemptLog: [],
+        });
+      }
+      expect(await store.webhookDeliveries.enqueue(webhookEvent(), [])).toEqual([]);
+      await expect(
+        store.webhookDeliveries.enqueue(webhookEvent(), [{ id: `msg_${randomUUID()}`, webhookId: 'gone' }]),
+      ).rejects.toThrow();
+    });
+
+    it('claims due deliveries in due order, once while leased, again after the lease, never for a disabled webhook', async () => {
+      await drain();
+      const hook = await insertWebhook({ url: 'https://claims.example.test/' });
+      const disabled = await insertWebhook({ enabled: false });
+      const [late] = await enqueue([hook], 3_000);
+      const [early] = await enqueue([hook], 2_000);
+      const [future] = await enqueue([hook], 9_000);
+      await enqueue([disabled], 1_000);
+
+      expect(await store.webhookDeliveries.claimDue(1_999, 10, 1_000)).toEqual([]);
+      const claims = await store.webhookDeliveries.claimDue(5_000, 10, 1_000);
+      expect(claims.map((claim) => claim.delivery.id)).toEqual([early, late]);
+      const [claim] = claims;
+      expect(claim).toMatchObject({ url: hook.url, secret: hook.secret, body: webhookEvent().body });
+      expect(claim?.claimToken).toMatch(/\S{16,}/);
+      // Leased until 6 000: nobody else gets them meanwhile.
+      expect(await store.webhookDeliveries.claimDue(5_999, 10, 1_000)).toEqual([]);
+      // A claimer that never finished: its lease runs out and the rows are claimed again, by a new token.
+      const again = await store.webhookDeliveries.claimDue(6_000, 1, 1_000);
+      expect(again.map((c) => c.delivery.id)).toEqual([early]);
+      expect(again[0]?.claimToken).not.toBe(claim?.claimToken);
+
+      // The first claimer's token no longer owns the delivery: its result is not recorded.
+      expect(
+        await store.webhookDeliveries.complete(early as string, claim?.claimToken as string, attempt(), {
+          state: 'delivered',
+          nextAttemptAt: null,
+        }),
+      ).toBe(false);
+      expect(
+        await store.webhookDeliveries.complete(
+          early as string,
+          again[0]?.claimToken as string,
+          attempt({
+            attempt: 1,
+            at: 6_000,
+            responseStatus: 500,
+            errorKind: 'http_status',
+            errorMessage: 'HTTP 500',
+          }),
+          { state: 'pending', nextAttemptAt: 8_000 },
+        ),
+      ).toBe(true);
+      // Pending again, due at 8 000; the other claim (late) is leased until 6 000 and free again.
+      expect((await store.webhookDeliveries.claimDue(7_999, 10, 1_000)).map((c) => c.delivery.id)).toEqual([
+        late,
+      ]);
+      const retry = await store.webhookDeliveries.claimDue(8_000, 10, 1_000);
+      expect(retry.map((c) => c.delivery.id)).toEqual([early]);
+      expect(
+        await store.webhookDeliveries.complete(
+          early as string,
+          retry[0]?.claimToken as string,
+          attempt({ attempt: 2, at: 8_000, durationMs: 7.6 }),
+          { state: 'delivered', nextAttemptAt: null },
+        ),
+      ).toBe(true);
+      expect((await store.webhookDeliveries.claimDue(20_000, 10, 1_000)).map((c) => c.delivery.id)).toEqual([
+        late,
+        future,
+      ]);
+
+      const listed = await store.webhookDeliveries.listByWebhook(hook.id, 10);
+      expect(listed.map((d) => d.id)).toEqual([future, late, early]);
+      expect(listed.find((d) => d.id === early)).toMatchObject({
+        state: 'delivered',
+        attempts: 2,
+        nextAttemptAt: null,
+        lastResponseStatus: 200,
+        attemptLog: [
+          {
+            attempt: 1,
+            at: 6_000,
+            durationMs: 12,
+            responseStatus: 500,
+            errorKind: 'http_status',
+            errorMessage: 'HTTP 500',
+          },
+          { attempt: 2, at: 8_000, durationMs: 8, responseStatus: 200, errorKind: null, errorMessage: null },
+        ],
+      });
+      expect(await store.webhookDeliveries.listByWebhook(hook.id, 1)).toHaveLength(1);
+      await drain();
+    });
+
+    it('hands each due delivery to exactly one of many concurrent claimers', async () => {
+      await drain();
+      const hooks = [await insertWebhook(), await insertWebhook()];
+      const ids: string[] = [];
+      for (let n = 0; n < 30; n += 1) ids.push(...(await enqueue(hooks, 100 + n)));
+      const claimers = Array.from({ length: 8 }, (_, index) =>
+        (index % 2 === 0 || !target.shared ? store : other).webhookDeliveries.claimDue(10_000, 7, 60_000),
+      );
+      let claimed = (await Promise.all(claimers)).flat().map((claim) => claim.delivery.id);
+      // Whatever the eight claims left is still there for the next ones.
+      for (;;) {
+        const more = await store.webhookDeliveries.claimDue(10_000, 100, 60_000);
+        if (more.length === 0) break;
+        claimed = [...claimed, ...more.map((claim) => claim.delivery.id)];
+      }
+      expect(claimed).toHaveLength(ids.length);
+      expect(new Set(claimed)).toEqual(new Set(ids));
+      await drain();
+    });
+
+    it('prunes finished deliveries and unreferenced events older than the cut, and nothing else', async () => {
+      await drain();
+      const hook = await insertWebhook();
+      const [done] = await enqueue([hook], 100);
+      // Due later than the claim below, so it stays pending (and an old pending row is never pruned).
+      const [pending] = await enqueue([hook], 120);
+      const [claim] = await store.webhookDeliveries.claimDue(100, 10, 1_000);
+      expect(claim?.delivery.id).toBe(done);
+      await store.webhookDeliveries.complete(
+        done as string,
+        claim?.claimToken as string,
+        attempt({ at: 150 }),
+        {
+          state: 'failed',
+          nextAttemptAt: null,
+        },
+      );
+      // A cut before the delivery finished keeps it.
+      await store.webhookDeliveries.prune(150);
+      expect((await store.webhookDeliveries.listByWebhook(hook.id, 10)).map((d) => d.id).sort()).toEqual(
+        [done, pending].sort(),
+      );
+      expect(await store.webhookDeliveries.prune(1_000)).toBeGreaterThanOrEqual(2);
+      expect((await store.webhookDeliveries.listByWebhook(hook.id, 10)).map((d) => d.id)).toEqual([pending]);
+      await drain();
+    });
+  });
+
+  describe('attention', () => {
+    it('counts failures from every instance, and resets them on success', async () => {
+      const auth = await insertAuthentication();
+      expect(await store.attention.get(auth.id)).toBeNull();
+      await Promise.all(
+        Array.from({ length: 6 }, (_, index) =>
+          (index % 2 === 0 || !target.shared ? store : other).attention.recordFailure(auth.id, 1_000 + index),
+        ),
+      );
+      const state = await store.attention.get(auth.id);
+      expect(state).toMatchObject({ open: false, episode: 0, failures: 6 });
+      expect(state?.firstFailureAt).toBeGreaterThanOrEqual(1_000);
+      expect(await store.attention.recordFailure(auth.id, 9_000)).toMatchObject({
+        failures: 7,
+        firstFailureAt: state?.firstFailureAt,
+      });
+      expect(await store.attention.recordSuccess(auth.id, 10_000)).toBeNull();
+      expect(await store.attention.get(auth.id)).toEqual({
+        open: false,
+        episode: 0,
+        failures: 0,
+        firstFailureAt: null,
+      });
+      expect(await store.attention.recordFailure(randomUUID(), 1)).toBeNull();
+    });
+
+    it('opens and closes attention for exactly one of several concurrent callers', async () => {
+      const auth = await insertAuthentication();
+      await store.attention.recordFailure(auth.id, 1);
+      const opened = await Promise.all(
+        Array.from({ length: 6 }, (_, index) =>
+          (index % 2 === 0 || !target.shared ? store : other).attention.open(auth.id, 2),
+        ),
+      );
+      expect(opened.filter((episode) => episode !== null)).toEqual([1]);
+      expect(await store.attention.get(auth.id)).toMatchObject({ open: true, episode: 1 });
+      const closed = await Promise.all(
+        Array.from({ length: 6 }, (_, index) =>
+          (index % 2 === 0 || !target.shared ? store : other).attention.recordSuccess(auth.id, 3),
+        ),
+      );
+      expect(closed.filter((episode) => episode !== null)).toEqual([1]);
+      expect(await store.attention.get(auth.id)).toMatchObject({ open: false, episode: 1, failures: 0 });
+
+      await store.attention.recordFailure(auth.id, 4);
+      expect(await store.attention.open(auth.id, 5)).toBe(2);
+      expect(await store.attention.open(randomUUID(), 5)).toBeNull();
+      // Deleting the authentication deletes its attention state.
+      await store.authentications.delete(auth.id);
+      expect(await store.attention.get(auth.id)).toBeNull();
+    });
+  });
+
   describe('sealed values', () => {
     it('lists every sealed value and replaces one only while it is unchanged', async () => {
       const auth = await insertAuthentication({
@@ -858,6 +1177,18 @@ describe.each(targets)('store contract: $name', (target) => {
       await expect(
         store.replaceSealed({ table: 'tokens', id: auth.id, column: 'scope', value: 'read' }, 'x'),
       ).rejects.toThrow(/not a sealed column/);
+    });
+
+    it('lists and replaces the signing secret of every webhook', async () => {
+      const hook = webhook({ secret: 'sealed:whsec' });
+      await store.webhooks.insert(hook);
+      const refs = (await store.listSealed()).filter((ref) => ref.id === hook.id);
+      expect(refs).toEqual([{ table: 'webhooks', id: hook.id, column: 'secret', value: 'sealed:whsec' }]);
+      await store.replaceSealed(refs[0] as (typeof refs)[number], 'sealed:whsec:rotated');
+      expect((await store.webhooks.get(hook.id))?.secret).toBe('sealed:whsec:rotated');
+      // Replaced only while unchanged.
+      await store.replaceSealed(refs[0] as (typeof refs)[number], 'sealed:stale');
+      expect((await store.webhooks.get(hook.id))?.secret).toBe('sealed:whsec:rotated');
     });
   });
 

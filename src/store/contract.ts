@@ -250,12 +250,154 @@ export interface ConnectLinkRepository {
   deleteExpired(before: number): Promise<number>;
 }
 
+export interface WebhookRecord {
+  id: string;
+  url: string;
+  /** The event types it is subscribed to. */
+  events: string[];
+  description: string | null;
+  /** The signing secret (`whsec_…`), sealed for this row. */
+  secret: Sealed;
+  enabled: boolean;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** One event, stored once however many webhooks it goes to. */
+export interface WebhookEventRecord {
+  /**
+   * Derived from what happened where several instances can see the same happening, so that
+   * enqueueing it twice stores it once (see `WebhookDeliveryRepository.enqueue`).
+   */
+  id: string;
+  type: string;
+  /** The exact JSON body every delivery of this event sends (and signs): the same on every retry. */
+  body: string;
+  createdAt: number;
+}
+
+export type WebhookDeliveryState = 'pending' | 'delivered' | 'failed';
+
+/** One event on its way to one webhook. Its id is the `webhook-id` header of every attempt. */
+export interface WebhookDeliveryRecord {
+  id: string;
+  webhookId: string;
+  eventId: string;
+  eventType: string;
+  state: WebhookDeliveryState;
+  attempts: number;
+  /** When a pending delivery is due; null once it is delivered or given up. */
+  nextAttemptAt: number | null;
+  /** The HTTP status of the last attempt, null when none came back. */
+  lastResponseStatus: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface WebhookAttemptRecord {
+  /** 1 for the first attempt. */
+  attempt: number;
+  at: number;
+  durationMs: number;
+  responseStatus: number | null;
+  /** null when the receiver answered 2xx; else why not (`http_status`, or an egress failure kind). */
+  errorKind: string | null;
+  /** A short sentence safe to show (host and what happened, never the receiver's body). */
+  errorMessage: string | null;
+}
+
+export type WebhookDeliveryWithAttempts = WebhookDeliveryRecord & { attemptLog: WebhookAttemptRecord[] };
+
+/** A delivery this instance now owns until its lease ends, with what it needs to send it. */
+export interface ClaimedDelivery {
+  delivery: WebhookDeliveryRecord;
+  /** Proves ownership to `complete`: another claimer (after the lease ran out) gets another. */
+  claimToken: string;
+  url: string;
+  secret: Sealed;
+  body: string;
+}
+
+/** What the store knows about an authentication's need for a person, shared by every instance. */
+export interface AttentionState {
+  open: boolean;
+  episode: number;
+  /** Failed token attempts since the last success. */
+  failures: number;
+  firstFailureAt: number | null;
+}
+
 /** Every sealed value in the store, for `grantry keys rotate`. */
 export interface SealedValueRef {
-  table: 'authentications' | 'connectors' | 'tokens' | 'oauth_states';
+  table: 'authentications' | 'connectors' | 'tokens' | 'oauth_states' | 'webhooks';
   id: string;
   column: string;
   value: Sealed;
+}
+
+export interface WebhookRepository {
+  insert(record: WebhookRecord): Promise<void>;
+  get(id: string): Promise<WebhookRecord | null>;
+  /** Every webhook, oldest first (then by id). */
+  list(): Promise<WebhookRecord[]>;
+  /** Replaces the whole record (by id). Returns false when it does not exist. */
+  update(record: WebhookRecord): Promise<boolean>;
+  /** Deletes the webhook with its deliveries and their attempts. */
+  delete(id: string): Promise<boolean>;
+}
+
+export interface WebhookDeliveryRepository {
+  /**
+   * Stores `event` and one pending delivery per entry of `deliveries`, due at `event.createdAt`, in
+   * one transaction. Idempotent by event id: an event already stored (another instance saw the same
+   * happening first) adds no second delivery to a webhook that has one. Returns the ids of the
+   * deliveries it created. Fails if a webhook does not exist (deleted meanwhile): list again and retry.
+   */
+  enqueue(
+    event: WebhookEventRecord,
+    deliveries: ReadonlyArray<{ id: string; webhookId: string }>,
+  ): Promise<string[]>;
+  /**
+   * Claims up to `limit` due deliveries — pending, `nextAttemptAt <= now`, nobody's lease running,
+   * webhook enabled — for `leaseMs`, in one statement: of several instances claiming at once, each
+   * row goes to exactly one (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so claimers never wait on each
+   * other; SQLite: one writer at a time). A claimer that dies leaves its lease to run out, after
+   * which the delivery is claimed again (at least once, never lost).
+   */
+  claimDue(now: number, limit: number, leaseMs: number): Promise<ClaimedDelivery[]>;
+  /**
+   * Records one attempt and what follows it (`delivered`, `failed`, or `pending` again at
+   * `nextAttemptAt`), and ends the lease — only while `claimToken` still owns the delivery. Returns
+   * false (recording nothing) when it does not.
+   */
+  complete(
+    deliveryId: string,
+    claimToken: string,
+    attempt: WebhookAttemptRecord,
+    next: { state: WebhookDeliveryState; nextAttemptAt: number | null },
+  ): Promise<boolean>;
+  /** The webhook's newest `limit` deliveries, newest first, each with its attempts (oldest first). */
+  listByWebhook(webhookId: string, limit: number): Promise<WebhookDeliveryWithAttempts[]>;
+  /** Deletes finished deliveries last changed before `before`, and events no delivery refers to. */
+  prune(before: number): Promise<number>;
+}
+
+/**
+ * Whether an authentication needs a person, counted across every instance. Each transition is a
+ * single conditional statement, so that of several instances reporting the same one, exactly one
+ * is told it happened (and sends the event).
+ */
+export interface AttentionRepository {
+  /** Counts one more failed token attempt; returns the state after it. */
+  recordFailure(authId: string, at: number): Promise<AttentionState | null>;
+  /** Opens attention if it is closed: the new episode number to exactly one caller, null to the others. */
+  open(authId: string, at: number): Promise<number | null>;
+  /**
+   * A token attempt worked: resets the failure count, and closes attention if it is open —
+   * returning the episode it closed to exactly one caller, null to the others.
+   */
+  recordSuccess(authId: string, at: number): Promise<number | null>;
+  get(authId: string): Promise<AttentionState | null>;
 }
 
 export interface Store {
@@ -267,6 +409,9 @@ export interface Store {
   readonly apiKeys: ApiKeyRepository;
   readonly oauthStates: OAuthStateRepository;
   readonly connectLinks: ConnectLinkRepository;
+  readonly webhooks: WebhookRepository;
+  readonly webhookDeliveries: WebhookDeliveryRepository;
+  readonly attention: AttentionRepository;
 
   /** Runs pending migrations (under a cross-instance lock where the engine has one). */
   migrate(): Promise<void>;

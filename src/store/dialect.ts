@@ -5,7 +5,7 @@
  * no query ever asks which database it runs on.
  */
 import BetterSqlite3 from 'better-sqlite3';
-import type { ColumnDataType, ColumnDefinitionBuilder, Kysely } from 'kysely';
+import type { ColumnDataType, ColumnDefinitionBuilder, Kysely, SelectQueryBuilder } from 'kysely';
 import { PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
 import type { ChangeEvent } from './contract.js';
@@ -20,6 +20,15 @@ export interface Engine {
     readonly type: ColumnDataType;
     readonly define: (column: ColumnDefinitionBuilder) => ColumnDefinitionBuilder;
   };
+
+  /**
+   * Makes the row-picking subquery of a queue claim (`webhookDeliveries.claimDue`) lock the rows it
+   * picks and pass over rows another claimer holds, so instances claiming at once take disjoint rows
+   * without waiting on each other.
+   */
+  lockForClaim<DB, TB extends keyof DB, O>(
+    query: SelectQueryBuilder<DB, TB, O>,
+  ): SelectQueryBuilder<DB, TB, O>;
 
   /** Runs `fn` (the migrations) so that instances starting together do not race. */
   withMigrationLock<T>(fn: () => Promise<T>): Promise<T>;

@@ -3,11 +3,14 @@
  * race-safe operation is a single statement whose condition carries the rule (compare-and-swap on
  * `version`, DELETE … RETURNING for single-use states), so it holds across instances without locks.
  */
+import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import { sql } from 'kysely';
 import type {
   ApiKeyRecord,
   ApiKeyRepository,
+  AttentionRepository,
+  AttentionState,
   AuthenticationRecord,
   AuthenticationRepository,
   AuthenticationSettings,
@@ -30,17 +33,27 @@ import type {
   TokenRecord,
   TokenRepository,
   TokenWrite,
+  WebhookAttemptRecord,
+  WebhookDeliveryRecord,
+  WebhookDeliveryRepository,
+  WebhookDeliveryState,
+  WebhookRecord,
+  WebhookRepository,
 } from './contract.js';
 import type { Engine } from './dialect.js';
 import { buildMigrations, runMigrations } from './migrations.js';
 import type {
   ApiKeysTable,
+  AuthenticationAttentionTable,
   AuthenticationsTable,
   ConnectLinksTable,
   ConnectorsTable,
   Database,
   OAuthStatesTable,
   TokensTable,
+  WebhookAttemptsTable,
+  WebhookDeliveriesTable,
+  WebhooksTable,
 } from './schema.js';
 import type { UniqueConstraint } from './unique-violation.js';
 import { UniqueViolation } from './unique-violation.js';
@@ -179,6 +192,71 @@ function oauthStateFromRow(row: Selectable<OAuthStatesTable>): OAuthStateRecord 
   };
 }
 
+function webhookToRow(record: WebhookRecord): WebhooksTable {
+  return {
+    id: record.id,
+    url: record.url,
+    events: toJson(record.events),
+    description: record.description,
+    secret: record.secret,
+    enabled: record.enabled ? 1 : 0,
+    created_at: record.createdAt,
+    updated_at: record.updatedAt,
+  };
+}
+
+function webhookFromRow(row: Selectable<WebhooksTable>): WebhookRecord {
+  return {
+    id: row.id,
+    url: row.url,
+    events: JSON.parse(row.events) as string[],
+    description: row.description,
+    secret: row.secret,
+    enabled: row.enabled === 1,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function deliveryFromRow(row: Selectable<WebhookDeliveriesTable>): WebhookDeliveryRecord {
+  return {
+    id: row.id,
+    webhookId: row.webhook_id,
+    eventId: row.event_id,
+    eventType: row.event_type,
+    state: row.state as WebhookDeliveryState,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    lastResponseStatus: row.response_status,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function attemptFromRow(row: Selectable<WebhookAttemptsTable>): WebhookAttemptRecord {
+  return {
+    attempt: row.attempt,
+    at: row.at,
+    durationMs: row.duration_ms,
+    responseStatus: row.response_status,
+    errorKind: row.error_kind,
+    errorMessage: row.error_message,
+  };
+}
+
+function attentionFromRow(
+  row: Pick<AuthenticationAttentionTable, 'open' | 'episode' | 'failures' | 'first_failure_at'>,
+): AttentionState {
+  return {
+    open: row.open === 1,
+    episode: row.episode,
+    failures: row.failures,
+    firstFailureAt: row.first_failure_at,
+  };
+}
+
+const FINISHED_STATES: WebhookDeliveryState[] = ['delivered', 'failed'];
+
 export class KyselyStore implements Store {
   readonly dialect: 'sqlite' | 'postgres';
   readonly authentications: AuthenticationRepository;
@@ -188,6 +266,9 @@ export class KyselyStore implements Store {
   readonly apiKeys: ApiKeyRepository;
   readonly oauthStates: OAuthStateRepository;
   readonly connectLinks: ConnectLinkRepository;
+  readonly webhooks: WebhookRepository;
+  readonly webhookDeliveries: WebhookDeliveryRepository;
+  readonly attention: AttentionRepository;
   readonly #engine: Engine;
   readonly #db: Kysely<Database>;
   #closed = false;
@@ -203,6 +284,9 @@ export class KyselyStore implements Store {
     this.apiKeys = this.#apiKeyRepository();
     this.oauthStates = this.#oauthStateRepository();
     this.connectLinks = this.#connectLinkRepository();
+    this.webhooks = this.#webhookRepository();
+    this.webhookDeliveries = this.#webhookDeliveryRepository();
+    this.attention = this.#attentionRepository();
   }
 
   /** Runs `write`, turning a violated unique name into a `UniqueViolation`. */
@@ -573,6 +657,303 @@ export class KyselyStore implements Store {
     };
   }
 
+  #webhookRepository(): WebhookRepository {
+    const db = this.#db;
+    return {
+      insert: async (record) => {
+        await db.insertInto('webhooks').values(webhookToRow(record)).execute();
+      },
+      get: async (id) => {
+        const row = await db.selectFrom('webhooks').selectAll().where('id', '=', id).executeTakeFirst();
+        return row ? webhookFromRow(row) : null;
+      },
+      list: async () => {
+        const rows = await db
+          .selectFrom('webhooks')
+          .selectAll()
+          .orderBy('created_at')
+          .orderBy('id')
+          .execute();
+        return rows.map(webhookFromRow);
+      },
+      update: async (record) => {
+        const { id, ...changes } = webhookToRow(record);
+        const result = await db.updateTable('webhooks').set(changes).where('id', '=', id).executeTakeFirst();
+        return affected(result.numUpdatedRows) > 0;
+      },
+      delete: async (id) => {
+        // Deliveries and their attempts go by ON DELETE CASCADE; events are pruned when unreferenced.
+        const result = await db.deleteFrom('webhooks').where('id', '=', id).executeTakeFirst();
+        return affected(result.numDeletedRows) > 0;
+      },
+    };
+  }
+
+  #webhookDeliveryRepository(): WebhookDeliveryRepository {
+    const db = this.#db;
+    const engine = this.#engine;
+    return {
+      enqueue: async (event, deliveries) => {
+        if (deliveries.length === 0) return [];
+        return db.transaction().execute(async (trx) => {
+          await trx
+            .insertInto('webhook_events')
+            .values({ id: event.id, type: event.type, body: event.body, created_at: event.createdAt })
+            .onConflict((conflict) => conflict.column('id').doNothing())
+            .execute();
+          // One statement; rows whose (webhook, event) pair exists already are skipped, not errors.
+          const created = await trx
+            .insertInto('webhook_deliveries')
+            .values(
+              deliveries.map((delivery) => ({
+                id: delivery.id,
+                webhook_id: delivery.webhookId,
+                event_id: event.id,
+                event_type: event.type,
+                state: 'pending',
+                attempts: 0,
+                next_attempt_at: event.createdAt,
+                lease_until: null,
+                claim_token: null,
+                response_status: null,
+                created_at: event.createdAt,
+                updated_at: event.createdAt,
+              })),
+            )
+            .onConflict((conflict) => conflict.columns(['webhook_id', 'event_id']).doNothing())
+            .returning('id')
+            .execute();
+          return created.map((row) => row.id);
+        });
+      },
+      claimDue: async (now, limit, leaseMs) => {
+        const claimToken = randomUUID();
+        const due = engine.lockForClaim(
+          db
+            .selectFrom('webhook_deliveries')
+            .select('id')
+            .where('state', '=', 'pending')
+            .where('next_attempt_at', '<=', now)
+            .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
+            .where('webhook_id', 'in', db.selectFrom('webhooks').select('id').where('enabled', '=', 1))
+            .orderBy('next_attempt_at')
+            .limit(Math.max(0, Math.floor(limit))),
+        );
+        // The outer conditions repeat the inner ones: PostgreSQL re-checks them on the newest version
+        // of a row that another claimer changed after this statement's snapshot was taken.
+        const claimed = await db
+          .updateTable('webhook_deliveries')
+          .set({ lease_until: now + leaseMs, claim_token: claimToken })
+          .where('id', 'in', due)
+          .where('state', '=', 'pending')
+          .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
+          .returningAll()
+          .execute();
+        if (claimed.length === 0) return [];
+        // RETURNING follows no order: hand the rows out in due order, oldest first.
+        claimed.sort(
+          (a, b) =>
+            (a.next_attempt_at ?? 0) - (b.next_attempt_at ?? 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+        );
+        const targets = await db
+          .selectFrom('webhook_deliveries')
+          .innerJoin('webhooks', 'webhooks.id', 'webhook_deliveries.webhook_id')
+          .innerJoin('webhook_events', 'webhook_events.id', 'webhook_deliveries.event_id')
+          .select([
+            'webhook_deliveries.id as id',
+            'webhooks.url as url',
+            'webhooks.secret as secret',
+            'webhook_events.body as body',
+          ])
+          .where(
+            'webhook_deliveries.id',
+            'in',
+            claimed.map((row) => row.id),
+          )
+          .execute();
+        const byId = new Map(targets.map((target) => [target.id, target]));
+        // A webhook deleted between the two statements took its deliveries with it.
+        return claimed.flatMap((row) => {
+          const target = byId.get(row.id);
+          if (target === undefined) return [];
+          return [
+            {
+              delivery: deliveryFromRow(row),
+              claimToken,
+              url: target.url,
+              secret: target.secret,
+              body: target.body,
+            },
+          ];
+        });
+      },
+      complete: async (deliveryId, claimToken, attempt, next) =>
+        db.transaction().execute(async (trx) => {
+          const updated = await trx
+            .updateTable('webhook_deliveries')
+            .set({
+              state: next.state,
+              attempts: attempt.attempt,
+              next_attempt_at: next.nextAttemptAt,
+              lease_until: null,
+              claim_token: null,
+              response_status: attempt.responseStatus,
+              updated_at: Math.round(attempt.at + attempt.durationMs),
+            })
+            .where('id', '=', deliveryId)
+            .where('claim_token', '=', claimToken)
+            .executeTakeFirst();
+          if (affected(updated.numUpdatedRows) === 0) return false;
+          await trx
+            .insertInto('webhook_attempts')
+            .values({
+              delivery_id: deliveryId,
+              attempt: attempt.attempt,
+              at: attempt.at,
+              duration_ms: Math.max(0, Math.round(attempt.durationMs)),
+              response_status: attempt.responseStatus,
+              error_kind: attempt.errorKind,
+              error_message: attempt.errorMessage,
+            })
+            .execute();
+          return true;
+        }),
+      listByWebhook: async (webhookId, limit) => {
+        const rows = await db
+          .selectFrom('webhook_deliveries')
+          .selectAll()
+          .where('webhook_id', '=', webhookId)
+          .orderBy('created_at', 'desc')
+          .orderBy('id', 'desc')
+          .limit(Math.max(0, Math.floor(limit)))
+          .execute();
+        if (rows.length === 0) return [];
+        const attempts = await db
+          .selectFrom('webhook_attempts')
+          .selectAll()
+          .where(
+            'delivery_id',
+            'in',
+            rows.map((row) => row.id),
+          )
+          .orderBy('attempt')
+          .orderBy('id')
+          .execute();
+        const byDelivery = new Map<string, WebhookAttemptRecord[]>();
+        for (const row of attempts) {
+          const list = byDelivery.get(row.delivery_id) ?? [];
+          list.push(attemptFromRow(row));
+          byDelivery.set(row.delivery_id, list);
+        }
+        return rows.map((row) => ({ ...deliveryFromRow(row), attemptLog: byDelivery.get(row.id) ?? [] }));
+      },
+      prune: async (before) => {
+        const deliveries = await db
+          .deleteFrom('webhook_deliveries')
+          .where('state', 'in', FINISHED_STATES)
+          .where('updated_at', '<', before)
+          .executeTakeFirst();
+        const events = await db
+          .deleteFrom('webhook_events')
+          .where('created_at', '<', before)
+          .where(({ not, exists, selectFrom }) =>
+            not(
+              exists(
+                selectFrom('webhook_deliveries')
+                  .select('webhook_deliveries.id')
+                  .whereRef('webhook_deliveries.event_id', '=', 'webhook_events.id'),
+              ),
+            ),
+          )
+          .executeTakeFirst();
+        return affected(deliveries.numDeletedRows) + affected(events.numDeletedRows);
+      },
+    };
+  }
+
+  #attentionRepository(): AttentionRepository {
+    const db = this.#db;
+    const columns = ['open', 'episode', 'failures', 'first_failure_at'] as const;
+    return {
+      recordFailure: async (authId, at) => {
+        try {
+          // One upsert: concurrent failures on several instances each add one, none is lost.
+          const row = await db
+            .insertInto('authentication_attention')
+            .values({
+              auth_id: authId,
+              open: 0,
+              episode: 0,
+              failures: 1,
+              first_failure_at: at,
+              updated_at: at,
+            })
+            .onConflict((conflict) =>
+              conflict.column('auth_id').doUpdateSet((eb) => ({
+                failures: eb('authentication_attention.failures', '+', 1),
+                first_failure_at: eb.fn.coalesce(
+                  'authentication_attention.first_failure_at',
+                  eb.ref('excluded.first_failure_at'),
+                ),
+                updated_at: eb.ref('excluded.updated_at'),
+              })),
+            )
+            .returning(columns)
+            .executeTakeFirstOrThrow();
+          return attentionFromRow(row);
+        } catch (error) {
+          // The authentication was deleted meanwhile: there is nobody to tell about it.
+          if (await this.#authenticationGone(authId)) return null;
+          throw error;
+        }
+      },
+      open: async (authId, at) => {
+        const row = await db
+          .updateTable('authentication_attention')
+          .set((eb) => ({ open: 1, episode: eb('episode', '+', 1), updated_at: at }))
+          .where('auth_id', '=', authId)
+          .where('open', '=', 0)
+          .returning('episode')
+          .executeTakeFirst();
+        return row?.episode ?? null;
+      },
+      recordSuccess: async (authId, at) => {
+        const closed = await db
+          .updateTable('authentication_attention')
+          .set({ open: 0, failures: 0, first_failure_at: null, updated_at: at })
+          .where('auth_id', '=', authId)
+          .where('open', '=', 1)
+          .returning('episode')
+          .executeTakeFirst();
+        if (closed !== undefined) return closed.episode;
+        await db
+          .updateTable('authentication_attention')
+          .set({ failures: 0, first_failure_at: null, updated_at: at })
+          .where('auth_id', '=', authId)
+          .where('failures', '>', 0)
+          .execute();
+        return null;
+      },
+      get: async (authId) => {
+        const row = await db
+          .selectFrom('authentication_attention')
+          .select(columns)
+          .where('auth_id', '=', authId)
+          .executeTakeFirst();
+        return row ? attentionFromRow(row) : null;
+      },
+    };
+  }
+
+  async #authenticationGone(authId: string): Promise<boolean> {
+    const row = await this.#db
+      .selectFrom('authentications')
+      .select('id')
+      .where('id', '=', authId)
+      .executeTakeFirst();
+    return row === undefined;
+  }
+
   async migrate(): Promise<void> {
     await this.#engine.withMigrationLock(() => runMigrations(this.#db, buildMigrations(this.#engine)));
   }
@@ -639,6 +1020,8 @@ export class KyselyStore implements Store {
       .orderBy('state_hash')
       .execute();
     for (const row of states) add('oauth_states', row.state_hash, 'code_verifier', row.code_verifier);
+    const webhooks = await this.#db.selectFrom('webhooks').select(['id', 'secret']).orderBy('id').execute();
+    for (const row of webhooks) add('webhooks', row.id, 'secret', row.secret);
     return refs;
   }
 
@@ -676,6 +1059,14 @@ export class KyselyStore implements Store {
           .set({ code_verifier: value })
           .where('state_hash', '=', ref.id)
           .where('code_verifier', '=', ref.value)
+          .execute();
+        return;
+      case 'webhooks.secret':
+        await db
+          .updateTable('webhooks')
+          .set({ secret: value })
+          .where('id', '=', ref.id)
+          .where('secret', '=', ref.value)
           .execute();
         return;
       default:

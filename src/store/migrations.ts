@@ -201,6 +201,100 @@ export function buildMigrations(engine: Pick<Engine, 'serialPrimaryKey'>): Recor
           .execute();
       },
     },
+    '0005_webhooks': {
+      // biome-ignore lint/suspicious/noExplicitAny: a migration sees the database as it was then.
+      async up(db: Kysely<any>): Promise<void> {
+        await db.schema
+          .createTable('webhooks')
+          .addColumn('id', 'text', (column) => column.primaryKey())
+          .addColumn('url', 'text', (column) => column.notNull())
+          .addColumn('events', 'text', (column) => column.notNull())
+          .addColumn('description', 'text')
+          .addColumn('secret', 'text', (column) => column.notNull())
+          .addColumn('enabled', 'integer', (column) => column.notNull().defaultTo(1))
+          .addColumn('created_at', 'bigint', (column) => column.notNull())
+          .addColumn('updated_at', 'bigint', (column) => column.notNull())
+          .execute();
+
+        await db.schema
+          .createTable('webhook_events')
+          .addColumn('id', 'text', (column) => column.primaryKey())
+          .addColumn('type', 'text', (column) => column.notNull())
+          .addColumn('body', 'text', (column) => column.notNull())
+          .addColumn('created_at', 'bigint', (column) => column.notNull())
+          .execute();
+
+        await db.schema
+          .createTable('webhook_deliveries')
+          .addColumn('id', 'text', (column) => column.primaryKey())
+          .addColumn('webhook_id', 'text', (column) =>
+            column.notNull().references('webhooks.id').onDelete('cascade'),
+          )
+          .addColumn('event_id', 'text', (column) =>
+            column.notNull().references('webhook_events.id').onDelete('cascade'),
+          )
+          .addColumn('event_type', 'text', (column) => column.notNull())
+          .addColumn('state', 'text', (column) => column.notNull())
+          .addColumn('attempts', 'integer', (column) => column.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'bigint')
+          .addColumn('lease_until', 'bigint')
+          .addColumn('claim_token', 'text')
+          .addColumn('response_status', 'integer')
+          .addColumn('created_at', 'bigint', (column) => column.notNull())
+          .addColumn('updated_at', 'bigint', (column) => column.notNull())
+          // Enqueueing is idempotent by event: one delivery per webhook per event, whoever enqueues.
+          .addUniqueConstraint('webhook_deliveries_event_unique', ['webhook_id', 'event_id'])
+          .execute();
+        // What a claim scans: the pending rows in due order.
+        await db.schema
+          .createIndex('webhook_deliveries_due_index')
+          .on('webhook_deliveries')
+          .columns(['state', 'next_attempt_at'])
+          .execute();
+        await db.schema
+          .createIndex('webhook_deliveries_webhook_index')
+          .on('webhook_deliveries')
+          .columns(['webhook_id', 'created_at'])
+          .execute();
+        // The cascade from webhook_events, and pruning, look deliveries up by event.
+        await db.schema
+          .createIndex('webhook_deliveries_event_index')
+          .on('webhook_deliveries')
+          .column('event_id')
+          .execute();
+
+        await db.schema
+          .createTable('webhook_attempts')
+          .addColumn('id', engine.serialPrimaryKey.type, engine.serialPrimaryKey.define)
+          .addColumn('delivery_id', 'text', (column) =>
+            column.notNull().references('webhook_deliveries.id').onDelete('cascade'),
+          )
+          .addColumn('attempt', 'integer', (column) => column.notNull())
+          .addColumn('at', 'bigint', (column) => column.notNull())
+          .addColumn('duration_ms', 'integer', (column) => column.notNull())
+          .addColumn('response_status', 'integer')
+          .addColumn('error_kind', 'text')
+          .addColumn('error_message', 'text')
+          .execute();
+        await db.schema
+          .createIndex('webhook_attempts_delivery_index')
+          .on('webhook_attempts')
+          .column('delivery_id')
+          .execute();
+
+        await db.schema
+          .createTable('authentication_attention')
+          .addColumn('auth_id', 'text', (column) =>
+            column.primaryKey().references('authentications.id').onDelete('cascade'),
+          )
+          .addColumn('open', 'integer', (column) => column.notNull())
+          .addColumn('episode', 'integer', (column) => column.notNull())
+          .addColumn('failures', 'integer', (column) => column.notNull())
+          .addColumn('first_failure_at', 'bigint')
+          .addColumn('updated_at', 'bigint', (column) => column.notNull())
+          .execute();
+      },
+    },
   };
 }
 

@@ -209,6 +209,9 @@ export async function openPostgresEngine(connectionString: string): Promise<Engi
       type: 'bigint',
       define: (column) => column.primaryKey().generatedAlwaysAsIdentity(),
     },
+    // Row locks taken by the claiming UPDATE's subquery; rows another instance is claiming right now
+    // are skipped rather than waited for (that instance will own them).
+    lockForClaim: (query) => query.forUpdate().skipLocked(),
     withMigrationLock: (fn) => withAdvisoryLock(lockPool, MIGRATION_LOCK_KEY, fn),
     async withAuthLock(authId, fn) {
       const start = performance.now();

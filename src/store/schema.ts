@@ -97,6 +97,68 @@ export interface ConnectLinksTable {
   used_at: number | null;
 }
 
+/** `0005_webhooks`: where Grantry tells other systems that an authentication needs a person. */
+export interface WebhooksTable {
+  id: string;
+  url: string;
+  /** JSON array of the event types it is subscribed to. */
+  events: string;
+  description: string | null;
+  /** The sealed signing secret (`whsec_…`). */
+  secret: string;
+  /** 1 or 0: SQLite has no boolean, and both engines must store the same value. */
+  enabled: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface WebhookEventsTable {
+  id: string;
+  type: string;
+  /** The exact JSON body every delivery of the event sends. */
+  body: string;
+  created_at: number;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  webhook_id: string;
+  event_id: string;
+  event_type: string;
+  state: string;
+  attempts: number;
+  next_attempt_at: number | null;
+  /** Until when the instance that claimed it owns it; null when nobody does. */
+  lease_until: number | null;
+  claim_token: string | null;
+  response_status: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface WebhookAttemptsTable {
+  id: Generated<number>;
+  delivery_id: string;
+  attempt: number;
+  at: number;
+  duration_ms: number;
+  response_status: number | null;
+  error_kind: string | null;
+  error_message: string | null;
+}
+
+export interface AuthenticationAttentionTable {
+  auth_id: string;
+  /** 1 while a `needs_attention` event is out and no `recovered` has followed. */
+  open: number;
+  /** How many times attention was opened: part of the events' ids. */
+  episode: number;
+  /** Consecutive failed token attempts, counted by every instance. */
+  failures: number;
+  first_failure_at: number | null;
+  updated_at: number;
+}
+
 export interface SettingsTable {
   key: string;
   value: string;
@@ -111,4 +173,9 @@ export interface Database {
   oauth_states: OAuthStatesTable;
   connect_links: ConnectLinksTable;
   settings: SettingsTable;
+  webhooks: WebhooksTable;
+  webhook_events: WebhookEventsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
+  authentication_attention: AuthenticationAttentionTable;
 }

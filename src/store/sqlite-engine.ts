@@ -27,6 +27,9 @@ export function openSqliteEngine(file: string): Engine {
       // AUTOINCREMENT: ids are never reused, so "newest" stays newest even after trimming.
       define: (column) => column.primaryKey().autoIncrement(),
     },
+    // Nothing to add (SQLite has no FOR UPDATE): a claim is one UPDATE statement, and statements on
+    // this single connection run one at a time, so no other claim can interleave with it.
+    lockForClaim: (query) => query,
     // No lock to take: one process owns the file, and Kysely runs every query of this engine over
     // a single connection, one at a time.
     withMigrationLock: (fn) => fn(),

@@ -5,7 +5,7 @@ import { authorizationHeaderValue, isHeaderSafeValue } from '../oauth/header-val
 import { OAuthError } from '../oauth/oauth-error.js';
 import { boundedExpiresAt, expiresAtFor } from '../oauth/token-lifetime.js';
 import type { TokenSet } from '../oauth/token-set.js';
-import { Problem } from '../problem.js';
+import { Problem, type ProblemBody } from '../problem.js';
 import type { KeyRing } from '../secrets/key-ring.js';
 import type { AuthenticationRecord, ChangeEvent, Store, TokenRecord, TokenWrite } from '../store/contract.js';
 import { recordEvent } from './auth-events.js';
@@ -48,6 +48,17 @@ export interface GetOptions {
   ignoreBackoff?: boolean;
 }
 
+/** An authentication's status or lastError was just stored by the token lifecycle. */
+export interface StatusChange {
+  authId: string;
+  from: AuthenticationRecord['status'];
+  to: AuthenticationRecord['status'];
+  /** The problem now stored as lastError; null when the attempt worked. */
+  problem: ProblemBody | null;
+  /** True when an Authorization Code flow has just completed (`exchangeCode`). */
+  authorized: boolean;
+}
+
 export interface TokenManagerOptions {
   store: Store;
   keyRing: KeyRing;
@@ -63,6 +74,8 @@ export interface TokenManagerOptions {
       | { kind: 'token_request'; outcome: string; grant: GrantRun['kind'] }
       | { kind: 'lock_wait'; ms: number },
   ) => void;
+  /** Told of every status change, behind the caller (webhooks listen here: see src/app.ts). */
+  onStatusChange?: (change: StatusChange) => Promise<void>;
 }
 
 interface Failure {
@@ -108,6 +121,7 @@ export class TokenManager {
   readonly #redirectUri: string;
   readonly #clock: () => number;
   readonly #observe: NonNullable<TokenManagerOptions['observe']>;
+  readonly #onStatusChange: NonNullable<TokenManagerOptions['onStatusChange']>;
   readonly #cache = new Map<string, CachedToken>();
   readonly #inflight = new Map<string, Promise<TokenResult>>();
   readonly #failures = new Map<string, Failure>();
@@ -128,6 +142,7 @@ export class TokenManager {
     this.#redirectUri = options.redirectUri;
     this.#clock = options.clock ?? Date.now;
     this.#observe = options.observe ?? (() => {});
+    this.#onStatusChange = options.onStatusChange ?? (async () => {});
     this.refusalBackoff = new RefusedTokenBackoff({ ...options.refusalBackoff, clock: this.#clock });
     this.#unsubscribe = this.#store.subscribe((event) => this.#onChange(event));
   }
@@ -240,7 +255,7 @@ export class TokenManager {
     this.#failures.delete(record.id);
     this.refusalBackoff.forget(record.id);
     this.#cache.set(record.id, value);
-    await this.#store.authentications.setStatus(record.id, 'connected', null);
+    await this.#setStatus(record, 'connected', null, true);
     await recordEvent(this.#store, record.id, 'authorized', describeTokens(tokenSet), this.#clock());
     await this.#store.publish({ kind: 'tokens_changed', authId: record.id, version: value.version });
     return value;
@@ -419,7 +434,7 @@ export class TokenManager {
   ): Promise<void> {
     const status = record.grantType === 'authorization_code' ? 'connected' : 'ready';
     if (record.status !== status || record.lastError !== null) {
-      await this.#store.authentications.setStatus(record.id, status, null);
+      await this.#setStatus(record, status, null);
     }
     // The timeline entry and the change notice need not hold the lock nor the callers waiting
     // for the token: they are written behind (see `settled`).
@@ -427,6 +442,17 @@ export class TokenManager {
       await this.#store.publish({ kind: 'tokens_changed', authId: record.id, version: token.version });
       await recordEvent(this.#store, record.id, type, describeTokens(tokenSet), this.#clock());
     });
+  }
+
+  async #setStatus(
+    record: AuthenticationRecord,
+    to: StatusChange['to'],
+    problem: ProblemBody | null,
+    authorized = false,
+  ): Promise<void> {
+    await this.#store.authentications.setStatus(record.id, to, problem);
+    const change: StatusChange = { authId: record.id, from: record.status, to, problem, authorized };
+    this.#behind(() => this.#onStatusChange(change));
   }
 
   /** Runs a write after the caller has its token; failures are only logged by the caller of `settled`. */
@@ -463,7 +489,7 @@ export class TokenManager {
       });
       await this.#store.publish({ kind: 'tokens_changed', authId: record.id });
     }
-    await this.#store.authentications.setStatus(record.id, 'needs_authorization', problem.toJSON());
+    await this.#setStatus(record, 'needs_authorization', problem.toJSON());
     return problem;
   }
 
@@ -484,7 +510,7 @@ export class TokenManager {
     });
     if (problem.code === 'needs_authorization') return;
     const status = record.grantType === 'authorization_code' ? record.status : 'error';
-    await this.#store.authentications.setStatus(record.id, status, problem.toJSON()).catch(() => {});
+    await this.#setStatus(record, status, problem.toJSON()).catch(() => {});
     await recordEvent(this.#store, record.id, 'token_failed', {
       code: problem.code,
       message: problem.message,

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiFixture, startApiServer } from '../support/api-server.js';
 import { freePort, type GrantryHandle, startGrantry } from '../support/grantry.js';
 import { type OidcFixture, startOidcProvider } from '../support/oidc.js';
+import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const WEB_ROOT = resolve('web');
@@ -55,6 +56,7 @@ async function ensureWebBuild(): Promise<void> {
 describe('web UI in Chromium', { timeout: 120_000 }, () => {
   let oidc: OidcFixture;
   let api: ApiFixture;
+  let receiver: WebhookReceiver;
   let grantry: GrantryHandle;
   let browser: Browser;
   let context: BrowserContext;
@@ -89,6 +91,7 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
       users: { alice: 'wonderland' },
     });
     api = await startApiServer({ verify: async (token) => (await oidc.verifyAccessToken(token)).active });
+    receiver = await startWebhookReceiver();
     grantry = await startGrantry({ port, dataDir, env: { GRANTRY_PUBLIC_URL: ui } });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -112,6 +115,7 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
   afterAll(async () => {
     await browser?.close();
     await grantry?.stop();
+    await receiver?.close();
     await api?.close();
     await oidc?.close();
     rmSync(dataDir, { recursive: true, force: true });
@@ -531,7 +535,7 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     expect(await form.getByLabel('Token URL').inputValue()).toBe(
       'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token',
     );
-    await snap('18-start-from-a-provider');
+    await snap('21-start-from-a-provider');
 
     await form.getByLabel('Client Credentials').check();
     await field(form, 'Name').fill('Graph (contoso)');
@@ -599,6 +603,56 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     } finally {
       await owner.close();
     }
+    await page.keyboard.press('Escape');
+  });
+
+  it('Webhooks: creates one, shows its secret once with a Copy button, sends a test event and shows it delivered', async () => {
+    await page.keyboard.press('Escape');
+    await page.getByRole('link', { name: 'Webhooks' }).click();
+    await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
+    expect(page.url()).toBe(`${ui}/settings/webhooks`);
+    await page.getByText('No webhooks yet.').waitFor();
+
+    await page.getByRole('button', { name: '+ New Webhook' }).click();
+    const form = panel();
+    await form.getByLabel('URL', { exact: true }).fill('http://hooks.example.com/grantry');
+    await form.getByLabel('Description').fill('On-call pager');
+    await form.getByLabel(/^Connected/).uncheck();
+    await form.getByRole('button', { name: 'Create webhook' }).click();
+    await form
+      .getByText(/must be an https URL/)
+      .first()
+      .waitFor();
+    expect(await form.getByLabel('URL', { exact: true }).getAttribute('aria-invalid')).toBe('true');
+
+    await form.getByLabel('URL', { exact: true }).fill(receiver.url);
+    await form.getByRole('button', { name: 'Create webhook' }).click();
+    const secretField = form.getByLabel('Signing secret');
+    await secretField.waitFor();
+    const secret = await secretField.inputValue();
+    expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    await form.getByText('Copy it now: Grantry shows it only this once.', { exact: false }).waitFor();
+    await form.getByRole('button', { name: 'Copy' }).waitFor();
+    receiver.verifyWith(secret);
+    await snap('18-webhook-created-secret-once');
+
+    await form.getByRole('button', { name: 'Send test event' }).click();
+    const delivered = form.locator('.deliveries .timeline-item').first();
+    await delivered.getByText('Delivered').waitFor();
+    expect(await visibleText(delivered)).toMatch(/webhook\.test[\s\S]*Delivered\s+HTTP 204\s+1 attempt/);
+    expect(receiver.received).toHaveLength(1);
+    expect(receiver.received[0]).toMatchObject({ verified: true, answered: 204 });
+    expect(receiver.received[0]?.payload?.type).toBe('webhook.test');
+    await snap('19-webhook-test-delivered');
+
+    // Once only: closed and opened again, the panel has no secret to show.
+    await page.keyboard.press('Escape');
+    const row = page.getByRole('row', { name: /On-call pager/ });
+    expect(await visibleText(row)).toMatch(/Needs attention, Recovered\s+Enabled/);
+    await row.getByRole('button', { name: 'On-call pager' }).click();
+    await panel().getByRole('heading', { name: 'Deliveries' }).waitFor();
+    expect(await panel().getByLabel('Signing secret').count()).toBe(0);
+    expect(await page.content()).not.toContain(secret);
     await page.keyboard.press('Escape');
   });
 

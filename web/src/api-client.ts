@@ -16,6 +16,12 @@ import type {
   ExecuteResult,
   ProblemView as ServerProblem,
   TokenTestResult,
+  WebhookCreate,
+  WebhookCreated,
+  WebhookDeliveryView,
+  WebhookEventTypeName,
+  WebhookPatch,
+  WebhookView,
 } from '../../src/api/schemas.js';
 import type { ProviderPreset } from '../../src/providers/provider-preset.js';
 
@@ -34,6 +40,12 @@ export type {
   ProviderPreset,
   ServerProblem,
   TokenTestResult,
+  WebhookCreate,
+  WebhookCreated,
+  WebhookDeliveryView,
+  WebhookEventTypeName,
+  WebhookPatch,
+  WebhookView,
 };
 
 /**
@@ -236,5 +248,30 @@ export class ApiClient {
 
   testConnector(id: string, request: ConnectorTestRequest): Promise<ConnectorTestResult> {
     return this.#request('POST', `/api/connectors/${encodeURIComponent(id)}/test`, request);
+  }
+
+  listWebhooks(): Promise<{ items: WebhookView[]; nextCursor: string | null }> {
+    return this.#request('GET', '/api/webhooks?limit=500');
+  }
+
+  /** The answer carries the signing secret: the only time it is shown. */
+  createWebhook(body: WebhookCreate): Promise<WebhookCreated> {
+    return this.#request('POST', '/api/webhooks', body);
+  }
+
+  updateWebhook(id: string, patch: WebhookPatch): Promise<WebhookView> {
+    return this.#request('PATCH', `/api/webhooks/${encodeURIComponent(id)}`, patch);
+  }
+
+  deleteWebhook(id: string): Promise<void> {
+    return this.#request('DELETE', `/api/webhooks/${encodeURIComponent(id)}`);
+  }
+
+  listWebhookDeliveries(id: string): Promise<{ items: WebhookDeliveryView[] }> {
+    return this.#request('GET', `/api/webhooks/${encodeURIComponent(id)}/deliveries`);
+  }
+
+  sendTestWebhook(id: string): Promise<WebhookDeliveryView> {
+    return this.#request('POST', `/api/webhooks/${encodeURIComponent(id)}/test`, {});
   }
 }

@@ -7,16 +7,20 @@ import { ConsoleDataProvider, useConsoleData } from './console-data.js';
 import { KeyScreen } from './key-screen.js';
 import { openedElsewhere, publicUrl } from './public-url.js';
 import { StickyStateProvider } from './sticky-state.js';
+import { WebhooksPage } from './webhooks-page.js';
 
-type Route = 'authorization' | 'connectors';
+type Route = 'authorization' | 'connectors' | 'webhooks';
 
 const routePaths: Record<Route, string> = {
   authorization: '/security/authorization',
   connectors: '/integrations/connectors',
+  webhooks: '/settings/webhooks',
 };
 
 function routeOf(pathname: string): Route {
-  return pathname.startsWith(routePaths.connectors) ? 'connectors' : 'authorization';
+  if (pathname.startsWith(routePaths.connectors)) return 'connectors';
+  if (pathname.startsWith(routePaths.webhooks)) return 'webhooks';
+  return 'authorization';
 }
 
 export function App() {
@@ -135,6 +139,12 @@ function Console({ onSignOut, inert }: { onSignOut: () => void; inert: boolean }
           <ul aria-labelledby="nav-integrations">
             <li>{link('connectors', 'REST API connectors')}</li>
           </ul>
+          <p className="nav-section" id="nav-settings">
+            Settings
+          </p>
+          <ul aria-labelledby="nav-settings">
+            <li>{link('webhooks', 'Webhooks')}</li>
+          </ul>
         </nav>
         <div className="nav-footer">
           <button type="button" className="button ghost small" onClick={onSignOut}>
@@ -144,7 +154,13 @@ function Console({ onSignOut, inert }: { onSignOut: () => void; inert: boolean }
       </aside>
       <main id="main" ref={mainRef} className="content" tabIndex={-1}>
         <OpenedElsewhere />
-        {route === 'authorization' ? <AuthorizationPage /> : <ConnectorsPage />}
+        {route === 'authorization' ? (
+          <AuthorizationPage />
+        ) : route === 'connectors' ? (
+          <ConnectorsPage />
+        ) : (
+          <WebhooksPage />
+        )}
       </main>
     </div>
   );

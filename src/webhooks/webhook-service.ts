@@ -1,0 +1,227 @@
+/**
+ * The lifecycle of webhooks — create (with a secret shown once), change, delete, send a test event —
+ * and the events themselves: `authenticationStatusChanged` is what the token manager tells (wired in
+ * src/app.ts), turned here into `authentication.*` events for every webhook subscribed to them.
+ *
+ * Once per cluster: every instance may see the same change (each fails the same refresh), but the
+ * attention state is moved by one conditional statement (store `attention`), so exactly one instance
+ * is told "opened" or "closed" and enqueues the event; the event's id is derived from the episode,
+ * and enqueueing is idempotent by it. Each delivery is then attempted by whichever instance claims it.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Egress } from '../egress/egress.js';
+import type { KeyRing } from '../secrets/key-ring.js';
+import type { Store, WebhookDeliveryRecord, WebhookEventRecord, WebhookRecord } from '../store/contract.js';
+import { KeyedMutex } from '../store/keyed-mutex.js';
+import type { StatusChange } from '../tokens/token-manager.js';
+import { attentionReason } from './attention-rules.js';
+import { DeliveryWorker } from './delivery-worker.js';
+import {
+  type AttentionReason,
+  authenticationEventBody,
+  TEST_EVENT_TYPE,
+  testEventBody,
+  type WebhookEventType,
+} from './event-types.js';
+import type { RetrySchedule } from './retry-schedule.js';
+import { generateWebhookSecret, webhookSecretContext } from './signing.js';
+
+export interface WebhookServiceOptions {
+  store: Store;
+  keyRing: KeyRing;
+  egress: Egress;
+  logger: Logger;
+  schedule: RetrySchedule;
+  pollIntervalMs: number;
+  clock?: () => number;
+}
+
+export interface WebhookInput {
+  url: string;
+  events: string[];
+  description: string | null;
+  enabled: boolean;
+}
+
+/** 96 random bits, url-safe: ids are opaque (API.md), and delivery ids travel as `webhook-id`. */
+function randomId(prefix: 'wh' | 'msg' | 'evt'): string {
+  return `${prefix}_${randomBytes(12).toString('base64url')}`;
+}
+
+/** The same id on every instance for the same episode of the same authentication. */
+function episodeEventId(authId: string, episode: number, type: WebhookEventType): string {
+  return `evt_${createHash('sha256').update(`${authId}\u0000${episode}\u0000${type}`).digest('base64url').slice(0, 22)}`;
+}
+
+export class WebhookService {
+  readonly #store: Store;
+  readonly #ring: KeyRing;
+  readonly #log: Logger;
+  readonly #clock: () => number;
+  /**
+   * Changes of one authentication are handled one at a time, in the order this instance stored them:
+   * a failure's two steps (count, then open) must not straddle the success that follows it.
+   */
+  readonly #perAuthentication = new KeyedMutex();
+  readonly worker: DeliveryWorker;
+
+  constructor(options: WebhookServiceOptions) {
+    this.#store = options.store;
+    this.#ring = options.keyRing;
+    this.#log = options.logger;
+    this.#clock = options.clock ?? Date.now;
+    this.worker = new DeliveryWorker({
+      store: options.store,
+      keyRing: options.keyRing,
+      egress: options.egress,
+      logger: options.logger,
+      schedule: options.schedule,
+      pollIntervalMs: options.pollIntervalMs,
+      clock: this.#clock,
+    });
+  }
+
+  /** Starts this instance's delivery worker. */
+  start(): void {
+    this.worker.start();
+  }
+
+  async close(): Promise<void> {
+    await this.worker.close();
+  }
+
+  /** Creates a webhook; the secret is returned here only, and stored sealed. */
+  async create(input: WebhookInput): Promise<{ webhook: WebhookRecord; secret: string }> {
+    const id = randomId('wh');
+    const secret = generateWebhookSecret();
+    const now = this.#clock();
+    const webhook: WebhookRecord = {
+      id,
+      ...input,
+      secret: this.#ring.seal(secret, webhookSecretContext(id)),
+      createdAt: now,
+      updatedAt: now,
+    };
+    await this.#store.webhooks.insert(webhook);
+    return { webhook, secret };
+  }
+
+  async update(current: WebhookRecord, input: WebhookInput): Promise<WebhookRecord> {
+    const updated: WebhookRecord = { ...current, ...input, updatedAt: this.#clock() };
+    await this.#store.webhooks.update(updated);
+    return updated;
+  }
+
+  /** Sends a `webhook.test` event to this webhook alone, whatever it subscribed to. */
+  async sendTest(webhook: WebhookRecord): Promise<WebhookDeliveryRecord> {
+    const now = this.#clock();
+    const event: WebhookEventRecord = {
+      id: randomId('evt'),
+      type: TEST_EVENT_TYPE,
+      body: testEventBody(now, webhook.id),
+      createdAt: now,
+    };
+    const id = randomId('msg');
+    await this.#store.webhookDeliveries.enqueue(event, [{ id, webhookId: webhook.id }]);
+    this.worker.wake();
+    return {
+      id,
+      webhookId: webhook.id,
+      eventId: event.id,
+      eventType: event.type,
+      state: 'pending',
+      attempts: 0,
+      nextAttemptAt: now,
+      lastResponseStatus: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+  }
+
+  /**
+   * The token manager's `onStatusChange`: decides whether the change is news for a person and, on
+   * the one instance the store says moved the attention state, enqueues the event. Never throws: a
+   * failure here must not touch the token path; it is logged.
+   */
+  async authenticationStatusChanged(change: StatusChange): Promise<void> {
+    await this.#perAuthentication.run(change.authId, () => this.#handle(change));
+  }
+
+  async #handle(change: StatusChange): Promise<void> {
+    try {
+      const now = this.#clock();
+      if (change.problem === null) {
+        const closed = await this.#store.attention.recordSuccess(change.authId, now);
+        if (closed !== null) {
+          await this.#emit(
+            'authentication.recovered',
+            change,
+            episodeEventId(change.authId, closed, 'authentication.recovered'),
+            now,
+          );
+        }
+        // One flow's redirect reaches one instance: a random id is already unique.
+        if (change.authorized) await this.#emit('authentication.connected', change, randomId('evt'), now);
+        return;
+      }
+      const streak = await this.#store.attention.recordFailure(change.authId, now);
+      if (streak === null || streak.open) return;
+      const reason = attentionReason(change.to, streak, now);
+      if (reason === null) return;
+      const episode = await this.#store.attention.open(change.authId, now);
+      if (episode === null) return;
+      await this.#emit(
+        'authentication.needs_attention',
+        change,
+        episodeEventId(change.authId, episode, 'authentication.needs_attention'),
+        now,
+        reason,
+      );
+    } catch (error) {
+      this.#log.error(
+        { authId: change.authId, err: error instanceof Error ? error.name : typeof error },
+        'a webhook event could not be stored',
+      );
+    }
+  }
+
+  async #emit(
+    type: WebhookEventType,
+    change: StatusChange,
+    eventId: string,
+    now: number,
+    reason?: AttentionReason,
+  ): Promise<void> {
+    const authentication = await this.#store.authentications.get(change.authId);
+    if (authentication === null) return;
+    const body = authenticationEventBody(type, now, {
+      authenticationId: change.authId,
+      name: authentication.name,
+      status: change.to,
+      error: change.problem,
+      ...(reason !== undefined ? { reason } : {}),
+    });
+    const event: WebhookEventRecord = { id: eventId, type, body, createdAt: now };
+    // A webhook deleted between the listing and the insert fails the insert: list again, once.
+    for (let round = 0; ; round++) {
+      const targets = (await this.#store.webhooks.list()).filter((w) => w.enabled && w.events.includes(type));
+      try {
+        const created = await this.#store.webhookDeliveries.enqueue(
+          event,
+          targets.map((webhook) => ({ id: randomId('msg'), webhookId: webhook.id })),
+        );
+        if (created.length > 0) {
+          this.#log.info(
+            { event: type, authId: change.authId, deliveries: created.length },
+            'webhook event enqueued',
+          );
+          this.worker.wake();
+        }
+        return;
+      } catch (error) {
+        if (round >= 1) throw error;
+      }
+    }
+  }
+}
