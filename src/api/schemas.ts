@@ -7,6 +7,7 @@ import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { PROBLEM_CODES, type ProblemCode } from '../problem.js';
 import type { AuthenticationView } from '../services/authentication-view.js';
 import {
+  AUTHENTICATION_TYPES,
   type AuthenticationFieldValues,
   type AuthenticationType,
   allFields,
@@ -162,7 +163,41 @@ export const AuthenticationViewSchema = Type.Unsafe<AuthenticationView>(
   }),
 );
 
-export const AuthenticationListSchema = Type.Object({ items: Type.Array(AuthenticationViewSchema) });
+const NextCursor = Type.Union([Type.String(), Type.Null()], {
+  description: 'Give it back as `cursor` for the next page; null on the last page.',
+});
+
+/** The query of a list: page size, where to go on, and a case-insensitive search in the name. */
+export const ListQueryFields = {
+  limit: Type.Optional(
+    Type.String({
+      pattern: '^(?:[1-9][0-9]?|[1-4][0-9]{2}|500)$',
+      description: 'Page size, 1 to 500; default 100.',
+    }),
+  ),
+  cursor: Type.Optional(Type.String({ maxLength: 1000, description: 'The previous page’s nextCursor.' })),
+  q: Type.Optional(Type.String({ maxLength: 100, description: 'Case-insensitive substring of the name.' })),
+};
+
+export const AuthenticationListQuerySchema = Type.Object(
+  {
+    ...ListQueryFields,
+    type: Type.Optional(
+      Type.Unsafe<AuthenticationType>({
+        type: 'string',
+        enum: [...AUTHENTICATION_TYPES],
+        description: 'A type to keep.',
+      }),
+    ),
+    status: Type.Optional(AuthStatusSchema),
+  },
+  { additionalProperties: false },
+);
+
+export const AuthenticationListSchema = Type.Object({
+  items: Type.Array(AuthenticationViewSchema),
+  nextCursor: NextCursor,
+});
 
 export const TokenTestResultSchema = Type.Object({
   ok: Type.Boolean(),
@@ -285,7 +320,14 @@ export const ConnectorViewSchema = Type.Object(
   },
   {},
 );
-export const ConnectorListSchema = Type.Object({ items: Type.Array(ConnectorViewSchema) });
+export const ConnectorListQuerySchema = Type.Object(
+  { ...ListQueryFields, authenticationId: Type.Optional(Type.String({ maxLength: 100 })) },
+  { additionalProperties: false },
+);
+export const ConnectorListSchema = Type.Object({
+  items: Type.Array(ConnectorViewSchema),
+  nextCursor: NextCursor,
+});
 
 export const HttpMethodSchema = Type.Union(
   ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].map((m) => Type.Literal(m)),

@@ -1,7 +1,14 @@
 import { type FieldError, Problem, type ProblemBody } from '../problem.js';
 import type { ProviderCatalogue } from '../providers/provider-catalogue.js';
 import type { KeyRing } from '../secrets/key-ring.js';
-import type { AuthenticationRecord, AuthStatus, Sealed, Store, TokenRecord } from '../store/contract.js';
+import type {
+  AuthenticationRecord,
+  AuthenticationType,
+  AuthStatus,
+  Sealed,
+  Store,
+  TokenRecord,
+} from '../store/contract.js';
 import { recordEvent } from '../tokens/auth-events.js';
 import {
   type AuthorizationFlows,
@@ -36,6 +43,17 @@ import {
 } from './authentication-view.js';
 import { type AllowHttp, throwIfInvalid } from './field-checks.js';
 import { newId } from './ids.js';
+import { DEFAULT_PAGE_SIZE, decodeCursor, type Page, pageOf } from './list-page.js';
+
+/** What a list of authentications may be narrowed by (docs/api.md). */
+export interface ListQuery {
+  limit?: number | undefined;
+  cursor?: string | undefined;
+  /** Case-insensitive substring of the name. */
+  q?: string | undefined;
+  type?: AuthenticationType | undefined;
+  status?: AuthStatus | undefined;
+}
 
 export interface TokenTestResult {
   ok: boolean;
@@ -100,23 +118,36 @@ export class AuthenticationService {
     return this.#view(await this.record(id));
   }
 
-  /** Every authentication, in three queries whatever their number (no query per row). */
-  async list(): Promise<AuthenticationView[]> {
-    const [records, connectors, tokenRows] = await Promise.all([
-      this.#store.authentications.list(),
-      this.#store.connectors.list(),
-      this.#store.tokens.list(),
+  /**
+   * A page of authentications ordered by name, then id, in three queries whatever the page size
+   * (the page, its tokens, the connectors using them): no query per row, and keyset pagination, so
+   * a page deep in 100,000 rows costs what the first one does.
+   */
+  async list(query: ListQuery = {}): Promise<Page<AuthenticationView>> {
+    const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+    const records = await this.#store.authentications.page({
+      limit: limit + 1,
+      after: decodeCursor(query.cursor),
+      nameContains: query.q,
+      type: query.type,
+      status: query.status,
+    });
+    const ids = records.slice(0, limit).map((r) => r.id);
+    const [tokenRows, users] = await Promise.all([
+      this.#store.tokens.getMany(ids),
+      this.#store.connectors.usersOf(ids),
     ]);
     const tokensByAuth = new Map(tokenRows.map((t) => [t.authId, t]));
     const usedBy = new Map<string, string[]>();
-    for (const c of connectors) {
-      if (c.authenticationId === null) continue;
-      const list = usedBy.get(c.authenticationId) ?? [];
-      list.push(c.id);
-      usedBy.set(c.authenticationId, list);
+    for (const user of users) {
+      const list = usedBy.get(user.authenticationId) ?? [];
+      list.push(user.id);
+      usedBy.set(user.authenticationId, list);
     }
-    return records.map((r) =>
-      authenticationView(r, tokensByAuth.get(r.id) ?? null, usedBy.get(r.id) ?? [], this.#redirectUri),
+    return pageOf(records, limit, (shown) =>
+      shown.map((r) =>
+        authenticationView(r, tokensByAuth.get(r.id) ?? null, usedBy.get(r.id) ?? [], this.#redirectUri),
+      ),
     );
   }
 

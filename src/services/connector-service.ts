@@ -6,6 +6,7 @@ import { type ConnectorDraft, checkConnectorRules } from './connector-rules.js';
 import { type ConnectorView, connectorView } from './connector-view.js';
 import { type AllowHttp, throwIfInvalid } from './field-checks.js';
 import { newId } from './ids.js';
+import { DEFAULT_PAGE_SIZE, decodeCursor, type Page, pageOf } from './list-page.js';
 
 export const DEFAULT_CONNECTOR_TIMEOUT_MS = 30_000;
 
@@ -41,8 +42,23 @@ export class ConnectorService {
     return connectorView(await this.record(id));
   }
 
-  async list(): Promise<ConnectorView[]> {
-    return (await this.#store.connectors.list()).map(connectorView);
+  /** A page of connectors ordered by name, then id (keyset pagination, one query). */
+  async list(
+    query: {
+      limit?: number | undefined;
+      cursor?: string | undefined;
+      q?: string | undefined;
+      authenticationId?: string | undefined;
+    } = {},
+  ): Promise<Page<ConnectorView>> {
+    const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+    const rows = await this.#store.connectors.page({
+      limit: limit + 1,
+      after: decodeCursor(query.cursor),
+      nameContains: query.q,
+      authenticationId: query.authenticationId,
+    });
+    return pageOf(rows, limit, (shown) => shown.map(connectorView));
   }
 
   async create(body: Record<string, unknown>, schemaErrors: FieldError[] = []): Promise<ConnectorView> {

@@ -261,6 +261,35 @@ describe.each(targets)('store contract: $name', (target) => {
       expect(typeof row?.calls).toBe('number');
     });
 
+    it('pages by name then id, after a cursor, with a case-insensitive literal search and filters', async () => {
+      const tag = unique('page').replaceAll('-', '');
+      const made: AuthenticationRecord[] = [];
+      for (const [index, name] of [`${tag} b`, `${tag} A`, `${tag} c 50%_x`, `${tag} a`].entries()) {
+        const record = authentication({ name, status: index % 2 === 0 ? 'ready' : 'error' });
+        await store.authentications.insert(record);
+        made.push(record);
+      }
+      const search = { limit: 10, nameContains: tag.toUpperCase() };
+      const all = await store.authentications.page(search);
+      const expected = made.map((r) => r.name).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      expect(all.map((r) => r.name).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))).toEqual(expected);
+      const first = await store.authentications.page({ ...search, limit: 2 });
+      const last = first.at(-1) as AuthenticationRecord;
+      const rest = await store.authentications.page({ ...search, after: { name: last.name, id: last.id } });
+      expect([...first, ...rest].map((r) => r.id)).toEqual(all.map((r) => r.id));
+      expect(
+        (await store.authentications.page({ limit: 10, nameContains: '50%_' })).map((r) => r.name),
+      ).toContain(`${tag} c 50%_x`);
+      expect(
+        (await store.authentications.page({ limit: 10, nameContains: `${tag} c 5_` })).map((r) => r.name),
+      ).toEqual([]);
+      const errors = await store.authentications.page({ ...search, status: 'error' });
+      expect(errors.map((r) => r.status)).toEqual(['error', 'error']);
+      expect(await store.authentications.page({ ...search, type: 'bearer' })).toEqual([]);
+      const rows = await store.tokens.getMany([made[0]?.id as string, randomUUID()]);
+      expect(rows).toEqual([]);
+    });
+
     it('returns null for unknown ids and names', async () => {
       expect(await store.authentications.get(randomUUID())).toBeNull();
       expect(await store.authentications.getByName(unique('missing'))).toBeNull();

@@ -168,11 +168,25 @@ export type ChangeEvent =
   /** The change feed was interrupted: changes may have been missed, so drop every cache. */
   | { kind: 'resync' };
 
+/**
+ * One page of a list ordered by name, then id. Keyset pagination (`after` the last item of the
+ * previous page): a page costs the same whatever its depth, and stays right while rows are added.
+ */
+export interface PageQuery {
+  limit: number;
+  after?: { name: string; id: string } | undefined;
+  /** Case-insensitive (ASCII) substring of the name. */
+  nameContains?: string | undefined;
+}
+
 export interface AuthenticationRepository {
   insert(record: AuthenticationRecord): Promise<void>;
   get(id: string): Promise<AuthenticationRecord | null>;
   getByName(name: string): Promise<AuthenticationRecord | null>;
   list(): Promise<AuthenticationRecord[]>;
+  page(
+    query: PageQuery & { type?: AuthenticationType | undefined; status?: AuthStatus | undefined },
+  ): Promise<AuthenticationRecord[]>;
   /** Replaces the whole record (by id). Returns false when it does not exist. */
   update(record: AuthenticationRecord): Promise<boolean>;
   setStatus(id: string, status: AuthStatus, lastError: unknown): Promise<void>;
@@ -188,6 +202,9 @@ export interface ConnectorRepository {
   getByName(name: string): Promise<ConnectorRecord | null>;
   list(): Promise<ConnectorRecord[]>;
   listByAuthentication(authId: string): Promise<ConnectorRecord[]>;
+  page(query: PageQuery & { authenticationId?: string | undefined }): Promise<ConnectorRecord[]>;
+  /** The connectors using each of these authentications (id and authentication only), in one query. */
+  usersOf(authIds: readonly string[]): Promise<{ id: string; authenticationId: string }[]>;
   update(record: ConnectorRecord): Promise<boolean>;
   /** Sets authenticationId to null on every connector using it; returns their ids. */
   detachAuthentication(authId: string): Promise<string[]>;
@@ -198,6 +215,8 @@ export interface TokenRepository {
   get(authId: string): Promise<TokenRecord | null>;
   /** Every token row, in one query (for listing authentications with their token metadata). */
   list(): Promise<TokenRecord[]>;
+  /** The token rows of these authentications, in one query (a page of the list). */
+  getMany(authIds: readonly string[]): Promise<TokenRecord[]>;
   /**
    * Compare-and-swap: writes only if the stored version is `expectedVersion` (null: no row yet).
    * Returns the new record, or null when someone else wrote first — the caller must re-read.

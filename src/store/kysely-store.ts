@@ -64,6 +64,11 @@ const namedUniqueConstraints: Record<string, UniqueConstraint> = {
   connectors_name_unique: 'connector_name',
 };
 
+/** A LIKE pattern matching `text` anywhere, with LIKE's own wildcards escaped (ESCAPE '\\'). */
+function containsPattern(text: string): string {
+  return `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
 function affected(count: bigint | number | undefined): number {
   return Number(count ?? 0);
 }
@@ -334,6 +339,26 @@ export class KyselyStore implements Store {
           .execute();
         return rows.map(authenticationFromRow);
       },
+      page: async (query) => {
+        let select = db.selectFrom('authentications').selectAll();
+        const after = query.after;
+        if (after !== undefined) {
+          select = select.where((eb) =>
+            eb.or([
+              eb('name', '>', after.name),
+              eb.and([eb('name', '=', after.name), eb('id', '>', after.id)]),
+            ]),
+          );
+        }
+        if (query.nameContains !== undefined && query.nameContains !== '') {
+          const pattern = containsPattern(query.nameContains);
+          select = select.where(sql<boolean>`lower(name) like ${pattern} escape '\\'`);
+        }
+        if (query.type !== undefined) select = select.where('type', '=', query.type);
+        if (query.status !== undefined) select = select.where('status', '=', query.status);
+        const rows = await select.orderBy('name').orderBy('id').limit(query.limit).execute();
+        return rows.map(authenticationFromRow);
+      },
       update: async (record) => {
         const { id, ...changes } = authenticationToRow(record);
         const result = await this.#uniqueNames(() =>
@@ -394,6 +419,38 @@ export class KyselyStore implements Store {
           .execute();
         return rows.map(connectorFromRow);
       },
+      page: async (query) => {
+        let select = db.selectFrom('connectors').selectAll();
+        const after = query.after;
+        if (after !== undefined) {
+          select = select.where((eb) =>
+            eb.or([
+              eb('name', '>', after.name),
+              eb.and([eb('name', '=', after.name), eb('id', '>', after.id)]),
+            ]),
+          );
+        }
+        if (query.nameContains !== undefined && query.nameContains !== '') {
+          const pattern = containsPattern(query.nameContains);
+          select = select.where(sql<boolean>`lower(name) like ${pattern} escape '\\'`);
+        }
+        if (query.authenticationId !== undefined) {
+          select = select.where('authentication_id', '=', query.authenticationId);
+        }
+        const rows = await select.orderBy('name').orderBy('id').limit(query.limit).execute();
+        return rows.map(connectorFromRow);
+      },
+      usersOf: async (authIds) => {
+        if (authIds.length === 0) return [];
+        const rows = await db
+          .selectFrom('connectors')
+          .select(['id', 'authentication_id'])
+          .where('authentication_id', 'in', [...authIds])
+          .orderBy('name')
+          .orderBy('id')
+          .execute();
+        return rows.map((row) => ({ id: row.id, authenticationId: row.authentication_id as string }));
+      },
       listByAuthentication: async (authId) => {
         const rows = await db
           .selectFrom('connectors')
@@ -439,6 +496,15 @@ export class KyselyStore implements Store {
         return row ? tokenFromRow(row) : null;
       },
       list: async () => (await db.selectFrom('tokens').selectAll().execute()).map(tokenFromRow),
+      getMany: async (authIds) => {
+        if (authIds.length === 0) return [];
+        const rows = await db
+          .selectFrom('tokens')
+          .selectAll()
+          .where('auth_id', 'in', [...authIds])
+          .execute();
+        return rows.map(tokenFromRow);
+      },
       compareAndSwap: async (authId, expectedVersion, write) => {
         // One statement each way, so the check and the write cannot be split by another writer.
         const row =

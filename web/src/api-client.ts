@@ -132,6 +132,22 @@ async function read<T>(response: Response): Promise<T> {
   throw new ApiError(response.status, problem);
 }
 
+/** What a list may be narrowed by: a page size, the previous page's cursor, a search in the name. */
+export interface ListQuery {
+  limit?: number;
+  cursor?: string | null;
+  q?: string;
+}
+
+function queryString(query: ListQuery): string {
+  const params = new URLSearchParams();
+  if (query.limit !== undefined) params.set('limit', String(query.limit));
+  if (query.cursor) params.set('cursor', query.cursor);
+  if (query.q) params.set('q', query.q);
+  const text = params.toString();
+  return text === '' ? '' : `?${text}`;
+}
+
 const API_KEY_STORAGE = 'grantry.apiKey';
 
 /**
@@ -181,8 +197,10 @@ export class ApiClient {
     return true;
   }
 
-  listAuthentications(): Promise<{ items: AuthenticationView[] }> {
-    return this.#request('GET', '/api/authentications');
+  listAuthentications(
+    query: ListQuery = {},
+  ): Promise<{ items: AuthenticationView[]; nextCursor: string | null }> {
+    return this.#request('GET', `/api/authentications${queryString(query)}`);
   }
 
   getAuthentication(id: string): Promise<AuthenticationView> {
@@ -230,8 +248,8 @@ export class ApiClient {
     return this.#request('GET', `/api/discovery?issuer=${encodeURIComponent(issuer)}`);
   }
 
-  listConnectors(): Promise<{ items: ConnectorView[] }> {
-    return this.#request('GET', '/api/connectors');
+  listConnectors(query: ListQuery = {}): Promise<{ items: ConnectorView[]; nextCursor: string | null }> {
+    return this.#request('GET', `/api/connectors${queryString(query)}`);
   }
 
   createConnector(body: ConnectorCreate): Promise<ConnectorView> {

@@ -1,9 +1,10 @@
-import { useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { AUTHENTICATION_TYPES, type AuthenticationType, KINDS } from '../../src/services/catalogue/index.js';
 import { useAnnounce } from './announcer.js';
 import {
   type AuthenticationStatus,
   type AuthenticationView,
+  type ListQuery,
   type ProblemView,
   problemOf,
 } from './api-client.js';
@@ -17,6 +18,7 @@ import {
 import { useConsoleData } from './console-data.js';
 import { formatDateTime, formatExpiry, kindLabel, statusLabels } from './format.js';
 import { ProblemMessage } from './problem-message.js';
+import { useServerList } from './server-list.js';
 import { SidePanel } from './side-panel.js';
 import { useStickyState } from './sticky-state.js';
 
@@ -35,7 +37,12 @@ const NEW = 'new';
 
 /** Path A: Security › Authorization — the list of authentications and their configuration panel. */
 export function AuthorizationPage() {
-  const { authentications, connectors, loadProblem, upsertAuthentication } = useConsoleData();
+  const { api, authentications, connectors, loadProblem, upsertAuthentication } = useConsoleData();
+  const [query, setQuery] = useStickyState<string>('authorization.query', () => '');
+  const fetchPage = useCallback((page: ListQuery) => api.listAuthentications(page), [api]);
+  // The page's list comes from the server (searched and paged there); rows show the freshest copy.
+  const list = useServerList(fetchPage, query, authentications?.length ?? 0);
+  const rows = list.items.map((item) => authentications?.find((a) => a.id === item.id) ?? item);
   const announce = useAnnounce();
   const [selected, setSelected] = useStickyState<string | null>('authorization.selected', () => null);
   const [drafts, setDrafts] = useStickyState<Record<string, AuthenticationDraft>>(
@@ -148,8 +155,23 @@ export function AuthorizationPage() {
         </header>
 
         {loadProblem && <ProblemMessage problem={loadProblem} role="alert" />}
+        {list.problem && <ProblemMessage problem={list.problem} role="alert" />}
+        <div className="list-search">
+          <label htmlFor="authentications-search">Search authentications</label>
+          <input
+            id="authentications-search"
+            type="search"
+            value={query}
+            placeholder="Name contains…"
+            autoComplete="off"
+            onChange={(event) => setQuery(event.target.value)}
+          />
+        </div>
         {authentications === null && !loadProblem && <p className="muted">Loading authentications…</p>}
-        {authentications && authentications.length === 0 && (
+        {query.trim() !== '' && !list.loading && rows.length === 0 && (
+          <p className="muted">No authentication’s name contains “{query.trim()}”.</p>
+        )}
+        {query.trim() === '' && authentications && authentications.length === 0 && (
           <div className="empty">
             <p>No authentications yet.</p>
             <button type="button" className="button secondary" onClick={() => openNew('oauth2')}>
@@ -157,7 +179,7 @@ export function AuthorizationPage() {
             </button>
           </div>
         )}
-        {authentications && authentications.length > 0 && (
+        {rows.length > 0 && (
           <div className="table-wrap">
             <table className="list">
               <caption className="visually-hidden">Authentications</caption>
@@ -175,7 +197,7 @@ export function AuthorizationPage() {
                 </tr>
               </thead>
               <tbody>
-                {authentications.map((auth) => (
+                {rows.map((auth) => (
                   <tr key={auth.id} className={auth.id === selected ? 'selected' : undefined}>
                     <th scope="row">
                       <button
@@ -213,6 +235,16 @@ export function AuthorizationPage() {
                 ))}
               </tbody>
             </table>
+            {list.hasMore && (
+              <button
+                type="button"
+                className="button secondary load-more"
+                disabled={list.loading}
+                onClick={list.loadMore}
+              >
+                {list.loading ? 'Loading…' : 'Show more'}
+              </button>
+            )}
           </div>
         )}
       </div>

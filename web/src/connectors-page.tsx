@@ -1,4 +1,4 @@
-import { type FormEvent, useRef, useState } from 'react';
+import { type FormEvent, useCallback, useRef, useState } from 'react';
 import { AUTHENTICATION_TYPES, type AuthenticationType, KINDS } from '../../src/services/catalogue/index.js';
 import { useAnnounce } from './announcer.js';
 import {
@@ -8,6 +8,7 @@ import {
   type ConnectorTestResult,
   type ConnectorView,
   type ExecuteResult,
+  type ListQuery,
   type ProblemView,
   problemOf,
 } from './api-client.js';
@@ -24,6 +25,7 @@ import { ErrorSummary, errorFor, fieldErrorsOf, TextField } from './field.js';
 import { formatDateTime, formatExpiry, kindLabel, prettyJson } from './format.js';
 import { type KeyValueRow, KeyValueRows, newRow, recordFromRows, rowsFromRecord } from './key-value-rows.js';
 import { ProblemMessage } from './problem-message.js';
+import { useServerList } from './server-list.js';
 import { SidePanel } from './side-panel.js';
 import { useStickyState, useUnsavedChangesGuard } from './sticky-state.js';
 
@@ -138,7 +140,12 @@ const connectorFieldLabels: Record<string, string> = {
 
 /** Path B: Integrations › REST API connectors — the list and the configuration sidebar. */
 export function ConnectorsPage() {
-  const { connectors, authentications, loadProblem } = useConsoleData();
+  const { api, connectors, authentications, loadProblem } = useConsoleData();
+  const [query, setQuery] = useStickyState<string>('connectors.query', () => '');
+  const fetchPage = useCallback((page: ListQuery) => api.listConnectors(page), [api]);
+  // The page's list comes from the server (searched and paged there); rows show the freshest copy.
+  const list = useServerList(fetchPage, query, connectors?.length ?? 0);
+  const rows = list.items.map((item) => connectors?.find((c) => c.id === item.id) ?? item);
   const [selected, setSelected] = useStickyState<string | null>('connectors.selected', () => null);
   const [drafts, setDrafts] = useStickyState<Record<string, ConnectorDraft>>('connectors.drafts', () => ({}));
   const selectedView = selected && selected !== NEW ? connectors?.find((c) => c.id === selected) : undefined;
@@ -169,8 +176,23 @@ export function ConnectorsPage() {
           </p>
         </header>
         {loadProblem && <ProblemMessage problem={loadProblem} role="alert" />}
+        {list.problem && <ProblemMessage problem={list.problem} role="alert" />}
+        <div className="list-search">
+          <label htmlFor="connectors-search">Search connectors</label>
+          <input
+            id="connectors-search"
+            type="search"
+            value={query}
+            placeholder="Name contains…"
+            autoComplete="off"
+            onChange={(event) => setQuery(event.target.value)}
+          />
+        </div>
         {connectors === null && !loadProblem && <p className="muted">Loading connectors…</p>}
-        {connectors && connectors.length === 0 && (
+        {query.trim() !== '' && !list.loading && rows.length === 0 && (
+          <p className="muted">No connector’s name contains “{query.trim()}”.</p>
+        )}
+        {query.trim() === '' && connectors && connectors.length === 0 && (
           <div className="empty">
             <p>No connectors yet.</p>
             <button type="button" className="button secondary" onClick={() => setSelected(NEW)}>
@@ -178,7 +200,7 @@ export function ConnectorsPage() {
             </button>
           </div>
         )}
-        {connectors && connectors.length > 0 && (
+        {rows.length > 0 && (
           <div className="table-wrap">
             <table className="list">
               <caption className="visually-hidden">REST API connectors</caption>
@@ -193,7 +215,7 @@ export function ConnectorsPage() {
                 </tr>
               </thead>
               <tbody>
-                {connectors.map((connector) => {
+                {rows.map((connector) => {
                   const auth = authentications?.find((a) => a.id === connector.authenticationId);
                   return (
                     <tr key={connector.id} className={connector.id === selected ? 'selected' : undefined}>
@@ -226,6 +248,16 @@ export function ConnectorsPage() {
                 })}
               </tbody>
             </table>
+            {list.hasMore && (
+              <button
+                type="button"
+                className="button secondary load-more"
+                disabled={list.loading}
+                onClick={list.loadMore}
+              >
+                {list.loading ? 'Loading…' : 'Show more'}
+              </button>
+            )}
           </div>
         )}
       </div>

@@ -38,7 +38,11 @@ export function ConsoleDataProvider({ api, children }: { api: ApiClient; childre
 
   const reload = useCallback(async () => {
     try {
-      const [auths, cons] = await Promise.all([api.listAuthentications(), api.listConnectors()]);
+      // The first 500 of each: enough for every picker; the list pages page through the rest.
+      const [auths, cons] = await Promise.all([
+        api.listAuthentications({ limit: 500 }),
+        api.listConnectors({ limit: 500 }),
+      ]);
       setAuthentications(auths.items);
       setConnectors(cons.items);
       setLoadProblem(null);

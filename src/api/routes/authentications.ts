@@ -1,4 +1,3 @@
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { throwIfInvalid } from '../../services/field-checks.js';
@@ -6,6 +5,7 @@ import type { ApiContext } from '../context.js';
 import { objectBody, schemaErrorsOf } from '../request-validation.js';
 import {
   AuthenticationCreateSchema,
+  AuthenticationListQuerySchema,
   AuthenticationListSchema,
   AuthenticationPatchSchema,
   AuthenticationViewSchema,
@@ -13,6 +13,7 @@ import {
   EventListSchema,
   TokenTestResultSchema,
 } from '../schemas.js';
+import type { TypeBoxProvider } from '../type-provider.js';
 
 const IdParams = Type.Object({ id: Type.String() });
 const tags = ['Authentications'];
@@ -20,7 +21,7 @@ const errors = { 400: ErrorResponseSchema, 404: ErrorResponseSchema, 409: ErrorR
 
 /** Authentications (docs/api.md "Authentications"): HTTP in and out of the AuthenticationService. */
 export async function authenticationRoutes(app: FastifyInstance, context: ApiContext): Promise<void> {
-  const server = app.withTypeProvider<TypeBoxTypeProvider>();
+  const server = app.withTypeProvider<TypeBoxProvider>();
   const service = context.authentications;
 
   server.post(
@@ -46,9 +47,27 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
     '/api/authentications',
     {
       config: { access: 'runtime' },
-      schema: { tags, summary: 'List authentications', response: { 200: AuthenticationListSchema } },
+      attachValidation: true,
+      schema: {
+        tags,
+        summary: 'List authentications',
+        description:
+          'Ordered by name, then id, a page at a time (limit, cursor); q searches the name; type and status filter.',
+        querystring: AuthenticationListQuerySchema,
+        response: { 200: AuthenticationListSchema, 400: ErrorResponseSchema },
+      },
     },
-    async () => ({ items: await service.list() }),
+    async (request) => {
+      throwIfInvalid(schemaErrorsOf(request, '/query'), []);
+      const query = request.query;
+      return service.list({
+        limit: query.limit === undefined ? undefined : Number(query.limit),
+        cursor: query.cursor,
+        q: query.q,
+        type: query.type,
+        status: query.status,
+      });
+    },
   );
 
   server.get(

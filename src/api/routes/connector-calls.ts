@@ -1,4 +1,3 @@
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ConnectorEngine, ExecuteCall } from '../../connectors/execute.js';
@@ -13,6 +12,7 @@ import {
   ExecuteRequestSchema,
   ExecuteResultSchema,
 } from '../schemas.js';
+import type { TypeBoxProvider } from '../type-provider.js';
 
 const IdParams = Type.Object({ id: Type.String() });
 const tags = ['Connectors'];
@@ -50,7 +50,7 @@ function bufferLeaseUntilAnswered(engine: ConnectorEngine, reply: FastifyReply):
 
 /** Calls through a connector: execute (an integration step) and test (the product page's button). */
 export async function connectorCallRoutes(app: FastifyInstance, context: ApiContext): Promise<void> {
-  const server = app.withTypeProvider<TypeBoxTypeProvider>();
+  const server = app.withTypeProvider<TypeBoxProvider>();
   const { engine } = context;
 
   server.post(

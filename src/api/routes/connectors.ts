@@ -1,15 +1,17 @@
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { throwIfInvalid } from '../../services/field-checks.js';
 import type { ApiContext } from '../context.js';
 import { objectBody, schemaErrorsOf } from '../request-validation.js';
 import {
   ConnectorCreateSchema,
+  ConnectorListQuerySchema,
   ConnectorListSchema,
   ConnectorPatchSchema,
   ConnectorViewSchema,
   ErrorResponseSchema,
 } from '../schemas.js';
+import type { TypeBoxProvider } from '../type-provider.js';
 
 const IdParams = Type.Object({ id: Type.String() });
 const tags = ['Connectors'];
@@ -17,7 +19,7 @@ const errors = { 400: ErrorResponseSchema, 404: ErrorResponseSchema, 409: ErrorR
 
 /** REST API connectors (docs/api.md "Connectors"): HTTP in and out of the ConnectorService. */
 export async function connectorRoutes(app: FastifyInstance, context: ApiContext): Promise<void> {
-  const server = app.withTypeProvider<TypeBoxTypeProvider>();
+  const server = app.withTypeProvider<TypeBoxProvider>();
   const service = context.connectors;
 
   server.post(
@@ -41,9 +43,26 @@ export async function connectorRoutes(app: FastifyInstance, context: ApiContext)
     '/api/connectors',
     {
       config: { access: 'runtime' },
-      schema: { tags, summary: 'List connectors', response: { 200: ConnectorListSchema } },
+      attachValidation: true,
+      schema: {
+        tags,
+        summary: 'List connectors',
+        description:
+          'Ordered by name, then id, a page at a time (limit, cursor); q searches the name; authenticationId filters.',
+        querystring: ConnectorListQuerySchema,
+        response: { 200: ConnectorListSchema, 400: ErrorResponseSchema },
+      },
     },
-    async () => ({ items: await service.list() }),
+    async (request) => {
+      throwIfInvalid(schemaErrorsOf(request, '/query'), []);
+      const query = request.query;
+      return service.list({
+        limit: query.limit === undefined ? undefined : Number(query.limit),
+        cursor: query.cursor,
+        q: query.q,
+        authenticationId: query.authenticationId,
+      });
+    },
   );
 
   server.get(

@@ -1,4 +1,3 @@
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { discover } from '../../oauth/discovery.js';
@@ -19,6 +18,7 @@ import {
   DiscoveryResultSchema,
   ErrorResponseSchema,
 } from '../schemas.js';
+import type { TypeBoxProvider } from '../type-provider.js';
 
 const IdParams = Type.Object({ id: Type.String() });
 
@@ -27,7 +27,7 @@ const IdParams = Type.Object({ id: Type.String() });
  * and issuer discovery for the forms (`/api/discovery`).
  */
 export async function oauthFlowRoutes(app: FastifyInstance, context: ApiContext): Promise<void> {
-  const server = app.withTypeProvider<TypeBoxTypeProvider>();
+  const server = app.withTypeProvider<TypeBoxProvider>();
   const { config } = context;
   const service = context.authentications;
   const publicUrl = new URL(config.publicUrl);

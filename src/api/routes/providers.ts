@@ -1,16 +1,16 @@
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { Problem } from '../../problem.js';
 import { ProviderPresetSchema } from '../../providers/provider-preset.js';
 import type { ApiContext } from '../context.js';
 import { ErrorResponseSchema } from '../schemas.js';
+import type { TypeBoxProvider } from '../type-provider.js';
 
 const tags = ['Providers'];
 
 /** Provider presets (docs/api.md "Provider presets"): what the console's picker starts from. */
 export async function providerRoutes(app: FastifyInstance, context: ApiContext): Promise<void> {
-  const server = app.withTypeProvider<TypeBoxTypeProvider>();
+  const server = app.withTypeProvider<TypeBoxProvider>();
   const { providers } = context;
 
   server.get(
