@@ -3,7 +3,7 @@
  * each failed token attempt from the state every instance shares (store `attention`):
  *
  * - it became `needs_authorization` (an Authorization Code authentication without usable tokens:
- *   someone must connect it) or `error` (a token could not be fetched) — at once, as API.md says;
+ *   someone must connect it) or `error` (a token could not be fetched) — at once, as docs/api.md says;
  * - or its refresh keeps failing while its status stays (a connected Authorization Code
  *   authentication whose provider keeps refusing or failing the refresh, while the access token it
  *   holds still works for a while): at least {@link FAILURES_BEFORE_ATTENTION} failed attempts in a

@@ -15,7 +15,7 @@ import type { ClaimedDelivery, Store, WebhookDeliveryState } from '../store/cont
 import { nextAttemptAt, type RetrySchedule } from './retry-schedule.js';
 import { signatureHeaders, webhookSecretContext } from './signing.js';
 
-/** API.md: a delivery fails when no 2xx came back within 10 s. */
+/** docs/api.md: a delivery fails when no 2xx came back within 10 s. */
 export const ATTEMPT_TIMEOUT_MS = 10_000;
 /**
  * How long a claim owns its deliveries: the attempt's own deadline with room to record it. An

@@ -1,5 +1,5 @@
 /**
- * What Grantry tells other systems (API.md "Webhooks"): the events a webhook can subscribe to, and
+ * What Grantry tells other systems (docs/api.md "Webhooks"): the events a webhook can subscribe to, and
  * the one body every event has. The body is built once, stored with the event and sent unchanged
  * on every attempt, so the signature and the `webhook-id` of a retry match the first try.
  */

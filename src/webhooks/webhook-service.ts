@@ -44,7 +44,7 @@ export interface WebhookInput {
   enabled: boolean;
 }
 
-/** 96 random bits, url-safe: ids are opaque (API.md), and delivery ids travel as `webhook-id`. */
+/** 96 random bits, url-safe: ids are opaque (docs/api.md), and delivery ids travel as `webhook-id`. */
 function randomId(prefix: 'wh' | 'msg' | 'evt'): string {
   return `${prefix}_${randomBytes(12).toString('base64url')}`;
 }

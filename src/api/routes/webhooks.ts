@@ -66,7 +66,7 @@ function decodeCursor(cursor: string): [number, string] | null {
 }
 
 /**
- * Webhooks (API.md "Webhooks"): where Grantry tells other systems that an authentication needs a
+ * Webhooks (docs/api.md "Webhooks"): where Grantry tells other systems that an authentication needs a
  * person. Admin keys only (the default scope): a webhook makes Grantry send requests of its own.
  */
 export async function webhookRoutes(server: FastifyInstance, context: ApiContext): Promise<void> {
