@@ -19,6 +19,17 @@ const sourceLabels = {
 
 /** A token test result in words: what Grantry got, or what went wrong and what to do. */
 export function TokenTestView({ result }: { result: TokenTestResult }) {
+  if (result.ok && result.token === null) {
+    return (
+      <div className="result ok">
+        <p className="result-title">
+          <span className="badge success">Nothing to fetch</span> This credential is sent as it is on every
+          call.
+        </p>
+        <p className="muted">Test it through a connector that uses it: that calls the API with it.</p>
+      </div>
+    );
+  }
   if (!result.ok || !result.token) {
     return (
       <div className="result failed">

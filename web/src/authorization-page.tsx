@@ -275,7 +275,7 @@ export function AuthorizationPage() {
             onDraftChange={(next) => setDrafts((all) => ({ ...all, [draftKey]: next }))}
             onSaved={onSaved}
           />
-          {selectedView && <AuthenticationActions authentication={selectedView} />}
+          {selectedView && <AuthenticationActions key={selectedView.id} authentication={selectedView} />}
           {selectedView && (
             <DeleteAuthentication
               authentication={selectedView}

@@ -45,7 +45,10 @@ export function formatExpiry(expiresAt: string | null | undefined): string {
   if (expiresAt === undefined) return '—';
   if (expiresAt === null) return 'No expiry given';
   const expired = new Date(expiresAt).getTime() <= Date.now();
-  return expired ? `Expired ${formatRelative(expiresAt)}` : `Expires ${formatRelative(expiresAt)}`;
+  // An expired token is not a problem: say what happens next, not only that it is old.
+  return expired
+    ? `Expired ${formatRelative(expiresAt)}; a new one is fetched on the next call`
+    : `Expires ${formatRelative(expiresAt)}`;
 }
 
 export function prettyJson(value: unknown): string {

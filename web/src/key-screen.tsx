@@ -38,7 +38,7 @@ export function KeyScreen({ api, onAccepted, expired = false, onSignOut }: KeySc
       setProblem({
         code: 'unauthorized',
         message: 'Grantry did not accept this API key.',
-        hint: 'Use the key from GRANTRY_API_KEY, or one printed by `grantry api-keys create`.',
+        hint: 'Use the key npm start printed when Grantry first started, the one in GRANTRY_API_KEY, or one made with npx grantry api-keys create.',
       });
       inputRef.current?.select();
     } catch (error) {
@@ -63,6 +63,13 @@ export function KeyScreen({ api, onAccepted, expired = false, onSignOut }: KeySc
           ? 'Enter a valid key to continue. Everything you typed is kept.'
           : 'The key is kept in this browser tab only, and is sent to Grantry’s API with each request.'}
       </p>
+      {!expired && (
+        <p className="muted">
+          On its first start, <code>npm start</code> printed one (“Grantry created its first API key”).
+          Otherwise use the one in <code>GRANTRY_API_KEY</code>, or make one with{' '}
+          <code>npx grantry api-keys create</code>.
+        </p>
+      )}
       <form onSubmit={(event) => void submit(event)} noValidate>
         <div className={problem ? 'field has-error' : 'field'}>
           <label htmlFor="api-key">API key</label>
