@@ -7,20 +7,17 @@
  * committed ones are made), else to a temporary directory, so a plain test run leaves the checkout
  * untouched.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
-import { build } from 'vite';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiFixture, startApiServer } from '../support/api-server.js';
+import { ensureWebBuild, launchChromium } from '../support/browser.js';
 import { freePort, type GrantryHandle, startGrantry } from '../support/grantry.js';
 import { type OidcFixture, startOidcProvider } from '../support/oidc.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const WEB_ROOT = resolve('web');
-const DIST_INDEX = join(WEB_ROOT, 'dist', 'index.html');
 const UPDATE_SCREENSHOTS = Boolean(process.env.UPDATE_SCREENSHOTS);
 const SCREENSHOTS = UPDATE_SCREENSHOTS
   ? resolve('docs', 'screenshots')
@@ -32,25 +29,6 @@ const API_AUDIENCE = 'https://api.example.test';
 function visibleText(locator: Locator): Promise<string> {
   // biome-ignore lint/performance/useDomNodeTextContent: Playwright's innerText keeps the layout's separators.
   return locator.innerText();
-}
-
-function newestModification(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestModification(path) : statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-/** Builds the UI when web/dist is missing or older than its sources: the test must see this code. */
-async function ensureWebBuild(): Promise<void> {
-  const sourcesChanged = Math.max(
-    newestModification(join(WEB_ROOT, 'src')),
-    statSync(join(WEB_ROOT, 'index.html')).mtimeMs,
-  );
-  if (existsSync(DIST_INDEX) && statSync(DIST_INDEX).mtimeMs >= sourcesChanged) return;
-  await build({ root: WEB_ROOT, configFile: join(WEB_ROOT, 'vite.config.ts'), logLevel: 'warn' });
 }
 
 describe('web UI in Chromium', { timeout: 120_000 }, () => {
@@ -93,19 +71,7 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     api = await startApiServer({ verify: async (token) => (await oidc.verifyAccessToken(token)).active });
     receiver = await startWebhookReceiver();
     grantry = await startGrantry({ port, dataDir, env: { GRANTRY_PUBLIC_URL: ui } });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--disable-quic',
-      ],
-    });
+    browser = await launchChromium();
     // The provider's certificate comes from the test CA, which Chromium does not know.
     context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: VIEWPORT, locale: 'en-US' });
     page = await context.newPage();

@@ -17,6 +17,13 @@ const routePaths: Record<Route, string> = {
   webhooks: '/settings/webhooks',
 };
 
+/** The browser tab's title per page: a person with several tabs open tells them apart. */
+const routeTitles: Record<Route, string> = {
+  authorization: 'Authorization · Security',
+  connectors: 'REST API connectors · Integrations',
+  webhooks: 'Webhooks · Settings',
+};
+
 function routeOf(pathname: string): Route {
   if (pathname.startsWith(routePaths.connectors)) return 'connectors';
   if (pathname.startsWith(routePaths.webhooks)) return 'webhooks';
@@ -91,6 +98,10 @@ function Console({ onSignOut, inert }: { onSignOut: () => void; inert: boolean }
     window.addEventListener('popstate', onPop);
     return () => window.removeEventListener('popstate', onPop);
   }, []);
+
+  useEffect(() => {
+    document.title = `${routeTitles[route]} — Grantry`;
+  }, [route]);
 
   const navigate = useCallback((next: Route) => {
     window.history.pushState(null, '', routePaths[next]);

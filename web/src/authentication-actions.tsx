@@ -10,6 +10,7 @@ import {
 import { useConsoleData } from './console-data.js';
 import { formatDateTime, formatExpiry } from './format.js';
 import { ProblemMessage } from './problem-message.js';
+import { useRevealOnChange } from './reveal.js';
 
 const sourceLabels = {
   cache: 'From cache (a stored token was still valid)',
@@ -162,6 +163,7 @@ export function AuthenticationActions({ authentication }: { authentication: Auth
   const [problem, setProblem] = useState<ProblemView | null>(null);
   const [note, setNote] = useState('');
   const [events, setEvents] = useState<EventView[] | null>(null);
+  const outputRef = useRevealOnChange<HTMLDivElement>(result ?? problem ?? (note || null));
 
   const loadEvents = useCallback(async () => {
     try {
@@ -236,7 +238,7 @@ export function AuthenticationActions({ authentication }: { authentication: Auth
           {busy === 'invalidate' ? 'Expiring…' : 'Expire now'}
         </button>
       </div>
-      <div className="test-output" role="status" aria-live="polite">
+      <div className="test-output" role="status" aria-live="polite" ref={outputRef}>
         {note && <p className="note info">{note}</p>}
         {result && <TokenTestView result={result} />}
         {problem && <ProblemMessage problem={problem} />}

@@ -20,7 +20,15 @@ import {
 } from './authentication-draft.js';
 import { ConnectButton, RedirectUri } from './connect-panel.js';
 import { useConsoleData } from './console-data.js';
-import { ErrorSummary, errorFor, type FieldErrors, fieldErrorsOf, sentence, TextField } from './field.js';
+import {
+  ErrorSummary,
+  errorFor,
+  type FieldErrors,
+  fieldErrorsOf,
+  sentence,
+  TextField,
+  withoutErrorsOf,
+} from './field.js';
 import { type KeyValueRow, KeyValueRows } from './key-value-rows.js';
 import { ProblemMessage } from './problem-message.js';
 import { ProviderPicker } from './provider-picker.js';
@@ -38,14 +46,6 @@ interface AuthenticationFormProps {
   onCancel?: () => void;
   /** Shown above the fields when the form sits inside another panel (Path B). */
   title?: string;
-}
-
-/** Drops the errors reported on a field (and inside it) once the person changes it. */
-function withoutErrorsOf(problem: ProblemView | null, pointer: string): ProblemView | null {
-  if (problem?.errors === undefined) return problem;
-  const errors = problem.errors.filter((e) => e.path !== pointer && !e.path.startsWith(`${pointer}/`));
-  if (errors.length === problem.errors.length) return problem;
-  return errors.length === 0 ? null : { ...problem, errors };
 }
 
 /**

@@ -50,6 +50,8 @@ export function AuthorizationPage() {
     () => ({}),
   );
   const [menuOpen, setMenuOpen] = useState(false);
+  /** What the last deletion did, shown until the next one (the panel that said it is gone). */
+  const [notice, setNotice] = useState<string | null>(null);
   const menuRef = useRef<HTMLDivElement>(null);
   const firstItemRef = useRef<HTMLButtonElement>(null);
 
@@ -155,6 +157,14 @@ export function AuthorizationPage() {
         </header>
 
         {loadProblem && <ProblemMessage problem={loadProblem} role="alert" />}
+        {notice && (
+          <p className="note info page-notice">
+            {notice}{' '}
+            <button type="button" className="button ghost small" onClick={() => setNotice(null)}>
+              Dismiss
+            </button>
+          </p>
+        )}
         {list.problem && <ProblemMessage problem={list.problem} role="alert" />}
         <div className="list-search">
           <label htmlFor="authentications-search">Search authentications</label>
@@ -209,11 +219,13 @@ export function AuthorizationPage() {
                         {auth.name}
                       </button>
                     </th>
-                    <td className="nowrap col-secondary">{kindLabel(auth)}</td>
-                    <td className="nowrap">
+                    <td className="nowrap col-secondary" data-label="Type">
+                      {kindLabel(auth)}
+                    </td>
+                    <td className="nowrap" data-label="Status">
                       <StatusBadge status={auth.status} />
                     </td>
-                    <td>
+                    <td data-label="Token expiry">
                       {auth.token ? (
                         <span title={auth.token.expiresAt ? formatDateTime(auth.token.expiresAt) : undefined}>
                           {formatExpiry(auth.token.expiresAt)}
@@ -224,7 +236,7 @@ export function AuthorizationPage() {
                         </span>
                       )}
                     </td>
-                    <td className="col-secondary">
+                    <td className="col-secondary" data-label="Used by">
                       {auth.usedBy.length === 0 ? (
                         <span className="muted">Not used</span>
                       ) : (
@@ -279,9 +291,15 @@ export function AuthorizationPage() {
           {selectedView && (
             <DeleteAuthentication
               authentication={selectedView}
-              onDeleted={() => {
+              connectorName={connectorName}
+              onDeleted={(detached) => {
                 setSelected(null);
-                announce(`Authentication ${selectedView.name} deleted`);
+                const text =
+                  detached.length === 0
+                    ? `Authentication ${selectedView.name} deleted.`
+                    : `Authentication ${selectedView.name} deleted. ${listOfNames(detached)} now ${detached.length === 1 ? 'has' : 'have'} no authentication: attach another in REST API connectors.`;
+                setNotice(text);
+                announce(text);
               }}
             />
           )}
@@ -291,25 +309,54 @@ export function AuthorizationPage() {
   );
 }
 
+/** "A", "A and B", "A, B and C". */
+function listOfNames(names: string[]): string {
+  if (names.length <= 1) return names.join('');
+  return `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`;
+}
+
+/**
+ * Delete, saying first what it does to the connectors that use the authentication: they are
+ * detached and call their APIs without credentials until another one is attached.
+ */
 function DeleteAuthentication({
   authentication,
+  connectorName,
   onDeleted,
 }: {
   authentication: AuthenticationView;
-  onDeleted: () => void;
+  connectorName: (id: string) => string;
+  onDeleted: (detached: string[]) => void;
 }) {
   const { api, removeAuthentication, reload } = useConsoleData();
   const [confirming, setConfirming] = useState(false);
+  const [usersChanged, setUsersChanged] = useState(false);
   const [problem, setProblem] = useState<ProblemView | null>(null);
-  const remove = async (force: boolean) => {
+  const users = authentication.usedBy.map(connectorName);
+  const remove = async () => {
+    setProblem(null);
+    setUsersChanged(false);
     try {
-      await api.deleteAuthentication(authentication.id, force);
+      // Detaching is asked for only when the person saw which connectors it detaches.
+      await api.deleteAuthentication(authentication.id, users.length > 0);
       removeAuthentication(authentication.id);
-      if (force) await reload();
-      onDeleted();
+      if (users.length > 0) await reload();
+      onDeleted(users);
     } catch (error) {
-      setProblem(problemOf(error));
+      const failure = problemOf(error);
+      if (failure.code === 'conflict') {
+        // A connector started using it since the list was read: show the new list, ask again.
+        await reload();
+        setUsersChanged(true);
+      } else {
+        setProblem(failure);
+      }
     }
+  };
+  const cancel = () => {
+    setConfirming(false);
+    setProblem(null);
+    setUsersChanged(false);
   };
   return (
     <section className="panel-section danger-zone" aria-labelledby={`delete-${authentication.id}`}>
@@ -319,27 +366,39 @@ function DeleteAuthentication({
           Delete authentication…
         </button>
       ) : (
-        <div>
-          <p>
-            Delete <strong>{authentication.name}</strong>? Its stored tokens are revoked at the provider where
-            possible.
-          </p>
+        <div className="delete-confirm">
+          {users.length === 0 ? (
+            <p>
+              Delete <strong>{authentication.name}</strong>? No connector uses it. Its stored tokens are
+              revoked at the provider where possible.
+            </p>
+          ) : (
+            <div className="note warning">
+              {usersChanged && <p>Connectors started using it meanwhile. Check the list again.</p>}
+              <p>
+                <strong>{authentication.name}</strong> is used by{' '}
+                {users.length === 1 ? 'the connector' : `${users.length} connectors`}:
+              </p>
+              <ul className="delete-users">
+                {users.map((name) => (
+                  <li key={name}>{name}</li>
+                ))}
+              </ul>
+              <p>
+                Deleting it detaches it from {users.length === 1 ? 'that connector' : 'them'}:{' '}
+                {listOfNames(users)} will then call {users.length === 1 ? 'its API' : 'their APIs'} without
+                credentials, which most APIs refuse with 401, until you attach another authentication. Its
+                stored tokens are revoked at the provider where possible.
+              </p>
+            </div>
+          )}
           <div className="button-row">
-            <button
-              type="button"
-              className="button danger"
-              onClick={() => void remove(problem?.code === 'conflict')}
-            >
-              {problem?.code === 'conflict' ? 'Delete and detach from connectors' : 'Delete'}
+            <button type="button" className="button danger" onClick={() => void remove()}>
+              {users.length === 0
+                ? 'Delete'
+                : `Delete and detach from ${users.length === 1 ? '1 connector' : `${users.length} connectors`}`}
             </button>
-            <button
-              type="button"
-              className="button ghost"
-              onClick={() => {
-                setConfirming(false);
-                setProblem(null);
-              }}
-            >
+            <button type="button" className="button ghost" onClick={cancel}>
               Cancel
             </button>
           </div>

@@ -21,10 +21,11 @@ import { StatusBadge } from './authorization-page.js';
 import { ConnectButton, RedirectUri } from './connect-panel.js';
 import { useConsoleData } from './console-data.js';
 import { looksLikeCredentialHeader } from './credential-headers.js';
-import { ErrorSummary, errorFor, fieldErrorsOf, TextField } from './field.js';
+import { ErrorSummary, errorFor, fieldErrorsOf, TextField, withoutErrorsOf } from './field.js';
 import { formatDateTime, formatExpiry, kindLabel, prettyJson } from './format.js';
 import { type KeyValueRow, KeyValueRows, newRow, recordFromRows, rowsFromRecord } from './key-value-rows.js';
 import { ProblemMessage } from './problem-message.js';
+import { useRevealOnChange } from './reveal.js';
 import { useServerList } from './server-list.js';
 import { SidePanel } from './side-panel.js';
 import { useStickyState, useUnsavedChangesGuard } from './sticky-state.js';
@@ -229,10 +230,10 @@ export function ConnectorsPage() {
                           {connector.name}
                         </button>
                       </th>
-                      <td className="mono url-cell" title={connector.baseUrl}>
+                      <td className="mono url-cell" title={connector.baseUrl} data-label="Base URL">
                         {connector.baseUrl}
                       </td>
-                      <td>
+                      <td data-label="Authentication">
                         {connector.authenticationId ? (
                           <span className="auth-cell">
                             {authName(connector.authenticationId)}{' '}
@@ -242,7 +243,9 @@ export function ConnectorsPage() {
                           <span className="muted">None</span>
                         )}
                       </td>
-                      <td className="col-secondary">{(connector.timeoutMs / 1000).toLocaleString()} s</td>
+                      <td className="col-secondary" data-label="Timeout">
+                        {(connector.timeoutMs / 1000).toLocaleString()} s
+                      </td>
                     </tr>
                   );
                 })}
@@ -304,7 +307,13 @@ interface ConnectorSidebarProps {
   onDeleted: () => void;
 }
 
-function ConnectorSidebar({ existing, draft, onDraftChange, onSaved, onDeleted }: ConnectorSidebarProps) {
+function ConnectorSidebar({
+  existing,
+  draft,
+  onDraftChange: replaceDraft,
+  onSaved,
+  onDeleted,
+}: ConnectorSidebarProps) {
   const { api, authentications, upsertConnector, upsertAuthentication, removeConnector, reload } =
     useConsoleData();
   const announce = useAnnounce();
@@ -312,6 +321,13 @@ function ConnectorSidebar({ existing, draft, onDraftChange, onSaved, onDeleted }
   const [problem, setProblem] = useState<ProblemView | null>(null);
   const summaryRef = useRef<HTMLDivElement>(null);
   const errors = fieldErrorsOf(problem);
+  // A field's error goes as soon as the person changes that field.
+  const onDraftChange = (next: ConnectorDraft) => {
+    for (const key of Object.keys(next) as (keyof ConnectorDraft)[]) {
+      if (next[key] !== draft[key]) setProblem((current) => withoutErrorsOf(current, `/${key}`));
+    }
+    replaceDraft(next);
+  };
   const formId = `connector-form-${existing?.id ?? NEW}`;
   const id = (name: string) => `${formId}-${name}`;
   const set = <K extends keyof ConnectorDraft>(key: K, value: ConnectorDraft[K]) =>
@@ -650,6 +666,7 @@ function ConnectorTest({
   const [busy, setBusy] = useState(false);
   const [result, setResult] = useState<ConnectorTestResult | null>(null);
   const [problem, setProblem] = useState<ProblemView | null>(null);
+  const outputRef = useRevealOnChange<HTMLDivElement>(result ?? problem);
   const prefix = `connector-test-${connector.id}`;
   const hasBody = draft.testMethod === 'POST' || draft.testMethod === 'PUT' || draft.testMethod === 'PATCH';
 
@@ -733,7 +750,7 @@ function ConnectorTest({
           </button>
         </div>
       </form>
-      <div className="test-output" role="status" aria-live="polite">
+      <div className="test-output" role="status" aria-live="polite" ref={outputRef}>
         {problem && <ProblemMessage problem={problem} />}
         {result && <ConnectorTestView result={result} />}
       </div>

@@ -19,6 +19,14 @@ function decodePointerToken(token: string): string {
 }
 
 /** "must be an https URL" about "Token URL" reads "Token URL must be an https URL." */
+/** Drops the errors reported on a field (and inside it) once the person changes it. */
+export function withoutErrorsOf(problem: ProblemView | null, pointer: string): ProblemView | null {
+  if (problem?.errors === undefined) return problem;
+  const errors = problem.errors.filter((e) => e.path !== pointer && !e.path.startsWith(`${pointer}/`));
+  if (errors.length === problem.errors.length) return problem;
+  return errors.length === 0 ? null : { ...problem, errors };
+}
+
 export function sentence(subject: string, message: string): string {
   const text = /^[a-z]/.test(message) ? `${subject} ${message}` : message;
   return /[.!?)]$/.test(text) ? text : `${text}.`;

@@ -170,17 +170,19 @@ export function WebhooksPage() {
                         {webhook.description || webhook.url}
                       </button>
                     </th>
-                    <td>
+                    <td data-label="Events">
                       {webhook.events
                         .map((event) => EVENT_TYPES.find((type) => type.value === event)?.label ?? event)
                         .join(', ')}
                     </td>
-                    <td className="nowrap">
+                    <td className="nowrap" data-label="State">
                       <span className={`badge ${webhook.enabled ? 'success' : 'neutral'}`}>
                         {webhook.enabled ? 'Enabled' : 'Disabled'}
                       </span>
                     </td>
-                    <td className="col-secondary">{formatDateTime(webhook.createdAt)}</td>
+                    <td className="col-secondary" data-label="Created">
+                      {formatDateTime(webhook.createdAt)}
+                    </td>
                   </tr>
                 ))}
               </tbody>
