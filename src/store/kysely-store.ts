@@ -1147,39 +1147,23 @@ export class KyselyStore implements Store {
    * then finds the new document already sealed under the new key, or re-runs the rotation.
    */
   async #replaceInSecretsDocument(ref: SealedValueRef, value: Sealed): Promise<void> {
-    const db = this.#db;
-    if (ref.table === 'authentications') {
-      const row = await db
-        .selectFrom('authentications')
-        .select('secrets')
-        .where('id', '=', ref.id)
-        .executeTakeFirst();
-      if (row === undefined) return;
-      const document = JSON.parse(row.secrets) as Record<string, Sealed>;
-      if (document[ref.column] !== ref.value) return;
-      document[ref.column] = value;
-      await db
-        .updateTable('authentications')
-        .set({ secrets: toJson(document) })
-        .where('id', '=', ref.id)
-        .where('secrets', '=', row.secrets)
-        .execute();
-      return;
-    }
-    const row = await db
-      .selectFrom('connectors')
-      .select('secret_headers')
-      .where('id', '=', ref.id)
-      .executeTakeFirst();
+    // Both documents are read and written alike; only where they live differs.
+    const { table, column } =
+      ref.table === 'authentications'
+        ? ({ table: 'authentications', column: 'secrets' } as const)
+        : ({ table: 'connectors', column: 'secret_headers' } as const);
+    const db = this.#db as unknown as Kysely<Record<typeof table, Record<typeof column | 'id', string>>>;
+    const row = await db.selectFrom(table).select(column).where('id', '=', ref.id).executeTakeFirst();
     if (row === undefined) return;
-    const document = JSON.parse(row.secret_headers) as Record<string, Sealed>;
+    const current = row[column];
+    const document = JSON.parse(current) as Record<string, Sealed>;
     if (document[ref.column] !== ref.value) return;
     document[ref.column] = value;
     await db
-      .updateTable('connectors')
-      .set({ secret_headers: toJson(document) })
+      .updateTable(table)
+      .set({ [column]: toJson(document) } as Record<typeof column, string>)
       .where('id', '=', ref.id)
-      .where('secret_headers', '=', row.secret_headers)
+      .where(column, '=', current)
       .execute();
   }
 
