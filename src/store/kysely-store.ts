@@ -4,7 +4,7 @@
  * `version`, DELETE … RETURNING for single-use states), so it holds across instances without locks.
  */
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely, RawBuilder, Selectable } from 'kysely';
 import { sql } from 'kysely';
 import type {
   ApiKeyRecord,
@@ -67,6 +67,25 @@ const namedUniqueConstraints: Record<string, UniqueConstraint> = {
 /** A LIKE pattern matching `text` anywhere, with LIKE's own wildcards escaped (ESCAPE '\\'). */
 function containsPattern(text: string): string {
   return `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/**
+ * The conditions of a page of a list ordered by name, then id: after the cursor's row (keyset, so
+ * page 1,000 costs what page 1 does, on the (name, id) index), and the name containing the search.
+ */
+function namePageConditions(query: {
+  after?: { name: string; id: string } | undefined;
+  nameContains?: string | undefined;
+}): RawBuilder<boolean>[] {
+  const conditions: RawBuilder<boolean>[] = [];
+  const after = query.after;
+  if (after !== undefined) {
+    conditions.push(sql<boolean>`(name > ${after.name} or (name = ${after.name} and id > ${after.id}))`);
+  }
+  if (query.nameContains !== undefined && query.nameContains !== '') {
+    conditions.push(sql<boolean>`lower(name) like ${containsPattern(query.nameContains)} escape '\\'`);
+  }
+  return conditions;
 }
 
 function affected(count: bigint | number | undefined): number {
@@ -341,19 +360,7 @@ export class KyselyStore implements Store {
       },
       page: async (query) => {
         let select = db.selectFrom('authentications').selectAll();
-        const after = query.after;
-        if (after !== undefined) {
-          select = select.where((eb) =>
-            eb.or([
-              eb('name', '>', after.name),
-              eb.and([eb('name', '=', after.name), eb('id', '>', after.id)]),
-            ]),
-          );
-        }
-        if (query.nameContains !== undefined && query.nameContains !== '') {
-          const pattern = containsPattern(query.nameContains);
-          select = select.where(sql<boolean>`lower(name) like ${pattern} escape '\\'`);
-        }
+        for (const condition of namePageConditions(query)) select = select.where(condition);
         if (query.type !== undefined) select = select.where('type', '=', query.type);
         if (query.status !== undefined) select = select.where('status', '=', query.status);
         const rows = await select.orderBy('name').orderBy('id').limit(query.limit).execute();
@@ -421,19 +428,7 @@ export class KyselyStore implements Store {
       },
       page: async (query) => {
         let select = db.selectFrom('connectors').selectAll();
-        const after = query.after;
-        if (after !== undefined) {
-          select = select.where((eb) =>
-            eb.or([
-              eb('name', '>', after.name),
-              eb.and([eb('name', '=', after.name), eb('id', '>', after.id)]),
-            ]),
-          );
-        }
-        if (query.nameContains !== undefined && query.nameContains !== '') {
-          const pattern = containsPattern(query.nameContains);
-          select = select.where(sql<boolean>`lower(name) like ${pattern} escape '\\'`);
-        }
+        for (const condition of namePageConditions(query)) select = select.where(condition);
         if (query.authenticationId !== undefined) {
           select = select.where('authentication_id', '=', query.authenticationId);
         }
