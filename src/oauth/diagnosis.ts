@@ -409,10 +409,7 @@ export function diagnoseApiResponse(
   const scope = context.scope === undefined || context.scope === '' ? '(none)' : `"${context.scope}"`;
   if (status === 401) {
     const said = challenge?.error === undefined ? '' : ` (${challenge.error}${describe(provider)})`;
-    const paused =
-      context.tokenRefreshPausedUntil === null || context.tokenRefreshPausedUntil === undefined
-        ? ''
-        : ` Grantry is not fetching new tokens for this authentication until ${new Date(context.tokenRefreshPausedUntil).toISOString()} because fresh tokens were refused too; changing the authentication ends this pause.`;
+    const paused = refreshPauseSentence(context.tokenRefreshPausedUntil);
     const hint =
       challenge?.error === 'invalid_token'
         ? `The API says the token is invalid although it was just issued: it was issued for another audience or scope, or revoked. ${audience} Configured scope: ${scope}.${paused}`
@@ -435,6 +432,13 @@ export function diagnoseApiResponse(
       : DIAGNOSIS_HINTS.upstream_forbidden;
   const said = challenge?.error === undefined ? '' : ` (${challenge.error})`;
   return new Problem('upstream_forbidden', `The API answered 403 Forbidden${said}.`, { hint, provider });
+}
+
+/** The sentence a 401 hint ends with while forced refreshes are paused (RefusedTokenBackoff), or ''. */
+export function refreshPauseSentence(pausedUntil: number | null | undefined): string {
+  return pausedUntil === null || pausedUntil === undefined
+    ? ''
+    : ` Grantry is not fetching new tokens for this authentication until ${new Date(pausedUntil).toISOString()} because fresh tokens were refused too; changing the authentication ends this pause.`;
 }
 
 function usesTokenEndpoint(context: DiagnosisContext): boolean {

@@ -20,6 +20,8 @@ export interface CachedToken {
   readonly authId: string;
   /** The value of the `Authorization` header: `<headerPrefix> <token>`, or the bare token. */
   readonly authorization: string;
+  /** The access token alone (to read a JWT's claims when an API refuses it). */
+  readonly accessToken: string;
   readonly tokenType: string;
   readonly scope: string | null;
   readonly obtainedAt: number;
@@ -545,6 +547,7 @@ export class TokenManager {
     return {
       authId: record.id,
       authorization: authorizationHeaderValue(record.settings.headerPrefix ?? 'Bearer', accessToken),
+      accessToken,
       tokenType: row.tokenType ?? 'Bearer',
       scope: row.scope,
       obtainedAt: row.obtainedAt,
