@@ -852,6 +852,10 @@ export class TokenManager {
   }
 
   #asProblem(error: unknown, record: AuthenticationRecord, step: 'token' | 'refresh'): Problem {
+    // Under auto, the request's own diagnosis knew one method; worded again, it knows what was tried.
+    if (error instanceof OAuthError && record.settings.clientAuthMethod === 'auto') {
+      return this.#diagnose(error, record, step);
+    }
     return error instanceof Problem ? error : this.#diagnose(error, record, step);
   }
 
