@@ -61,8 +61,14 @@ export interface OidcProviderOptions {
   clients?: OidcClientMetadata[];
   /** Seconds; default 3600. Also used for client_credentials tokens. */
   accessTokenTtl?: number;
-  /** Seconds; default 14 days. */
+  /** Seconds; default 14 days. Every refresh token, rotated ones too, lives this long from its issue. */
   refreshTokenTtl?: number;
+  /**
+   * Seconds the grant behind the refresh tokens lives; default `refreshTokenTtl`. Longer, with a
+   * short `refreshTokenTtl` and rotation, it is a provider that expires *idle* refresh tokens: one
+   * used in time is replaced by a new one with a fresh lifetime, one left unused dies.
+   */
+  grantTtl?: number;
   /** Default true. */
   rotateRefreshToken?: boolean;
   /** Resource indicator → resource server; keys must be absolute URIs. */
@@ -376,7 +382,7 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
       IdToken: 3600,
       Interaction: 3600,
       Session: DAY_SECONDS,
-      Grant: refreshTokenTtl,
+      Grant: options.grantTtl ?? refreshTokenTtl,
     },
     rotateRefreshToken: options.rotateRefreshToken ?? true,
     issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) =>
