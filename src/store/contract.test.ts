@@ -591,6 +591,10 @@ describe.each(targets)('store contract: $name', (target) => {
       await store.tokenFailures.clear(auth.id, 3);
       expect(await store.tokenFailures.get(auth.id)).toBeNull();
       await store.tokenFailures.clear(auth.id, 3);
+      // Without a generation: whatever is stored, however new (a person asked for a fresh start).
+      await store.tokenFailures.compareAndSwap(auth.id, null, failureWrite({ generation: 2_000_000_000 }));
+      await store.tokenFailures.clear(auth.id);
+      expect(await store.tokenFailures.get(auth.id)).toBeNull();
 
       await store.tokenFailures.compareAndSwap(auth.id, null, failureWrite());
       await store.authentications.delete(auth.id);

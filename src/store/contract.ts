@@ -267,9 +267,10 @@ export interface TokenFailureRepository {
   ): Promise<TokenFailureRecord | null>;
   /**
    * A token attempt of `generation` worked: forgets the failures of that generation and older ones.
-   * A failure of a newer configuration, recorded meanwhile, stays.
+   * A failure of a newer configuration, recorded meanwhile, stays. Without `generation` (a person
+   * asked for a fresh start), forgets whatever is stored.
    */
-  clear(authId: string, generation: number): Promise<void>;
+  clear(authId: string, generation?: number): Promise<void>;
 }
 
 export interface EventRepository {

@@ -1045,11 +1045,9 @@ export class KyselyStore implements Store {
         }
       },
       clear: async (authId, generation) => {
-        await db
-          .deleteFrom('token_failures')
-          .where('auth_id', '=', authId)
-          .where('generation', '<=', generation)
-          .execute();
+        let query = db.deleteFrom('token_failures').where('auth_id', '=', authId);
+        if (generation !== undefined) query = query.where('generation', '<=', generation);
+        await query.execute();
       },
     };
   }

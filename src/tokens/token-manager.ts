@@ -275,7 +275,7 @@ export class TokenManager {
     this.#failures.delete(authId);
     this.refusalBackoff.forget(authId);
     // A person asked for a fresh start: the cluster's back-off ends too.
-    await this.#store.tokenFailures.clear(authId, Number.MAX_SAFE_INTEGER);
+    await this.#store.tokenFailures.clear(authId);
     await this.#store.tokens.dropAccessToken(authId);
     await recordEvent(this.#store, authId, 'token_invalidated', {}, this.#clock());
     await this.#store.publish({ kind: 'tokens_changed', authId });
