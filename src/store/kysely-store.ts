@@ -15,6 +15,7 @@ import type {
   AuthenticationRepository,
   AuthenticationSettings,
   AuthenticationType,
+  AuthLockOptions,
   AuthStatus,
   ChangeEvent,
   ConnectLinkRecord,
@@ -30,6 +31,9 @@ import type {
   SealedSecrets,
   SealedValueRef,
   Store,
+  TokenFailureRecord,
+  TokenFailureRepository,
+  TokenFailureWrite,
   TokenRecord,
   TokenRepository,
   TokenWrite,
@@ -50,6 +54,7 @@ import type {
   ConnectorsTable,
   Database,
   OAuthStatesTable,
+  TokenFailuresTable,
   TokensTable,
   WebhookAttemptsTable,
   WebhookDeliveriesTable,
@@ -112,7 +117,16 @@ function authenticationToRow(record: AuthenticationRecord): AuthenticationsTable
     refresh_count: record.refreshCount,
     created_at: record.createdAt,
     updated_at: record.updatedAt,
+    keep_alive_ms: keepAliveMsOf(record.settings),
   };
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** `settings.keepAliveDays` as the column the keep-alive query compares with (null: none). */
+function keepAliveMsOf(settings: AuthenticationSettings): number | null {
+  const days = settings.keepAliveDays;
+  return typeof days === 'number' && Number.isFinite(days) && days > 0 ? Math.round(days * DAY_MS) : null;
 }
 
 function authenticationFromRow(row: Selectable<AuthenticationsTable>): AuthenticationRecord {
@@ -173,6 +187,7 @@ function tokenWriteToRow(write: TokenWrite): Omit<TokensTable, 'auth_id' | 'vers
     expires_at: write.expiresAt,
     refresh_token: write.refreshToken,
     generation: write.generation,
+    client_auth_method: write.clientAuthMethod ?? null,
   };
 }
 
@@ -187,6 +202,18 @@ function tokenFromRow(row: Selectable<TokensTable>): TokenRecord {
     refreshToken: row.refresh_token,
     generation: row.generation,
     version: row.version,
+    clientAuthMethod: row.client_auth_method,
+  };
+}
+
+function tokenFailureFromRow(row: Selectable<TokenFailuresTable>): TokenFailureRecord {
+  return {
+    authId: row.auth_id,
+    generation: row.generation,
+    problem: JSON.parse(row.problem) as unknown,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    updatedAt: row.updated_at,
   };
 }
 
@@ -293,6 +320,7 @@ export class KyselyStore implements Store {
   readonly webhooks: WebhookRepository;
   readonly webhookDeliveries: WebhookDeliveryRepository;
   readonly attention: AttentionRepository;
+  readonly tokenFailures: TokenFailureRepository;
   readonly #engine: Engine;
   readonly #db: Kysely<Database>;
   #closed = false;
@@ -311,6 +339,7 @@ export class KyselyStore implements Store {
     this.webhooks = this.#webhookRepository();
     this.webhookDeliveries = this.#webhookDeliveryRepository();
     this.attention = this.#attentionRepository();
+    this.tokenFailures = this.#tokenFailureRepository();
   }
 
   /** Runs `write`, turning a violated unique name into a `UniqueViolation`. */
@@ -399,6 +428,32 @@ export class KyselyStore implements Store {
         // Tokens, events and flow states go by ON DELETE CASCADE; connectors are detached (SET NULL).
         const result = await db.deleteFrom('authentications').where('id', '=', id).executeTakeFirst();
         return affected(result.numDeletedRows) > 0;
+      },
+      listDueForKeepAlive: async (now, limit) => {
+        const rows = await db
+          .selectFrom('authentications')
+          .innerJoin('tokens', 'tokens.auth_id', 'authentications.id')
+          .leftJoin('token_failures', 'token_failures.auth_id', 'authentications.id')
+          .select('authentications.id as id')
+          .where('authentications.keep_alive_ms', 'is not', null)
+          .where('tokens.refresh_token', 'is not', null)
+          .whereRef('tokens.generation', '=', 'authentications.generation')
+          // Idle at least keep_alive_ms: obtained_at + keep_alive_ms <= now (BIGINT on both engines).
+          .where((eb) =>
+            eb(eb('tokens.obtained_at', '+', eb.ref('authentications.keep_alive_ms')), '<=', now),
+          )
+          .where((eb) =>
+            eb.or([
+              eb('token_failures.auth_id', 'is', null),
+              eb('token_failures.generation', '<>', eb.ref('authentications.generation')),
+              eb('token_failures.next_attempt_at', '<=', now),
+            ]),
+          )
+          .orderBy('tokens.obtained_at')
+          .orderBy('authentications.id')
+          .limit(Math.max(0, Math.floor(limit)))
+          .execute();
+        return rows.map((row) => row.id);
       },
     };
   }
@@ -1006,6 +1061,58 @@ export class KyselyStore implements Store {
     };
   }
 
+  #tokenFailureRepository(): TokenFailureRepository {
+    const db = this.#db;
+    const columns = (write: TokenFailureWrite) => ({
+      generation: write.generation,
+      problem: toJson(write.problem),
+      attempts: write.attempts,
+      next_attempt_at: write.nextAttemptAt,
+      updated_at: write.updatedAt,
+    });
+    return {
+      get: async (authId) => {
+        const found = await db
+          .selectFrom('token_failures')
+          .selectAll()
+          .where('auth_id', '=', authId)
+          .executeTakeFirst();
+        return found ? tokenFailureFromRow(found) : null;
+      },
+      compareAndSwap: async (authId, expected, write) => {
+        try {
+          // One statement each way, as for tokens: the check and the write cannot be split.
+          const saved =
+            expected === null
+              ? await db
+                  .insertInto('token_failures')
+                  .values({ auth_id: authId, ...columns(write) })
+                  .onConflict((conflict) => conflict.column('auth_id').doNothing())
+                  .returningAll()
+                  .executeTakeFirst()
+              : await db
+                  .updateTable('token_failures')
+                  .set(columns(write))
+                  .where('auth_id', '=', authId)
+                  .where('generation', '=', expected.generation)
+                  .where('attempts', '=', expected.attempts)
+                  .returningAll()
+                  .executeTakeFirst();
+          return saved ? tokenFailureFromRow(saved) : null;
+        } catch (error) {
+          // The authentication was deleted meanwhile (the foreign key refused the row).
+          if (await this.#authenticationGone(authId)) return null;
+          throw error;
+        }
+      },
+      clear: async (authId, generation) => {
+        let query = db.deleteFrom('token_failures').where('auth_id', '=', authId);
+        if (generation !== undefined) query = query.where('generation', '<=', generation);
+        await query.execute();
+      },
+    };
+  }
+
   async #authenticationGone(authId: string): Promise<boolean> {
     const row = await this.#db
       .selectFrom('authentications')
@@ -1029,8 +1136,12 @@ export class KyselyStore implements Store {
     }
   }
 
-  withAuthLock<T>(authId: string, fn: () => Promise<T>): Promise<{ value: T; waitedMs: number }> {
-    return this.#engine.withAuthLock(authId, fn);
+  withAuthLock<T>(
+    authId: string,
+    fn: () => Promise<T>,
+    options: AuthLockOptions = {},
+  ): Promise<{ value: T; waitedMs: number }> {
+    return this.#engine.withAuthLock(authId, fn, options.timeoutMs);
   }
 
   publish(event: ChangeEvent): Promise<void> {

@@ -158,7 +158,7 @@ export class WebhookService {
       }
       const streak = await this.#store.attention.recordFailure(change.authId, now);
       if (streak === null || streak.open) return;
-      const reason = attentionReason(change.to, streak, now);
+      const reason = attentionReason(change.to, streak, now, change.keepAlive);
       if (reason === null) return;
       const episode = await this.#store.attention.open(change.authId, now);
       if (episode === null) return;
