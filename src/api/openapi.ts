@@ -186,6 +186,9 @@ const TAG_DESCRIPTIONS: Record<string, string> = {
   Service: 'Liveness, readiness, metrics and this document.',
 };
 
+const TAG_ORDER = Object.keys(TAG_DESCRIPTIONS);
+const tagRank = (tag: string) => (TAG_ORDER.includes(tag) ? TAG_ORDER.indexOf(tag) : TAG_ORDER.length);
+
 const pascal = (word: string) => `${word.charAt(0).toUpperCase()}${word.slice(1).toLowerCase()}`;
 
 function operationIdOf(route: RouteDoc): string | undefined {
@@ -333,7 +336,14 @@ export function buildOpenApiDocument(server: FastifyInstance, serverUrl: string)
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
     servers: [{ url: serverUrl }],
-    tags: tags.map((name) => ({ name, description: TAG_DESCRIPTIONS[name] ?? '' })),
+    // In the order of TAG_DESCRIPTIONS, which the rendered reference follows; a tag missing there
+    // has no description, which Redocly reports (test/openapi.test.ts).
+    tags: tags
+      .sort((a, b) => tagRank(a) - tagRank(b))
+      .map((name) => ({
+        name,
+        ...(TAG_DESCRIPTIONS[name] === undefined ? {} : { description: TAG_DESCRIPTIONS[name] }),
+      })),
     components: {
       schemas: components.schemas,
       responses,
