@@ -125,9 +125,9 @@ describe('the API reference at /docs in Chromium', { timeout: 120_000 }, () => {
     await health.getByRole('button', { name: 'Execute' }).click();
     await health.locator('.live-responses-table tr.response .response-col_status').first().waitFor();
     expect(
-      await health.locator('.live-responses-table tr.response .response-col_status').first().innerText(),
+      await health.locator('.live-responses-table tr.response .response-col_status').first().textContent(),
     ).toContain('200');
-    expect(await health.locator('.live-responses-table .microlight').first().innerText()).toContain('"ok"');
+    expect(await health.locator('.live-responses-table .microlight').first().textContent()).toContain('"ok"');
     expect(offOrigin).toEqual([]);
     expect(consoleErrors).toEqual([]);
   });
