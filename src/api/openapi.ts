@@ -307,7 +307,7 @@ export function buildOpenApiDocument(server: FastifyInstance, serverUrl: string)
     for (const status of standardStatuses) {
       const given = answers[status];
       if (given === undefined) answers[status] = standard(status);
-      else if (!('$ref' in given)) answers[status] = eitherAnswer(given, standard(status), status);
+      else if (!('$ref' in given)) answers[status] = eitherAnswer(given, status);
     }
     op.responses = Object.fromEntries(Object.entries(answers).sort(([a], [b]) => a.localeCompare(b)));
 
@@ -363,17 +363,18 @@ export function buildOpenApiDocument(server: FastifyInstance, serverUrl: string)
  * A status a route declares with a shape of its own that a shared layer can also answer (the
  * readiness probe's 503 and the connection limit's): either shape, both descriptions.
  */
-function eitherAnswer(given: Json, standardRef: Json, status: string): Json {
+function eitherAnswer(given: Json, status: string): Json {
   const answer = STANDARD_ANSWERS[status] as StandardAnswer;
-  const content = isObject(given.content) ? given.content : {};
-  const json = isObject(content['application/json']) ? content['application/json'] : undefined;
-  const schema = json?.schema;
-  if (schema === undefined) return standardRef;
+  const error = { $ref: '#/components/schemas/Error' };
+  const content: Json = { ...(isObject(given.content) ? given.content : {}) };
+  const json = content['application/json'];
+  content['application/json'] = {
+    schema: isObject(json) && json.schema !== undefined ? { anyOf: [json.schema, error] } : error,
+  };
   return {
     description: `${String(given.description)} Or: ${answer.description}`,
-    content: {
-      'application/json': { schema: { anyOf: [schema, { $ref: '#/components/schemas/Error' }] } },
-    },
+    ...(answer.headers === undefined ? {} : { headers: answer.headers }),
+    content,
   };
 }
 

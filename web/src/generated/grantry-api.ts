@@ -1192,6 +1192,8 @@ export interface operations {
             /** @description The store does not answer. Or: Not now; retry after the seconds in Retry-After. `rate_limited`: this client address already holds GRANTRY_MAX_CONNECTIONS_PER_CLIENT open connections (answered before the request is read). `server_busy` (execute and connector test only): the upstream answers held in memory have reached GRANTRY_EXECUTE_BUFFER_LIMIT. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
