@@ -9,13 +9,13 @@ export const ComponentName: unique symbol = Symbol.for('grantry.openapi.componen
  * `components.schemas`, so a client generated from the document has a type of that name.
  *
  * The name is a symbol, which JSON, Ajv and fast-json-stringify do not see, rather than `$id`,
- * which all of them act on: a response schema that holds the same `$id` twice (a `Problem` in
- * both `token.error` and `error`) fails to compile ("reference "Problem" resolves to more than one
- * schema", measured on this server); @fastify/ajv-compiler hands back the validator it compiled
- * first for an `$id` from a pool shared by every route, so two schemas with one `$id` would
- * validate alike; and TypeBox drops `$id` from derived types (`Type.Partial`) while it copies
- * symbols. A derived schema therefore carries its origin's name until it is given its own:
- * `buildOpenApiDocument` refuses two different schemas under one name.
+ * which they act on: with `$id: 'Problem'`, this server failed to start, because a response schema
+ * that holds a `Problem` twice (`token.error` and `error` of a connector test) no longer compiles
+ * ("reference "Problem" resolves to more than one schema"); and @fastify/ajv-compiler looks a
+ * top-level `$id` up among the schemas its shared Ajv instance has seen before compiling. TypeBox
+ * drops `$id` from derived types (`Type.Partial`) but copies symbols, so a derived schema carries
+ * its origin's name until it is given its own: `buildOpenApiDocument` refuses two different
+ * schemas under one name.
  */
 export function named<T extends TSchema>(name: string, schema: T): T {
   return { ...schema, [ComponentName]: name };
