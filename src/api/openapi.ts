@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import { OptionalKind } from '@sinclair/typebox';
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import { KEY_SCOPES } from '../services/api-keys.js';
@@ -229,7 +230,7 @@ export function buildOpenApiDocument(server: FastifyInstance, serverUrl: string)
     const description =
       typeof source.description === 'string'
         ? source.description
-        : (STANDARD_ANSWERS[status]?.description ?? `HTTP ${status}`);
+        : (STANDARD_ANSWERS[status]?.description ?? STATUS_CODES[status] ?? `HTTP ${status}`);
     // Fastify's own form for answers by media type: `{ content: { 'text/html': { schema } } }`.
     if (isObject(source.content)) {
       const content: Json = {};

@@ -1129,7 +1129,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1153,7 +1153,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1177,7 +1177,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1247,7 +1247,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1276,7 +1276,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description HTTP 201 */
+            /** @description Created */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -1306,7 +1306,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1367,7 +1367,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1397,7 +1397,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1455,7 +1455,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1489,7 +1489,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1518,7 +1518,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description HTTP 201 */
+            /** @description Created */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -1548,7 +1548,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1606,7 +1606,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1639,7 +1639,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1668,7 +1668,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description HTTP 201 */
+            /** @description Created */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -1696,7 +1696,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1754,7 +1754,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1786,7 +1786,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1814,7 +1814,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description HTTP 202 */
+            /** @description Accepted */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -1872,7 +1872,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1907,7 +1907,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2312,7 +2312,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2436,7 +2436,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2462,7 +2462,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2488,7 +2488,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description HTTP 200 */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
