@@ -6,6 +6,9 @@ describe('route access', () => {
     expect(isPublicRoute('GET', '/healthz')).toBe(true);
     expect(isPublicRoute('HEAD', '/healthz')).toBe(true);
     expect(isPublicRoute('GET', '/oauth/redirect')).toBe(true);
+    expect(isPublicRoute('GET', '/docs')).toBe(true);
+    expect(isPublicRoute('HEAD', '/docs/:asset')).toBe(true);
+    expect(isPublicRoute('POST', '/docs')).toBe(false);
     expect(isPublicRoute('POST', '/healthz')).toBe(false);
     expect(isPublicRoute('GET', '/api/authentications')).toBe(false);
     expect(isPublicRoute('GET', '/metrics')).toBe(false);

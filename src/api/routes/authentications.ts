@@ -30,6 +30,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
       attachValidation: true,
       schema: {
         tags,
+        operationId: 'createAuthentication',
         summary: 'Create an authentication',
         description:
           'OAuth 2.0 (client_credentials, password, authorization_code) or a static credential (api_key, basic, bearer). Secrets are write-only: the answer says only whether each is set.',
@@ -50,6 +51,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
       attachValidation: true,
       schema: {
         tags,
+        operationId: 'listAuthentications',
         summary: 'List authentications',
         description:
           'Ordered by name, then id, a page at a time (limit, cursor); q searches the name; type and status filter.',
@@ -76,6 +78,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
       config: { access: 'runtime' },
       schema: {
         tags,
+        operationId: 'getAuthentication',
         summary: 'Get an authentication',
         params: IdParams,
         response: { 200: AuthenticationViewSchema, 404: ErrorResponseSchema },
@@ -90,6 +93,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
       attachValidation: true,
       schema: {
         tags,
+        operationId: 'updateAuthentication',
         summary: 'Change an authentication',
         description:
           'Omitted secrets keep their value; null clears an optional field (its default applies again). A change to any field that shapes the token request drops cached tokens. Moving tokenUrl, authorizationUrl or revocationUrl to another origin requires clientSecret (and password for the Password grant) in the same request, and drops the stored tokens. type cannot change.',
@@ -106,6 +110,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
     {
       schema: {
         tags,
+        operationId: 'deleteAuthentication',
         summary: 'Delete an authentication',
         description:
           '409 while connectors use it, unless ?force=true (then they are detached). Revokes stored tokens at the provider when it has a revocation endpoint.',
@@ -128,6 +133,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
       config: { access: 'runtime' },
       schema: {
         tags,
+        operationId: 'testAuthentication',
         summary: 'Fetch a token now and report it',
         description:
           'ok with the token metadata (never the token), or the diagnosis. A static credential (api_key, basic, bearer) answers {"ok":true,"token":null}: there is nothing to fetch; the connector test calls the API.',
@@ -143,6 +149,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
     {
       schema: {
         tags,
+        operationId: 'invalidateAuthentication',
         summary: 'Drop the cached access token (keeps a refresh token)',
         params: IdParams,
         response: { 204: Type.Null({ description: 'Dropped.' }), 404: ErrorResponseSchema },
@@ -161,6 +168,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
       attachValidation: true,
       schema: {
         tags,
+        operationId: 'listAuthenticationEvents',
         summary: 'The authentication’s event timeline, newest first',
         params: IdParams,
         querystring: Type.Object({ limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$' })) }),
