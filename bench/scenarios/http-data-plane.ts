@@ -78,10 +78,13 @@ try {
       ),
   };
 
-  progress('data plane: warming up (token fetch, connection pools, JIT)');
-  for (const side of Object.values(sides)) await side();
-  // BENCH_HTTP_ONLY=proxy (or forwarder, execute): load one side only, e.g. while profiling it.
+  // BENCH_HTTP_ONLY=proxy (or forwarder, execute): load one side only, e.g. while profiling it;
+  // the other sides are not even warmed up, so the profile holds that side's work alone.
   const onlySide = process.env.BENCH_HTTP_ONLY as keyof typeof sides | undefined;
+  progress('data plane: warming up (token fetch, connection pools, JIT)');
+  for (const [name, side] of Object.entries(sides)) {
+    if (onlySide === undefined || onlySide === name) await side();
+  }
   if (onlySide !== undefined) {
     for (let round = 0; round < ROUNDS; round++) {
       const value = await sides[onlySide]();
