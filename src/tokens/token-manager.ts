@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EgressError } from '../egress/egress-error.js';
+import { RETRYABLE_STATUSES } from '../egress/retry-after.js';
 import { diagnose } from '../oauth/diagnosis.js';
 import { authorizationHeaderValue, isHeaderSafeValue } from '../oauth/header-value.js';
 import { OAuthError } from '../oauth/oauth-error.js';
@@ -578,7 +579,7 @@ function retryDelay(error: unknown, delay: number | undefined): number | null {
   }
   if (error instanceof Problem && error.code === 'token_fetch_failed') {
     const status = error.provider?.status;
-    if (status !== 429 && status !== 502 && status !== 503 && status !== 504) return null;
+    if (status === undefined || !RETRYABLE_STATUSES.has(status)) return null;
     const retryAfter = error instanceof OAuthError ? error.facts.retryAfterSeconds : undefined;
     if (retryAfter === undefined) return delay;
     const wait = retryAfter * 1000;
