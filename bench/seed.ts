@@ -50,6 +50,7 @@ export function connectorRecord(
     authenticationId,
     headers: {},
     query: {},
+    refreshOn: null,
     timeoutMs: 30_000,
     createdAt: now,
     updatedAt: now,

@@ -14,6 +14,7 @@ import { serviceRoutes } from './api/routes/service.js';
 import { webUiRoutes } from './api/routes/web-ui.js';
 import { createServer } from './api/server.js';
 import type { Config } from './config.js';
+import { ConnectorEngine } from './connectors/execute.js';
 import { Egress } from './egress/egress.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -130,6 +131,15 @@ export async function createApp(
       perKeyPerMinute: config.rateLimitPerMinute,
       failuresPerMinute: config.authFailuresPerMinute,
     });
+    const engine = new ConnectorEngine({
+      store,
+      egress,
+      tokens,
+      usage,
+      maxBodyBytes: config.executeMaxBodyBytes,
+      bufferLimitBytes: config.executeBufferLimitBytes,
+      observer: metrics,
+    });
     const context: ApiContext = {
       config,
       store,
@@ -138,6 +148,7 @@ export async function createApp(
       tokens,
       usage,
       access,
+      engine,
       logger,
       metrics,
       redirectUri,
@@ -176,6 +187,7 @@ export async function createApp(
       },
       async close() {
         await server.close();
+        engine.close();
         await tokens.close();
         await usage.close();
         await egress.close();

@@ -51,6 +51,23 @@ export class AccessControl {
     const key = bearer(authorization);
     const verified = key === null ? null : await this.#verify(key, now);
     if (verified === null) return this.#failed(clientAddress, now);
+    return this.#admit(verified, now);
+  }
+
+  /**
+   * The decision for a key verified within the last few seconds, without awaiting anything (the
+   * data plane's hot path); undefined when the key must be looked up, by `check`. Counts against
+   * the per-key limit exactly as `check` does, so a request is decided by one of them, never both.
+   */
+  checkKnown(authorization: string | undefined, now = Date.now()): AccessDecision | undefined {
+    const key = bearer(authorization);
+    if (key === null) return undefined;
+    const known = this.#known.get(key);
+    if (known === undefined || now >= known.until) return undefined;
+    return this.#admit(known, now);
+  }
+
+  #admit(verified: VerifiedKey, now: number): AccessDecision {
     if (this.#perKeyPerMinute !== null) {
       const window = this.#tick(this.#usage, verified.keyId, now);
       if (window.count > this.#perKeyPerMinute) {
@@ -113,10 +130,11 @@ interface VerifiedKey {
   scope: KeyScope;
 }
 
+const BEARER = /^Bearer[ ]+(\S+)\s*$/i;
+
 function bearer(header: string | undefined): string | null {
   if (header === undefined) return null;
-  const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-  return match?.[1] ?? null;
+  return BEARER.exec(header)?.[1] ?? null;
 }
 
 function secondsLeft(window: Window, now: number): number {

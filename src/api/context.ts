@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import type { ConnectorEngine } from '../connectors/execute.js';
 import type { Egress } from '../egress/egress.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { KeyRing } from '../secrets/key-ring.js';
@@ -19,6 +20,8 @@ export interface ApiContext {
   usage: UsageCounters;
   access: AccessControl;
   logger: Logger;
+  /** Connectors at work: the compiled connectors and the call pipeline of execute, test and the proxy. */
+  engine: ConnectorEngine;
   /** This instance's Prometheus metrics (GET /metrics); the connector engine counts upstream calls here. */
   metrics: Metrics;
   /** The exact redirect URI to register at providers: `<GRANTRY_PUBLIC_URL>/oauth/redirect`. */

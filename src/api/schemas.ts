@@ -173,12 +173,21 @@ export const DiscoveryResultSchema = Type.Object({
   scopes: Nullable(Type.Array(Type.String())),
 });
 
+/** API.md "Connectors": the statuses that make Grantry replace the token and retry once. */
+export const RefreshOnSchema = Type.Array(Type.Union([Type.Literal(401), Type.Literal(403)]), {
+  uniqueItems: true,
+  maxItems: 2,
+  description:
+    'API statuses that make Grantry drop the token, fetch a fresh one and retry once (default [401]). Add 403 for APIs that answer 403 to an expired or revoked token; a 403 whose WWW-Authenticate says insufficient_scope never refreshes. In a PATCH, null restores the default.',
+});
+
 const connectorFields = {
   name: Type.String({ minLength: 1, maxLength: 100 }),
   baseUrl: Type.String(),
   authenticationId: Nullable(Type.String()),
   headers: StringMap,
   query: StringMap,
+  refreshOn: RefreshOnSchema,
   timeoutMs: Type.Integer({ minimum: 1, maximum: 300000 }),
 };
 
@@ -189,6 +198,7 @@ export const ConnectorCreateSchema = Type.Object(
     authenticationId: Type.Optional(connectorFields.authenticationId),
     headers: Type.Optional(connectorFields.headers),
     query: Type.Optional(connectorFields.query),
+    refreshOn: Type.Optional(Nullable(connectorFields.refreshOn)),
     timeoutMs: Type.Optional(connectorFields.timeoutMs),
   },
   { additionalProperties: false },
@@ -205,6 +215,7 @@ export const ConnectorViewSchema = Type.Object(
     authenticationId: Nullable(Type.String()),
     headers: StringMap,
     query: StringMap,
+    refreshOn: RefreshOnSchema,
     timeoutMs: Type.Integer(),
     createdAt: Time,
     updatedAt: Time,

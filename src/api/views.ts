@@ -1,3 +1,4 @@
+import { DEFAULT_REFRESH_ON } from '../connectors/call-policy.js';
 import { boundedExpiresAt } from '../oauth/token-lifetime.js';
 import type { Problem, ProblemBody } from '../problem.js';
 import type { AuthenticationRecord, ConnectorRecord, EventRecord, TokenRecord } from '../store/contract.js';
@@ -76,6 +77,7 @@ export function connectorView(record: ConnectorRecord): ConnectorView {
     authenticationId: record.authenticationId,
     headers: record.headers,
     query: record.query,
+    refreshOn: record.refreshOn ?? [...DEFAULT_REFRESH_ON],
     timeoutMs: record.timeoutMs,
     createdAt: iso(record.createdAt),
     updatedAt: iso(record.updatedAt),

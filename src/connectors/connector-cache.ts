@@ -1,5 +1,7 @@
 import { EgressError } from '../egress/egress-error.js';
 import type { ChangeEvent, ConnectorRecord, Store } from '../store/contract.js';
+import { DEFAULT_REFRESH_ON } from './call-policy.js';
+import type { CredentialSource } from './credential-source.js';
 import { type BaseTarget, compileBaseTarget } from './target-url.js';
 
 /**
@@ -15,6 +17,12 @@ export interface ConnectorTarget extends BaseTarget {
   readonly authId: string | null;
   /** Static headers, names lower-cased. */
   readonly headers: Readonly<Record<string, string>>;
+  /** The same as a field list `[name, value, …]`, the shape requests are sent with. */
+  readonly headerList: readonly string[];
+  /** Where calls get their credential; null when the connector has no authentication. */
+  readonly credentials: CredentialSource | null;
+  /** Statuses that make the pipeline replace the credential and retry once (`refreshOn`). */
+  readonly refreshOn: ReadonlySet<number>;
   readonly timeoutMs: number;
   /** Why the base URL cannot be used (not https, not parseable), or null. */
   readonly urlProblem: EgressError | null;
@@ -23,7 +31,19 @@ export interface ConnectorTarget extends BaseTarget {
 /** Vets a base URL the way egress will (https, or http to loopback when allowed). */
 export type UrlCheck = (url: URL) => void;
 
-export function compileConnector(record: ConnectorRecord, checkUrl: UrlCheck): ConnectorTarget {
+/**
+ * The credential source of a connector's authentication. May load the authentication to see its
+ * kind (an OAuth client, a static key); called once per compiled connector, not per call.
+ */
+export type CredentialsFor = (
+  authenticationId: string,
+) => CredentialSource | null | Promise<CredentialSource | null>;
+
+export function compileConnector(
+  record: ConnectorRecord,
+  checkUrl: UrlCheck,
+  credentials: CredentialSource | null = null,
+): ConnectorTarget {
   let parsed: URL;
   let urlProblem: EgressError | null = null;
   try {
@@ -46,6 +66,9 @@ export function compileConnector(record: ConnectorRecord, checkUrl: UrlCheck): C
     host: parsed.host,
     authId: record.authenticationId,
     headers,
+    headerList: Object.entries(headers).flat(),
+    credentials,
+    refreshOn: new Set(record.refreshOn ?? DEFAULT_REFRESH_ON),
     timeoutMs: record.timeoutMs,
     urlProblem,
   };
@@ -59,12 +82,14 @@ export function compileConnector(record: ConnectorRecord, checkUrl: UrlCheck): C
 export class ConnectorCache {
   readonly #store: Store;
   readonly #checkUrl: UrlCheck;
+  readonly #credentialsFor: CredentialsFor;
   readonly #entries = new Map<string, ConnectorTarget | Promise<ConnectorTarget | null>>();
   readonly #unsubscribe: () => void;
 
-  constructor(store: Store, checkUrl: UrlCheck) {
+  constructor(store: Store, checkUrl: UrlCheck, credentialsFor: CredentialsFor) {
     this.#store = store;
     this.#checkUrl = checkUrl;
+    this.#credentialsFor = credentialsFor;
     this.#unsubscribe = store.subscribe((event) => this.#onChange(event));
   }
 
@@ -72,9 +97,8 @@ export class ConnectorCache {
   get(id: string): ConnectorTarget | Promise<ConnectorTarget | null> {
     const entry = this.#entries.get(id);
     if (entry !== undefined) return entry;
-    const loading: Promise<ConnectorTarget | null> = this.#store.connectors.get(id).then(
-      (record) => {
-        const target = record === null ? null : compileConnector(record, this.#checkUrl);
+    const loading: Promise<ConnectorTarget | null> = this.#load(id).then(
+      (target) => {
         // Replace our own promise only: if it was invalidated meanwhile, the record may be stale.
         if (this.#entries.get(id) === loading) {
           if (target === null) this.#entries.delete(id);
@@ -89,6 +113,14 @@ export class ConnectorCache {
     );
     this.#entries.set(id, loading);
     return loading;
+  }
+
+  async #load(id: string): Promise<ConnectorTarget | null> {
+    const record = await this.#store.connectors.get(id);
+    if (record === null) return null;
+    const credentials =
+      record.authenticationId === null ? null : await this.#credentialsFor(record.authenticationId);
+    return compileConnector(record, this.#checkUrl, credentials);
   }
 
   close(): void {

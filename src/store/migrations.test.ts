@@ -29,7 +29,7 @@ describe('runMigrations', () => {
     engine = openSqliteEngine(':memory:');
     const failing = {
       ...buildMigrations(engine),
-      '0002_broken': {
+      '9999_broken': {
         up: async () => {
           throw new Error('broken migration');
         },

@@ -143,6 +143,14 @@ export function buildMigrations(engine: Pick<Engine, 'serialPrimaryKey'>): Recor
           .execute();
       },
     },
+    '0004_connector_refresh_on': {
+      // The statuses that make Grantry replace a refused token (API.md "Connectors": refreshOn).
+      // Null for every existing connector: they keep the default, a 401 only.
+      // biome-ignore lint/suspicious/noExplicitAny: a migration sees the database as it was then.
+      async up(db: Kysely<any>): Promise<void> {
+        await db.schema.alterTable('connectors').addColumn('refresh_on', 'text').execute();
+      },
+    },
   };
 }
 

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { ConnectorEngine, type ExecuteCall } from '../../connectors/execute.js';
+import type { ConnectorEngine, ExecuteCall } from '../../connectors/execute.js';
 import type { BufferLease } from '../../connectors/execute-buffer-budget.js';
 import type { ApiContext } from '../context.js';
 import { failIfInvalid, objectBody, schemaErrorsOf, typedFields } from '../request-validation.js';
@@ -15,32 +15,6 @@ import {
 const IdParams = Type.Object({ id: Type.String() });
 const tags = ['Connectors'];
 const CALL_TYPES = { method: 'string', path: 'string', query: 'object', headers: 'object' } as const;
-
-const engines = new WeakMap<ApiContext, ConnectorEngine>();
-
-/**
- * The one connector engine per composition root, shared by the execute/test routes and the proxy
- * (one connector cache, one change subscription), closed with the server.
- */
-export function connectorEngineOf(server: FastifyInstance, context: ApiContext): ConnectorEngine {
-  const existing = engines.get(context);
-  if (existing !== undefined) return existing;
-  const engine = new ConnectorEngine({
-    store: context.store,
-    egress: context.egress,
-    tokens: context.tokens,
-    usage: context.usage,
-    maxBodyBytes: context.config.executeMaxBodyBytes,
-    bufferLimitBytes: context.config.executeBufferLimitBytes,
-    observer: context.metrics,
-  });
-  engines.set(context, engine);
-  server.addHook('onClose', async () => {
-    engine.close();
-    engines.delete(context);
-  });
-  return engine;
-}
 
 function callOf(body: Record<string, unknown>): Partial<ExecuteCall> {
   const call: Partial<ExecuteCall> = typedFields<ExecuteCall>(body, CALL_TYPES);
@@ -61,7 +35,7 @@ function bufferLeaseUntilAnswered(engine: ConnectorEngine, reply: FastifyReply):
 
 /** Calls through a connector: execute (an integration step) and test (the product page's button). */
 export async function connectorCallRoutes(server: FastifyInstance, context: ApiContext): Promise<void> {
-  const engine = connectorEngineOf(server, context);
+  const { engine } = context;
 
   server.post(
     '/api/connectors/:id/execute',

@@ -29,6 +29,16 @@ const DRAFT_TYPES = {
   timeoutMs: 'number',
 } as const;
 
+/**
+ * `refreshOn` as sent: null (the default), the statuses (deduplicated, in order), or undefined when
+ * absent or malformed (the schema reports what is wrong).
+ */
+function refreshOnOf(value: unknown): ConnectorRecord['refreshOn'] | undefined {
+  if (value === null) return null;
+  if (!Array.isArray(value) || !value.every((status) => status === 401 || status === 403)) return undefined;
+  return ([401, 403] as const).filter((status) => value.includes(status));
+}
+
 /** REST API connectors: saved targets an integration step calls (API.md "Connectors"). */
 export async function connectorRoutes(server: FastifyInstance, context: ApiContext): Promise<void> {
   const { store, config } = context;
@@ -78,6 +88,7 @@ export async function connectorRoutes(server: FastifyInstance, context: ApiConte
       const body = objectBody(request.body);
       const draft = typedFields<ConnectorCreate>(body, DRAFT_TYPES);
       if (body.authenticationId === null) draft.authenticationId = null;
+      const refreshOn = refreshOnOf(body.refreshOn);
       await validate(draft, schemaErrorsOf(request));
       const now = Date.now();
       const record: ConnectorRecord = {
@@ -87,6 +98,7 @@ export async function connectorRoutes(server: FastifyInstance, context: ApiConte
         authenticationId: draft.authenticationId ?? null,
         headers: draft.headers ?? {},
         query: draft.query ?? {},
+        refreshOn: refreshOn ?? null,
         timeoutMs: draft.timeoutMs ?? 30_000,
         createdAt: now,
         updatedAt: now,
@@ -143,6 +155,8 @@ export async function connectorRoutes(server: FastifyInstance, context: ApiConte
       const body = objectBody(request.body);
       const patch = typedFields<ConnectorCreate>(body, DRAFT_TYPES);
       if (body.authenticationId === null) patch.authenticationId = null;
+      // null restores the default (API.md: in a PATCH, null clears an optional field).
+      const refreshOn = refreshOnOf(body.refreshOn);
       const merged: ConnectorCreate = {
         name: patch.name ?? record.name,
         baseUrl: patch.baseUrl ?? record.baseUrl,
@@ -160,6 +174,7 @@ export async function connectorRoutes(server: FastifyInstance, context: ApiConte
         authenticationId: merged.authenticationId ?? null,
         headers: merged.headers ?? {},
         query: merged.query ?? {},
+        refreshOn: refreshOn === undefined ? record.refreshOn : refreshOn,
         timeoutMs: merged.timeoutMs ?? 30_000,
         updatedAt: Date.now(),
       };
