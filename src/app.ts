@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { AccessControl } from './api/access.js';
 import { createApiKey } from './api/api-keys.js';
 import type { ApiContext } from './api/context.js';
+import { ProxyFront } from './api/proxy-front.js';
 import { authenticationRoutes } from './api/routes/authentications.js';
 import { connectorCallRoutes } from './api/routes/connector-calls.js';
 import { connectorRoutes } from './api/routes/connectors.js';
@@ -161,7 +162,9 @@ export async function createApp(
         log: logger,
       }),
     };
-    const server = createServer(context);
+    // `/proxy/<id>/…` is served ahead of Fastify (src/api/proxy-front.ts); all else goes through it.
+    const front = new ProxyFront({ engine, access, metrics, logger });
+    const server = createServer(context, { front });
     await server.register(serviceRoutes, context);
     await server.register(authenticationRoutes, context);
     await server.register(connectorRoutes, context);
