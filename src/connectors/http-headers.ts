@@ -48,7 +48,8 @@ export function headerValueProblem(value: string): string | null {
 
 /** Field names listed in `Connection` (RFC 9110 §7.6.1): hop-by-hop for this message only. */
 function connectionListed(value: string | string[] | undefined): Set<string> | null {
-  if (value === undefined) return null;
+  // Nearly every message says just one of these; they name no field.
+  if (value === undefined || value === 'keep-alive' || value === 'close') return null;
   const names = new Set<string>();
   for (const part of (Array.isArray(value) ? value.join(',') : value).split(',')) {
     const name = part.trim().toLowerCase();
