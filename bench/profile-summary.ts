@@ -55,8 +55,11 @@ function place(frame: CallFrame): string {
       .split('/')
       .slice(0, 1)
       .join('/');
-  const src = url.indexOf('/src/');
+  // Grantry's own code: its sources under tsx, or its build (dist/, what the suite measures).
+  const src = url.lastIndexOf('/src/');
   if (src >= 0) return url.slice(src + 1);
+  const dist = url.lastIndexOf('/dist/');
+  if (dist >= 0) return `src/${url.slice(dist + '/dist/'.length).replace(/\.js$/, '.ts')}`;
   return url === '' ? '(native/V8)' : url.startsWith('node:') ? url : url.split('/').slice(-2).join('/');
 }
 

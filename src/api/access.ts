@@ -74,7 +74,7 @@ export class AccessControl {
         return { ok: false, code: 'rate_limited', retryAfterSeconds: secondsLeft(window, now) };
       }
     }
-    return { ok: true, keyId: verified.keyId, scope: verified.scope };
+    return verified.admitted;
   }
 
   /** Forget a key at once (revoked in this process). */
@@ -90,11 +90,11 @@ export class AccessControl {
     let verified: VerifiedKey | null = null;
     if (this.#bootstrapHash !== null && sameDigest(hash, this.#bootstrapHash)) {
       // The bootstrap key is the operator's own: it can do everything (API.md "Access").
-      verified = { keyId: 'bootstrap', scope: 'admin' };
+      verified = verifiedKey('bootstrap', 'admin');
     } else {
       const record = await this.#store.apiKeys.findByHash(hash);
       if (record !== null && record.revokedAt === null && sameDigest(hash, record.hash)) {
-        verified = { keyId: record.id, scope: record.scope };
+        verified = verifiedKey(record.id, record.scope);
         void this.#store.apiKeys.touch(record.id, now).catch(() => {});
       }
     }
@@ -128,6 +128,12 @@ export class AccessControl {
 interface VerifiedKey {
   keyId: string;
   scope: KeyScope;
+  /** The decision that lets this key in, made once: the hot path allocates nothing for it. */
+  admitted: AccessDecision & { ok: true };
+}
+
+function verifiedKey(keyId: string, scope: KeyScope): VerifiedKey {
+  return { keyId, scope, admitted: Object.freeze({ ok: true as const, keyId, scope }) };
 }
 
 const BEARER = /^Bearer[ ]+(\S+)\s*$/i;

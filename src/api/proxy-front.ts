@@ -142,33 +142,45 @@ export class ProxyFront implements RequestFront {
       this.#access.check(authorization, req.socket.remoteAddress ?? '').then((decision) => {
         const refused = accessRefusal(decision, this.#scope);
         if (refused !== undefined) fail(refused);
-        else this.#forward(req, res, match, own, finished).catch(fail);
+        else this.#forward(req, res, match, own, finished, fail);
       }, fail);
       return;
     }
     const refused = accessRefusal(known, this.#scope);
     if (refused !== undefined) fail(refused);
-    else this.#forward(req, res, match, own, finished).catch(fail);
+    else this.#forward(req, res, match, own, finished, fail);
   }
 
-  async #forward(
+  /** The connector from memory when it is there (the hot path), then the pipeline. */
+  #forward(
     req: IncomingMessage,
     res: ServerResponse,
     match: ProxyTargetMatch,
     own: OwnFields,
     finished: (status: number) => void,
-  ): Promise<void> {
+    fail: (error: unknown) => void,
+  ): void {
+    const send = (target: ConnectorTarget | null) => {
+      if (target === null) throw new Problem('not_found', 'No connector with this id.');
+      return forwardThroughConnector(
+        this.#engine.pipeline,
+        target,
+        { method: req.method as string, target: match.rest, rawHeaders: req.rawHeaders, body: req },
+        res,
+        own,
+        finished,
+      );
+    };
     const cached = this.#engine.connectors.get(match.connectorId);
-    const target: ConnectorTarget | null = cached instanceof Promise ? await cached : cached;
-    if (target === null) throw new Problem('not_found', 'No connector with this id.');
-    await forwardThroughConnector(
-      this.#engine.pipeline,
-      target,
-      { method: req.method as string, target: match.rest, rawHeaders: req.rawHeaders, body: req },
-      res,
-      own,
-      finished,
-    );
+    if (cached instanceof Promise) {
+      cached.then(send).catch(fail);
+      return;
+    }
+    try {
+      send(cached).catch(fail);
+    } catch (error) {
+      fail(error);
+    }
   }
 
   /** Grantry's own failure, answered as Fastify's error handler answers it, plus x-grantry-error. */

@@ -115,31 +115,34 @@ export class CallPipeline {
    * already in hand (the connector test acquired it); else the target's source is asked.
    * Rejects with a Problem worded for the gateway when no answer can be had.
    */
-  async run(
+  run(
     target: ConnectorTarget,
     call: OutboundCall,
     rules: CallRules,
     credential?: Credential,
   ): Promise<UpstreamAnswer> {
-    if (target.urlProblem !== null) throw unreachable(target.urlProblem, target);
+    if (target.urlProblem !== null) return Promise.reject(unreachable(target.urlProblem, target));
     const source = target.credentials;
-    let first = credential;
-    if (source !== null) {
-      this.#usage.count(source.authenticationId, 'calls');
-      first ??= source.peek() ?? (await source.get());
-    }
+    if (source === null) return this.#first(target, call, rules, undefined);
+    this.#usage.count(source.authenticationId, 'calls');
+    // In memory (the hot path): sent without awaiting anything before the exchange.
+    const ready = credential ?? source.peek();
+    if (ready !== undefined) return this.#first(target, call, rules, ready);
+    return source.get().then((fetched) => this.#first(target, call, rules, fetched));
+  }
+
+  #first(
+    target: ConnectorTarget,
+    call: OutboundCall,
+    rules: CallRules,
+    credential: Credential | undefined,
+  ): Promise<UpstreamAnswer> {
     return this.#attempt(target, call, rules, {
       attempts: 1,
       retries: 0,
       redirects: 0,
       credentialReplaced: false,
-      hop: {
-        origin: target.origin,
-        host: target.host,
-        path: call.path,
-        outsideBase: false,
-        credential: first,
-      },
+      hop: { origin: target.origin, host: target.host, path: call.path, outsideBase: false, credential },
       deadlineAt: Date.now() + target.timeoutMs,
     });
   }

@@ -295,23 +295,27 @@ export class ConnectorEngine {
     });
     const contentType = firstValue(headers['content-type']);
     return new Promise((resolve, reject) => {
-      exchange.receive({
-        chunk: (data) => {
-          let more: boolean;
-          try {
-            more = collector.add(data);
-          } catch (error) {
-            exchange.abort();
-            reject(error);
-            return false;
-          }
-          if (more) return true;
-          // Past the cap: the rest is not read, and the connection is not kept waiting for it.
+      /** Keeps a chunk; false once the body is settled (cut at the cap, or refused by the budget). */
+      const take = (data: Buffer): boolean => {
+        let more: boolean;
+        try {
+          more = collector.add(data);
+        } catch (error) {
           exchange.abort();
-          resolve(collector.result(contentType));
+          reject(error);
           return false;
+        }
+        if (more) return true;
+        // Past the cap: the rest is not read, and the connection is not kept waiting for it.
+        exchange.abort();
+        resolve(collector.result(contentType));
+        return false;
+      };
+      exchange.receive({
+        chunk: take,
+        end: (last) => {
+          if (last === undefined || take(last)) resolve(collector.result(contentType));
         },
-        end: () => resolve(collector.result(contentType)),
         fail: (error) => reject(unreachable(error, target)),
       });
     });

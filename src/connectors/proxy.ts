@@ -128,9 +128,11 @@ function writeAnswer(
       res.once('drain', resume);
       return false;
     },
-    end: () => {
+    end: (last) => {
       complete = true;
-      res.end();
+      if (last === undefined) res.end();
+      // Head and whole body in one write: no cork, no second syscall.
+      else res.end(last);
     },
     // The head is out: a broken body can only be told by a broken connection.
     fail: () => res.destroy(),

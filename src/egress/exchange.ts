@@ -27,7 +27,12 @@ export interface ResponseHead {
 export interface BodyReceiver {
   /** A chunk; `false` asks for a pause until {@link UpstreamExchange.resume}. */
   chunk(data: Buffer): boolean;
-  end(): void;
+  /**
+   * The body is complete. `last`: its final chunk, when the body had already ended before the
+   * receiver was attached (a small answer arrives with its head) — the proxy then writes it and
+   * ends its own answer in one call.
+   */
+  end(last?: Buffer): void;
   /** The body could not be read to the end (connection lost, deadline, too slow). */
   fail(error: EgressError): void;
 }
@@ -100,6 +105,8 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.#receiver = receiver;
     let more = true;
     const held = this.#held;
+    // A complete body hands its last chunk over with the end.
+    const last = held !== null && this.#ended ? held.pop() : undefined;
     if (held !== null) {
       this.#held = null;
       this.#heldBytes = 0;
@@ -108,7 +115,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
       if (this.#receiver !== receiver) return;
     }
     if (this.#failure !== null) receiver.fail(this.#failure);
-    else if (this.#ended) receiver.end();
+    else if (this.#ended) receiver.end(last);
     else if (more) this.#controller?.resume();
     else this.#controller?.pause();
   }
