@@ -34,6 +34,8 @@ interface ConnectorDraft {
   headers: KeyValueRow[];
   query: KeyValueRow[];
   timeoutMs: string;
+  /** The API statuses that make Grantry fetch a fresh token and retry once (API.md refreshOn). */
+  refreshOn: (401 | 403)[];
   authenticationId: string;
   creatingAuthentication: boolean;
   authenticationDraft: AuthenticationDraft;
@@ -49,6 +51,7 @@ function emptyConnectorDraft(): ConnectorDraft {
     headers: [],
     query: [],
     timeoutMs: '30000',
+    refreshOn: [401],
     authenticationId: '',
     creatingAuthentication: false,
     authenticationDraft: emptyAuthenticationDraft(),
@@ -66,8 +69,18 @@ function draftFromConnector(view: ConnectorView): ConnectorDraft {
     headers: rowsFromRecord(view.headers),
     query: rowsFromRecord(view.query),
     timeoutMs: String(view.timeoutMs),
+    refreshOn: view.refreshOn,
     authenticationId: view.authenticationId ?? '',
   };
+}
+
+/** A draft kept from before refreshOn existed has none: it means the default. */
+function refreshOnOf(draft: ConnectorDraft): (401 | 403)[] {
+  return draft.refreshOn ?? [401];
+}
+
+function isDefaultRefreshOn(refreshOn: readonly number[]): boolean {
+  return refreshOn.length === 1 && refreshOn[0] === 401;
 }
 
 function requestOf(draft: ConnectorDraft): ConnectorCreate {
@@ -80,6 +93,9 @@ function requestOf(draft: ConnectorDraft): ConnectorCreate {
   };
   const timeout = draft.timeoutMs.trim();
   if (timeout) body.timeoutMs = /^\d+$/.test(timeout) ? Number(timeout) : Number.NaN;
+  // null is the default ([401]), so a connector that never chose follows the default.
+  const refreshOn = refreshOnOf(draft);
+  body.refreshOn = isDefaultRefreshOn(refreshOn) ? null : refreshOn;
   return body;
 }
 
@@ -94,7 +110,8 @@ function isConnectorDirty(draft: ConnectorDraft, view: ConnectorView | undefined
     (next.authenticationId ?? null) !== view.authenticationId ||
     !same(next.headers, view.headers) ||
     !same(next.query, view.query) ||
-    (next.timeoutMs ?? 30000) !== view.timeoutMs
+    (next.timeoutMs ?? 30000) !== view.timeoutMs ||
+    JSON.stringify(next.refreshOn ?? [401]) !== JSON.stringify(view.refreshOn)
   );
 }
 
@@ -107,6 +124,7 @@ const connectorFieldLabels: Record<string, string> = {
   '/query': 'Query parameters',
   '/timeoutMs': 'Timeout',
   '/authenticationId': 'Authentication',
+  '/refreshOn': 'Also refresh on 403',
 };
 
 /** Path B: Integrations › REST API connectors — the list and the configuration sidebar. */
@@ -389,6 +407,26 @@ function ConnectorSidebar({ existing, draft, onDraftChange, onSaved, onDeleted }
         </div>
         {!draft.creatingAuthentication && selectedAuth && (
           <SelectedAuthentication authentication={selectedAuth} />
+        )}
+        {(draft.authenticationId !== '' || draft.creatingAuthentication) && (
+          <div className={errors['/refreshOn'] ? 'field checkbox has-error' : 'field checkbox'}>
+            <input
+              id={id('refreshOn')}
+              type="checkbox"
+              checked={refreshOnOf(draft).includes(403)}
+              aria-describedby={id('refreshOn-hint')}
+              onChange={(event) => set('refreshOn', event.target.checked ? [401, 403] : [401])}
+            />
+            <label htmlFor={id('refreshOn')}>Also refresh on 403</label>
+            <p className="field-hint" id={id('refreshOn-hint')}>
+              A 401 always gets one fresh token and one retry. Tick this for APIs that answer 403 to an
+              expired or revoked token (Django OAuth Toolkit does); a 403 that names insufficient_scope never
+              refreshes.
+            </p>
+            {errors['/refreshOn'] && (
+              <p className="field-error">{errorFor(errors, '/refreshOn', 'Also refresh on 403')}</p>
+            )}
+          </div>
         )}
       </form>
 
