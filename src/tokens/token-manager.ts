@@ -428,9 +428,16 @@ export class TokenManager {
     });
   }
 
-  /** Runs a write after the caller has its token; failures are only logged by the caller of `settled`. */
+  /**
+   * Runs a write after the caller has its token; failures are only logged by the caller of
+   * `settled`. It starts on the next turn of the event loop, not at once: the store's queries run
+   * one at a time (SQLite: one connection, synchronous), so a write started now would hold up
+   * whatever the caller does next — typically the next store read — while started later it runs
+   * in the time the process waits on the network anyway.
+   */
   #behind(write: () => Promise<void>): void {
-    const pending = write()
+    const pending = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(write)
       .catch(() => {
         // A lost timeline entry is not worth failing a call for (the authentication was deleted).
       })
