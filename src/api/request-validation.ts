@@ -43,17 +43,22 @@ export function typedFields<T>(
   types: Record<string, 'string' | 'boolean' | 'object' | 'number'>,
 ): Partial<T> {
   const out: Record<string, unknown> = {};
-  for (const [key, type] of Object.entries(types)) {
+  for (const key in types) {
+    const type = types[key];
     const value = body[key];
     if (value === undefined) continue;
     if (type === 'object') {
-      if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-        const entries = Object.entries(value as Record<string, unknown>);
-        if (entries.every(([, v]) => typeof v === 'string')) out[key] = value;
+      if (typeof value === 'object' && value !== null && !Array.isArray(value) && allStrings(value)) {
+        out[key] = value;
       }
     } else if (typeof value === type) {
       out[key] = value;
     }
   }
   return out as Partial<T>;
+}
+
+function allStrings(value: object): boolean {
+  for (const field of Object.values(value)) if (typeof field !== 'string') return false;
+  return true;
 }

@@ -89,7 +89,8 @@ export function readProxiedRequestHead(raw: readonly string[]): ProxiedRequestHe
       fields.push(name, value);
     }
   }
-  const listed = connection.length === 0 ? null : connectionListed(connection);
+  const listed =
+    connection.length === 0 ? null : connectionListed(connection.length === 1 ? connection[0] : connection);
   if (listed === null) return { fields, contentLength, chunked };
   const kept: string[] = [];
   for (let index = 0; index < fields.length; index += 2) {
