@@ -18,6 +18,7 @@ export function failIfInvalid(
   ruleErrors: FieldError[],
   insecureOnly = false,
 ): void {
+  if (schemaErrors.length === 0 && ruleErrors.length === 0) return;
   const flagged = new Set(schemaErrors.map((e) => e.path));
   const errors = [...schemaErrors, ...ruleErrors.filter((e) => !flagged.has(e.path))];
   if (errors.length === 0) return;
