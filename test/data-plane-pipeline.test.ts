@@ -430,7 +430,19 @@ describe('the proxy front', () => {
 
   it('takes only targets Fastify routes to the proxy route, with the same connector id (property)', () => {
     const idCharacters = ['a', 'Z', '0', '_', '-', '%', '.', '~', ';', ':', '@', '!'];
-    const restParts = ['', '/', '/x', '/a/b', '?q=1', '/x?y=%20', '/%2e%2e/x', '#f', '//y', '/.'];
+    const restParts = [
+      '',
+      '/',
+      '/x',
+      '/a/b',
+      '?q=1',
+      '/x?y=%20',
+      '/%2e%2e/x',
+      '#f',
+      '//y',
+      '/.',
+      '/../../api/authentications',
+    ];
     const targets = fc
       .tuple(
         fc.constantFrom('', '/', '//', '/./', '/x/../', 'http://127.0.0.1', '/%70'),
