@@ -83,6 +83,11 @@ export interface ConnectorEngineOptions {
   credentialsFor?: CredentialsFor;
 }
 
+function existing(target: ConnectorTarget | null): ConnectorTarget {
+  if (target === null) throw new Problem('not_found', 'No connector with this id.');
+  return target;
+}
+
 /** Execute and test: retries of "not now" statuses, redirects of GET/HEAD followed below the base URL. */
 export const EXECUTE_RULES: CallRules = { retry: EXECUTE_RETRY, redirects: FOLLOW_REDIRECTS };
 
@@ -148,11 +153,11 @@ export class ConnectorEngine {
     );
   }
 
-  /** The compiled connector; `not_found` when there is none. */
-  async connector(id: string): Promise<ConnectorTarget> {
-    const target = await this.connectors.get(id);
-    if (target === null) throw new Problem('not_found', 'No connector with this id.');
-    return target;
+  /** The compiled connector (from memory without awaiting when it is there); `not_found` when there is none. */
+  connector(id: string): ConnectorTarget | Promise<ConnectorTarget> {
+    const cached = this.connectors.get(id);
+    if (cached instanceof Promise) return cached.then(existing);
+    return existing(cached);
   }
 
   /**
@@ -220,18 +225,10 @@ export class ConnectorEngine {
   }
 
   /** Sends a prepared call and reads the answer into the execute result. */
-  async execute(
-    target: ConnectorTarget,
-    call: PreparedCall,
-    options: ExecuteOptions = {},
-  ): Promise<ExecuteResult> {
+  execute(target: ConnectorTarget, call: PreparedCall, options: ExecuteOptions = {}): Promise<ExecuteResult> {
     if (options.buffer !== undefined) return this.#execute(target, call, options.credential, options.buffer);
     const lease = this.buffers.lease();
-    try {
-      return await this.#execute(target, call, options.credential, lease);
-    } finally {
-      lease.release();
-    }
+    return this.#execute(target, call, options.credential, lease).finally(() => lease.release());
   }
 
   async #execute(
