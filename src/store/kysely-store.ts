@@ -387,25 +387,28 @@ export class KyselyStore implements Store {
     const db = this.#db;
     return {
       append: async (authId, event, keep) => {
-        await db.transaction().execute(async (trx) => {
-          await trx
-            .insertInto('events')
-            .values({ auth_id: authId, at: event.at, type: event.type, detail: toJson(event.detail) })
-            .execute();
-          await trx
-            .deleteFrom('events')
-            .where('auth_id', '=', authId)
-            .where('id', 'not in', (eb) =>
-              eb
-                .selectFrom('events')
-                .select('id')
-                .where('auth_id', '=', authId)
-                .orderBy('at', 'desc')
-                .orderBy('id', 'desc')
-                .limit(Math.max(0, Math.floor(keep))),
-            )
-            .execute();
-        });
+        await db
+          .insertInto('events')
+          .values({ auth_id: authId, at: event.at, type: event.type, detail: toJson(event.detail) })
+          .execute();
+        // Deletes only what lies past the newest `keep` (usually one row, or none), found through
+        // the (auth_id, at) index, rather than testing every row of the authentication against
+        // the kept ones. Not in one transaction with the insert: a crash in between leaves one
+        // event too many, which the next append trims; the timeline is a record, not a ledger.
+        await db
+          .deleteFrom('events')
+          .where('id', 'in', (eb) =>
+            eb
+              .selectFrom('events')
+              .select('id')
+              .where('auth_id', '=', authId)
+              .orderBy('at', 'desc')
+              .orderBy('id', 'desc')
+              // SQLite takes OFFSET only after a LIMIT; this one is no limit at all.
+              .limit(Number.MAX_SAFE_INTEGER)
+              .offset(Math.max(0, Math.floor(keep))),
+          )
+          .execute();
       },
       list: async (authId, limit) => {
         const rows = await db
