@@ -1,5 +1,11 @@
 import type { CachedToken, TokenManager } from '../tokens/token-manager.js';
-import type { Credential, CredentialSource, CredentialStep, RefusalVerdict } from './credential-source.js';
+import type {
+  Credential,
+  CredentialNames,
+  CredentialSource,
+  CredentialStep,
+  RefusalVerdict,
+} from './credential-source.js';
 import { asGatewayProblem } from './gateway-problem.js';
 
 /** An OAuth access token as a credential: `Authorization: <headerPrefix> <token>`. */
@@ -13,8 +19,12 @@ export interface OAuthCredential extends Credential {
  * caller refused at the same time, and the refused-token back-off (RefusedTokenBackoff) deciding
  * whether a refusal may force a new one.
  */
+/** A token goes in the Authorization header, and nowhere else. */
+const OAUTH_NAMES: CredentialNames = { headers: new Set(['authorization']), query: new Set() };
+
 export class OAuthTokenCredentials implements CredentialSource<OAuthCredential> {
   readonly authenticationId: string;
+  readonly names = OAUTH_NAMES;
   readonly #tokens: TokenManager;
   /** The credential of the token handed out last: the hot path builds no object per call. */
   #last: OAuthCredential | null = null;
