@@ -468,7 +468,9 @@ export const ConnectorTestResultSchema = named(
           }),
         ),
         sentAs: Type.Optional(
-          Type.String({ description: 'Where a static credential is sent ("header X-API-Key"), never its value.' }),
+          Type.String({
+            description: 'Where a static credential is sent ("header X-API-Key"), never its value.',
+          }),
         ),
         tokenType: Type.Optional(Type.String()),
         expiresAt: Type.Optional(Nullable(Time)),
