@@ -29,6 +29,7 @@ import { KEY_CHECK_CONTEXT, KEY_CHECK_SETTING } from './services/key-rotation.js
 import type { Store } from './store/contract.js';
 import { openStore } from './store/open-store.js';
 import { AuthorizationFlows } from './tokens/authorization-flow.js';
+import { KeepAliveScheduler } from './tokens/keep-alive.js';
 import { ProviderMetadata } from './tokens/provider-metadata.js';
 import { revokeOnDelete } from './tokens/revocation-on-delete.js';
 import { openSecretHeaders } from './tokens/sealed-columns.js';
@@ -51,6 +52,7 @@ export interface App {
   usage: UsageCounters;
   metrics: Metrics;
   webhooks: WebhookService;
+  keepAlive: KeepAliveScheduler;
   server: FastifyInstance;
   /** Starts listening; resolves to the address. */
   listen(): Promise<string>;
@@ -134,6 +136,7 @@ export async function createApp(
       pollIntervalMs: config.webhookPollMs,
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
     });
+    const metadata = new ProviderMetadata({ fetch: egress.fetch, timeoutMs: config.tokenTimeoutMs });
     const tokens = new TokenManager({
       store,
       keyRing,
@@ -143,6 +146,15 @@ export async function createApp(
       observe: metrics.observeTokens,
       // The token lifecycle knows nothing of webhooks: it reports status changes, they listen.
       onStatusChange: (change) => webhooks.authenticationStatusChanged(change),
+      metadata,
+      lockTimeoutMs: config.refreshLockTimeoutMs,
+      ...(options.clock !== undefined ? { clock: options.clock } : {}),
+    });
+    const keepAlive = new KeepAliveScheduler({
+      store,
+      tokens,
+      pollIntervalMs: config.keepAlivePollMs,
+      log: logger,
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
     });
     const usage = new UsageCounters(store);
@@ -153,7 +165,6 @@ export async function createApp(
       failuresPerMinute: config.authFailuresPerMinute,
     });
     const providers = new ProviderCatalogue();
-    const metadata = new ProviderMetadata({ fetch: egress.fetch, timeoutMs: config.tokenTimeoutMs });
     const authentications = new AuthenticationService({
       store,
       keyRing,
@@ -219,6 +230,8 @@ export async function createApp(
 
     // Deliveries stored before a restart (or by another instance) go out from now on.
     webhooks.start();
+    // Idle refresh tokens are kept alive from now on (once per cluster: see keep-alive.ts).
+    keepAlive.start();
     const app: App = {
       config,
       logger,
@@ -229,12 +242,14 @@ export async function createApp(
       usage,
       metrics,
       webhooks,
+      keepAlive,
       server,
       async listen() {
         return server.listen({ port: config.port, host: config.host });
       },
       async close() {
         await server.close();
+        await keepAlive.close();
         engine.close();
         // Status changes still being written may enqueue events; then the attempts under way finish.
         await tokens.close();

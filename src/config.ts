@@ -39,6 +39,10 @@ export interface Config {
   webhookRetryMaxDelayMs: number;
   /** How often each instance looks for due webhook deliveries when nothing woke it. */
   webhookPollMs: number;
+  /** How long a caller waits for an authentication's refresh lock before it re-reads the stored token. */
+  refreshLockTimeoutMs: number;
+  /** How often each instance looks for refresh tokens due for a keep-alive. */
+  keepAlivePollMs: number;
 }
 
 export class ConfigError extends Error {
@@ -178,5 +182,7 @@ export function loadConfig(env: Env = process.env): Config {
     webhookRetryBaseMs,
     webhookRetryMaxDelayMs,
     webhookPollMs: integer(env, 'GRANTRY_WEBHOOK_POLL_MS', 1_000, 10, 60_000),
+    refreshLockTimeoutMs: integer(env, 'GRANTRY_REFRESH_LOCK_TIMEOUT_MS', 30_000, 100, 600_000),
+    keepAlivePollMs: integer(env, 'GRANTRY_KEEP_ALIVE_POLL_MS', 60_000, 10, 24 * 60 * 60 * 1000),
   };
 }

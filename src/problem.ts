@@ -33,6 +33,7 @@ export const PROBLEM_CODES = [
   'server_busy',
   'wrong_master_key',
   'invalid_state',
+  'refresh_lock_timeout',
   'not_supported',
   'internal_error',
 ] as const;
@@ -94,6 +95,22 @@ export class Problem extends Error {
     this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
+  /**
+   * A problem again from its body, as stored (a shared token failure read by another instance).
+   * An unreadable body becomes an `internal_error` rather than a crash on the token path.
+   */
+  static fromBody(body: unknown): Problem {
+    const value = (typeof body === 'object' && body !== null ? body : {}) as Partial<ProblemBody>;
+    if (typeof value.code !== 'string' || !(PROBLEM_CODES as readonly string[]).includes(value.code)) {
+      return new Problem('internal_error', 'A stored failure could not be read.');
+    }
+    return new Problem(value.code, typeof value.message === 'string' ? value.message : '', {
+      hint: typeof value.hint === 'string' ? value.hint : undefined,
+      errors: Array.isArray(value.errors) ? value.errors : undefined,
+      provider: typeof value.provider === 'object' && value.provider !== null ? value.provider : undefined,
+    });
+  }
+
   toJSON(): ProblemBody {
     const body: ProblemBody = { code: this.code, message: this.message };
     if (this.hint !== undefined) body.hint = this.hint;
@@ -129,6 +146,7 @@ export function defaultStatus(code: ProblemCode): number {
     case 'wrong_master_key':
       return 500;
     case 'server_busy':
+    case 'refresh_lock_timeout':
       return 503;
     default:
       // Provider and upstream failures: the gateway could not do its job.

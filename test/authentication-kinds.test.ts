@@ -29,6 +29,7 @@ const SAMPLES: Record<string, unknown> = {
   username: 'alice@example.test',
   password: 'pass: wörd',
   clientAuthMethod: 'client_secret_post',
+  keepAliveDays: 30,
   pkce: false,
   extraAuthorizationParams: { prompt: 'consent' },
   extraTokenParams: { tenant: 'acme' },

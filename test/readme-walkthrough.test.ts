@@ -111,7 +111,7 @@ describe.runIf(tools)('the README walk-through, run as written', () => {
   });
 
   it('has the blocks this test knows, and its first block sets exactly the variables set here', () => {
-    expect(BLOCKS).toHaveLength(8);
+    expect(BLOCKS).toHaveLength(9);
     const exported = [...(BLOCKS[0] ?? '').matchAll(/\b([A-Z_]+)=/g)].map((m) => m[1]).sort();
     expect(exported).toEqual(
       [
@@ -172,6 +172,9 @@ describe.runIf(tools)('the README walk-through, run as written', () => {
 
     const connected = JSON.parse(await shell.run(BLOCKS[7] ?? ''));
     expect(connected).toEqual({ status: 'connected', refreshToken: true });
+
+    const tuned = JSON.parse(await shell.run(BLOCKS[8] ?? ''));
+    expect(tuned).toEqual({ clientAuthMethod: 'auto', detectedClientAuthMethod: null, keepAliveDays: 45 });
   });
 
   it('keeps its other blocks runnable: the key rotation uses a key file that exists', () => {

@@ -69,6 +69,12 @@ function fieldSchema(field: FieldSpec, options: { answer?: boolean } = {}): TSch
   switch (field.type) {
     case 'boolean':
       return Type.Boolean(common);
+    case 'integer':
+      return Type.Integer({
+        ...common,
+        ...(field.minimum !== undefined && options.answer !== true ? { minimum: field.minimum } : {}),
+        ...(field.maximum !== undefined && options.answer !== true ? { maximum: field.maximum } : {}),
+      });
     case 'parameters':
       return Type.Record(Type.String(), Type.String(), common);
     case 'enum':
@@ -148,6 +154,12 @@ export const AuthenticationViewSchema = Type.Unsafe<AuthenticationView>(
     type: fieldSchema(FIELD_BY_NAME.get('type') as FieldSpec),
     ...viewProperties(),
     redirectUri: Type.Optional(Type.String()),
+    detectedClientAuthMethod: Type.Optional(
+      Type.Union([Type.Literal('client_secret_basic'), Type.Literal('client_secret_post'), Type.Null()], {
+        description:
+          'With clientAuthMethod auto: how the provider accepted the client secret (found on the first token request, kept with the tokens); null until then.',
+      }),
+    ),
     status: AuthStatusSchema,
     token: Nullable(TokenMetadataSchema),
     lastError: Nullable(ProblemSchema),

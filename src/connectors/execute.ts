@@ -8,6 +8,7 @@ import {
 } from '../egress/egress.js';
 import { EgressError, type EgressFailureKind } from '../egress/egress-error.js';
 import { type DiagnosisContext, diagnose, diagnoseApiResponse } from '../oauth/diagnosis.js';
+import { explainWithAccessToken } from '../oauth/token-refusal-explanation.js';
 import { type FieldError, Problem, type ProblemBody } from '../problem.js';
 import type { Store } from '../store/contract.js';
 import type { CachedToken, TokenManager, TokenSource } from '../tokens/token-manager.js';
@@ -283,7 +284,11 @@ export class ConnectorEngine {
         if (record.settings.audience !== undefined) context.audienceParam = record.settings.audienceParam;
       }
     }
-    return diagnoseApiResponse(status, wwwAuthenticate, context);
+    const problem = diagnoseApiResponse(status, wwwAuthenticate, context);
+    // A JWT access token says what it was issued for: the hint names the mismatch it finds.
+    return problem === null || token === undefined
+      ? problem
+      : explainWithAccessToken(problem, token.accessToken, context, Date.now());
   }
 
   /** Sends a prepared call and reads the answer (see the class comment for what happens on the way). */

@@ -106,15 +106,10 @@ function diagnoseProviderAnswer(error: OAuthError, context: DiagnosisContext): O
   let message: string;
   let hint: string;
   switch (error.code) {
-    case 'invalid_client': {
-      const other =
-        context.clientAuthMethod === 'client_secret_post' ? 'client_secret_basic' : 'client_secret_post';
-      const where =
-        other === 'client_secret_post' ? 'in the request body' : 'in an HTTP Basic Authorization header';
+    case 'invalid_client':
       message = `The provider rejected the client credentials${said}.`;
-      hint = `Check the Client ID and Client Secret. If they are right, the provider may expect them ${where}: set the client authentication method (clientAuthMethod, under Advanced) to ${other}.`;
+      hint = invalidClientHint(context, facts);
       break;
-    }
     case 'invalid_grant':
       ({ message, hint } = invalidGrant(context, said));
       break;
@@ -172,6 +167,38 @@ function diagnoseProviderAnswer(error: OAuthError, context: DiagnosisContext): O
   return new OAuthError(error.code, message, { provider, facts, hint, cause: error.cause });
 }
 
+const METHOD_WORDS: Readonly<Record<string, string>> = {
+  client_secret_basic: 'in an HTTP Basic Authorization header',
+  client_secret_post: 'in the request body',
+};
+
+/** The client authentication methods a refused request used: from the answer's facts, else the configuration. */
+function methodsTried(context: DiagnosisContext, facts: ResponseFacts): string[] {
+  if (facts.clientAuthMethods !== undefined && facts.clientAuthMethods.length > 0)
+    return facts.clientAuthMethods;
+  return context.clientAuthMethod === undefined || context.clientAuthMethod === 'auto'
+    ? []
+    : [context.clientAuthMethod];
+}
+
+/**
+ * What to do about a refused client: with both ways of sending the secret tried (`auto`), only the
+ * credentials themselves are left to check; with one, the other way is worth a try — unless the
+ * provider's metadata is why only one was tried.
+ */
+function invalidClientHint(context: DiagnosisContext, facts: ResponseFacts): string {
+  const tried = methodsTried(context, facts);
+  if (tried.includes('client_secret_basic') && tried.includes('client_secret_post')) {
+    return 'Grantry sent the Client ID and Client Secret both ways — in an HTTP Basic Authorization header (client_secret_basic) and in the request body (client_secret_post) — and the provider refused both: check the Client ID and Client Secret, and that the client is enabled at the provider.';
+  }
+  const used = tried[0] ?? 'client_secret_basic';
+  if (context.clientAuthMethod === 'auto') {
+    return `Check the Client ID and Client Secret. The provider's metadata lists only ${used} among the ways it accepts them, so Grantry sent them only ${METHOD_WORDS[used] ?? `with ${used}`}.`;
+  }
+  const other = used === 'client_secret_post' ? 'client_secret_basic' : 'client_secret_post';
+  return `Check the Client ID and Client Secret. If they are right, the provider may expect them ${METHOD_WORDS[other]}: set the client authentication method (clientAuthMethod, under Advanced) to ${other}, or to auto to let Grantry find out.`;
+}
+
 function invalidGrant(context: DiagnosisContext, said: string): { message: string; hint: string } {
   if (context.step === 'refresh' || context.grantType === 'refresh_token') {
     return {
@@ -226,7 +253,11 @@ function tokenFetchFailed(
     case 'empty':
       return {
         message: `The ${endpoint} answered HTTP ${status} with an empty body.`,
-        hint: `Check the ${urlName}${inUrl(url)}, and the grant type and its required fields.`,
+        // A bare 401 is how some servers refuse the client's authentication (RFC 6749 §5.2).
+        hint:
+          status === 401
+            ? httpStatusHint(status, urlName, url, methodsTried(context, facts))
+            : `Check the ${urlName}${inUrl(url)}, and the grant type and its required fields.`,
       };
     case 'no_access_token':
       return {
@@ -255,12 +286,20 @@ function tokenFetchFailed(
     default:
       return {
         message: `The ${endpoint} answered HTTP ${status} without an OAuth error.`,
-        hint: httpStatusHint(status, urlName, url),
+        hint: httpStatusHint(status, urlName, url, methodsTried(context, facts)),
       };
   }
 }
 
-function httpStatusHint(status: number, urlName: string, url: string | undefined): string {
+function httpStatusHint(
+  status: number,
+  urlName: string,
+  url: string | undefined,
+  methodsTried: readonly string[] = [],
+): string {
+  if (status === 401 && methodsTried.length > 1) {
+    return `The endpoint refused the request without saying why, with the Client ID and Client Secret sent both ways (${methodsTried.join(' and ')}): check them, and the ${urlName}${inUrl(url)}.`;
+  }
   if (status === 401 || status === 403) {
     return `The endpoint refused the request without saying why: check the Client ID and Client Secret and the clientAuthMethod, and the ${urlName}${inUrl(url)}.`;
   }
@@ -370,10 +409,7 @@ export function diagnoseApiResponse(
   const scope = context.scope === undefined || context.scope === '' ? '(none)' : `"${context.scope}"`;
   if (status === 401) {
     const said = challenge?.error === undefined ? '' : ` (${challenge.error}${describe(provider)})`;
-    const paused =
-      context.tokenRefreshPausedUntil === null || context.tokenRefreshPausedUntil === undefined
-        ? ''
-        : ` Grantry is not fetching new tokens for this authentication until ${new Date(context.tokenRefreshPausedUntil).toISOString()} because fresh tokens were refused too; changing the authentication ends this pause.`;
+    const paused = refreshPauseSentence(context.tokenRefreshPausedUntil);
     const hint =
       challenge?.error === 'invalid_token'
         ? `The API says the token is invalid although it was just issued: it was issued for another audience or scope, or revoked. ${audience} Configured scope: ${scope}.${paused}`
@@ -396,6 +432,13 @@ export function diagnoseApiResponse(
       : DIAGNOSIS_HINTS.upstream_forbidden;
   const said = challenge?.error === undefined ? '' : ` (${challenge.error})`;
   return new Problem('upstream_forbidden', `The API answered 403 Forbidden${said}.`, { hint, provider });
+}
+
+/** The sentence a 401 hint ends with while forced refreshes are paused (RefusedTokenBackoff), or ''. */
+export function refreshPauseSentence(pausedUntil: number | null | undefined): string {
+  return pausedUntil === null || pausedUntil === undefined
+    ? ''
+    : ` Grantry is not fetching new tokens for this authentication until ${new Date(pausedUntil).toISOString()} because fresh tokens were refused too; changing the authentication ends this pause.`;
 }
 
 function usesTokenEndpoint(context: DiagnosisContext): boolean {

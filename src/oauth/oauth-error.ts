@@ -27,6 +27,11 @@ export interface ResponseFacts {
   location?: string;
   /** What a 429/503 answer said in Retry-After, in seconds. */
   retryAfterSeconds?: number;
+  /**
+   * When the answer refused the client's authentication: the methods of sending the client secret
+   * that were tried, in order (two when `auto` tried Basic and then the body).
+   */
+  clientAuthMethods?: string[];
 }
 
 export type OAuthProblemCode = Extract<

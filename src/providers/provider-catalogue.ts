@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Value } from '@sinclair/typebox/value';
 import type { FieldError } from '../problem.js';
+import { keepAliveDaysForIdleExpiry } from '../services/catalogue/index.js';
 import {
   PLACEHOLDER_FIELDS,
   type ProviderPreset,
@@ -138,6 +139,10 @@ export class ProviderCatalogue {
       fillIn('clientAuthMethod', preset.clientAuthMethod);
       fillIn('scope', preset.defaultScope);
       fillIn('extraTokenParams', preset.extraTokenParams);
+      // Grants with refresh tokens are kept alive before the provider's documented idle expiry.
+      if (filled.grantType === 'authorization_code' || filled.grantType === 'password') {
+        fillIn('keepAliveDays', keepAliveDaysForIdleExpiry(preset.refreshTokenIdleExpiryDays));
+      }
     } else if (preset.type === 'api_key' && preset.apiKey !== null) {
       fillIn('apiKeyIn', preset.apiKey.in);
       fillIn('apiKeyName', preset.apiKey.name);

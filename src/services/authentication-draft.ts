@@ -63,6 +63,8 @@ function hasJsType(field: FieldSpec, value: unknown): boolean {
   switch (field.type) {
     case 'boolean':
       return typeof value === 'boolean';
+    case 'integer':
+      return typeof value === 'number' && Number.isInteger(value);
     case 'parameters':
       return (
         typeof value === 'object' &&

@@ -181,6 +181,12 @@ function valueProblem(
   if (field.type === 'parameters' && typeof value === 'object' && value !== null) {
     return parameterProblems(value as Record<string, string>, at);
   }
+  if (field.type === 'integer' && typeof value === 'number') {
+    const { minimum = Number.MIN_SAFE_INTEGER, maximum = Number.MAX_SAFE_INTEGER } = field;
+    return value < minimum || value > maximum
+      ? one(`must be a whole number from ${minimum} to ${maximum}`)
+      : null;
+  }
   return null;
 }
 

@@ -1,3 +1,4 @@
+import { isClientAuthMethod } from '../oauth/client-auth-detection.js';
 import { boundedExpiresAt } from '../oauth/token-lifetime.js';
 import type { ProblemBody } from '../problem.js';
 import type { AuthenticationRecord, AuthStatus, EventRecord, TokenRecord } from '../store/contract.js';
@@ -33,6 +34,8 @@ export type AuthenticationView = {
   SecretFlags & {
     /** authorization_code: the exact redirect URI to register at the provider. */
     redirectUri?: string;
+    /** `clientAuthMethod: auto`: the method detection found (kept with the tokens), or null. */
+    detectedClientAuthMethod?: 'client_secret_basic' | 'client_secret_post' | null;
     status: AuthStatus;
     token: TokenMetadata | null;
     lastError: ProblemBody | null;
@@ -95,6 +98,10 @@ export function authenticationView(
     }
   }
   if (grant === 'authorization_code') view.redirectUri = redirectUri;
+  if (record.type === 'oauth2' && settings.clientAuthMethod === 'auto') {
+    const current = token !== null && token.generation === record.generation ? token.clientAuthMethod : null;
+    view.detectedClientAuthMethod = isClientAuthMethod(current) ? current : null;
+  }
   Object.assign(view, {
     status: record.status,
     token: tokenMetadata(record, token),

@@ -18,11 +18,13 @@ import type {
   ConnectorRecord,
   OAuthStateRecord,
   Store,
+  TokenFailureWrite,
   TokenWrite,
   WebhookAttemptRecord,
   WebhookEventRecord,
   WebhookRecord,
 } from './contract.js';
+import { LockTimeoutError } from './lock-timeout.js';
 import { openStore } from './open-store.js';
 import { createPostgresTestSchema } from './postgres-test-schema.js';
 import { UniqueViolation } from './unique-violation.js';
@@ -121,6 +123,7 @@ function tokenWrite(overrides: Partial<TokenWrite> = {}): TokenWrite {
     expiresAt: 1_700_000_003_600,
     refreshToken: 'sealed:refresh',
     generation: 1,
+    clientAuthMethod: null,
     ...overrides,
   };
 }
@@ -516,6 +519,24 @@ describe.each(targets)('store contract: $name', (target) => {
       expect(results.filter((result) => result !== null)).toHaveLength(1);
     });
 
+    it('keeps the detected client authentication method with the tokens, through a drop of the access token', async () => {
+      const auth = await insertAuthentication();
+      const first = await store.tokens.compareAndSwap(
+        auth.id,
+        null,
+        tokenWrite({ clientAuthMethod: 'client_secret_post' }),
+      );
+      expect(first?.clientAuthMethod).toBe('client_secret_post');
+      await store.tokens.dropAccessToken(auth.id);
+      expect(await store.tokens.get(auth.id)).toMatchObject({
+        accessToken: null,
+        clientAuthMethod: 'client_secret_post',
+      });
+      // Omitted in a write means none: a write that does not know it forgets it.
+      const { clientAuthMethod: _omitted, ...withoutMethod } = tokenWrite();
+      expect((await store.tokens.compareAndSwap(auth.id, 2, withoutMethod))?.clientAuthMethod).toBeNull();
+    });
+
     it('dropAccessToken keeps the refresh token and bumps the version; delete removes the row', async () => {
       const auth = await insertAuthentication();
       await store.tokens.compareAndSwap(auth.id, null, tokenWrite());
@@ -527,6 +548,159 @@ describe.each(targets)('store contract: $name', (target) => {
       await store.tokens.delete(auth.id);
       expect(await store.tokens.get(auth.id)).toBeNull();
       await store.tokens.delete(auth.id);
+    });
+  });
+
+  describe('token failures', () => {
+    function failureWrite(overrides: Partial<TokenFailureWrite> = {}): TokenFailureWrite {
+      return {
+        generation: 1,
+        problem: { code: 'token_fetch_failed', message: 'The token endpoint answered HTTP 500. ü ✓' },
+        attempts: 1,
+        nextAttemptAt: 1_700_000_001_000,
+        updatedAt: 1_700_000_000_000,
+        ...overrides,
+      };
+    }
+
+    it('records the first failure once, then counts on only from the row the caller read', async () => {
+      const auth = await insertAuthentication();
+      expect(await store.tokenFailures.get(auth.id)).toBeNull();
+      const first = await store.tokenFailures.compareAndSwap(auth.id, null, failureWrite());
+      expect(first).toEqual({ authId: auth.id, ...failureWrite() });
+      expect(await store.tokenFailures.get(auth.id)).toEqual(first);
+      // Someone else's first failure is already there: a second "first" is refused.
+      expect(await store.tokenFailures.compareAndSwap(auth.id, null, failureWrite())).toBeNull();
+
+      const second = await store.tokenFailures.compareAndSwap(
+        auth.id,
+        { generation: 1, attempts: 1 },
+        failureWrite({ attempts: 2, nextAttemptAt: 1_700_000_003_000 }),
+      );
+      expect(second).toMatchObject({ attempts: 2, nextAttemptAt: 1_700_000_003_000 });
+      // A writer that read attempts 1 lost the race: it re-reads and counts from 2.
+      expect(
+        await store.tokenFailures.compareAndSwap(
+          auth.id,
+          { generation: 1, attempts: 1 },
+          failureWrite({ attempts: 2 }),
+        ),
+      ).toBeNull();
+      // Another generation starts over, but only from the stored row.
+      const newer = await store.tokenFailures.compareAndSwap(
+        auth.id,
+        { generation: 1, attempts: 2 },
+        failureWrite({ generation: 2, attempts: 1 }),
+      );
+      expect(newer).toMatchObject({ generation: 2, attempts: 1 });
+      expect(await store.tokenFailures.compareAndSwap(randomUUID(), null, failureWrite())).toBeNull();
+    });
+
+    it('of several instances recording the same count at once, exactly one wins', async () => {
+      const auth = await insertAuthentication();
+      await store.tokenFailures.compareAndSwap(auth.id, null, failureWrite());
+      const results = await Promise.all(
+        Array.from({ length: 6 }, (_, index) =>
+          (index % 2 === 0 || !target.shared ? store : other).tokenFailures.compareAndSwap(
+            auth.id,
+            { generation: 1, attempts: 1 },
+            failureWrite({ attempts: 2, updatedAt: index }),
+          ),
+        ),
+      );
+      expect(results.filter((result) => result !== null)).toHaveLength(1);
+      expect((await store.tokenFailures.get(auth.id))?.attempts).toBe(2);
+    });
+
+    it('clear forgets failures of that generation and older, never a newer one; delete cascades', async () => {
+      const auth = await insertAuthentication();
+      await store.tokenFailures.compareAndSwap(auth.id, null, failureWrite({ generation: 3 }));
+      await store.tokenFailures.clear(auth.id, 2);
+      expect(await store.tokenFailures.get(auth.id)).toMatchObject({ generation: 3 });
+      await store.tokenFailures.clear(auth.id, 3);
+      expect(await store.tokenFailures.get(auth.id)).toBeNull();
+      await store.tokenFailures.clear(auth.id, 3);
+      // Without a generation: whatever is stored, however new (a person asked for a fresh start).
+      await store.tokenFailures.compareAndSwap(auth.id, null, failureWrite({ generation: 2_000_000_000 }));
+      await store.tokenFailures.clear(auth.id);
+      expect(await store.tokenFailures.get(auth.id)).toBeNull();
+
+      await store.tokenFailures.compareAndSwap(auth.id, null, failureWrite());
+      await store.authentications.delete(auth.id);
+      expect(await store.tokenFailures.get(auth.id)).toBeNull();
+    });
+  });
+
+  describe('keep-alive', () => {
+    const DAY = 24 * 60 * 60 * 1000;
+    const NOW = 1_800_000_000_000;
+
+    /** An authentication kept alive every `days` days whose tokens were obtained `idleDays` ago. */
+    async function kept(
+      days: number | undefined,
+      idleDays: number,
+      tokens: Partial<TokenWrite> = {},
+      overrides: Partial<AuthenticationRecord> = {},
+    ): Promise<AuthenticationRecord> {
+      const base = authentication({ grantType: 'authorization_code', status: 'connected', ...overrides });
+      const record = {
+        ...base,
+        settings: { ...base.settings, ...(days !== undefined ? { keepAliveDays: days } : {}) },
+      };
+      await store.authentications.insert(record);
+      await store.tokens.compareAndSwap(
+        record.id,
+        null,
+        tokenWrite({ obtainedAt: NOW - idleDays * DAY, generation: record.generation, ...tokens }),
+      );
+      return record;
+    }
+
+    it('lists the authentications whose refresh token sat unused for their keep-alive, longest idle first', async () => {
+      const due = await kept(30, 31);
+      const longer = await kept(10, 40);
+      const exactly = await kept(7, 7);
+      const notYet = await kept(30, 29);
+      const off = await kept(undefined, 400);
+      const noRefreshToken = await kept(1, 5, { refreshToken: null });
+      const oldGeneration = await kept(1, 5, { generation: 1 }, { generation: 2 });
+      const ids = await store.authentications.listDueForKeepAlive(NOW, 500);
+      const mine = ids.filter((id) =>
+        [due, longer, exactly, notYet, off, noRefreshToken, oldGeneration].some((a) => a.id === id),
+      );
+      expect(mine).toEqual([longer.id, due.id, exactly.id]);
+      expect(await store.authentications.listDueForKeepAlive(NOW, 0)).toEqual([]);
+    });
+
+    it('skips an authentication backing off after a failure of its current configuration', async () => {
+      const backingOff = await kept(1, 2);
+      const backedOff = await kept(1, 2);
+      const staleFailure = await kept(1, 2, {}, { generation: 2 });
+      const failure = (generation: number, nextAttemptAt: number): TokenFailureWrite => ({
+        generation,
+        problem: { code: 'token_fetch_failed', message: 'HTTP 500' },
+        attempts: 1,
+        nextAttemptAt,
+        updatedAt: NOW,
+      });
+      await store.tokenFailures.compareAndSwap(backingOff.id, null, failure(1, NOW + 1));
+      await store.tokenFailures.compareAndSwap(backedOff.id, null, failure(1, NOW));
+      await store.tokenFailures.compareAndSwap(staleFailure.id, null, failure(1, NOW + DAY));
+      const ids = new Set(await store.authentications.listDueForKeepAlive(NOW, 500));
+      expect(ids.has(backingOff.id)).toBe(false);
+      expect(ids.has(backedOff.id)).toBe(true);
+      expect(ids.has(staleFailure.id)).toBe(true);
+    });
+
+    it('follows keepAliveDays through an update, and forgets it when it is cleared', async () => {
+      const record = await kept(30, 10);
+      expect(await store.authentications.listDueForKeepAlive(NOW, 500)).not.toContain(record.id);
+      await store.authentications.update({ ...record, settings: { ...record.settings, keepAliveDays: 5 } });
+      expect(await store.authentications.listDueForKeepAlive(NOW, 500)).toContain(record.id);
+      const { keepAliveDays: _cleared, ...settings } = (await store.authentications.get(record.id))
+        ?.settings ?? { keepAliveDays: 0 };
+      await store.authentications.update({ ...record, settings });
+      expect(await store.authentications.listDueForKeepAlive(NOW, 500)).not.toContain(record.id);
     });
   });
 
@@ -750,6 +924,69 @@ describe.each(targets)('store contract: $name', (target) => {
         return 'second';
       });
       expect((await Promise.all([first, second])).map((result) => result.value)).toEqual(['first', 'second']);
+    });
+
+    it('with timeoutMs, a waiter gives up with LockTimeoutError and never runs; the holder is unaffected', async () => {
+      const authId = randomUUID();
+      let release: () => void = () => {};
+      const holding = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let locked: () => void = () => {};
+      const isLocked = new Promise<void>((resolve) => {
+        locked = resolve;
+      });
+      const holder = store.withAuthLock(authId, async () => {
+        locked();
+        await holding;
+        return 'holder';
+      });
+      await isLocked;
+      const waiters = target.shared ? [store, other] : [store];
+      let ran = 0;
+      for (const waiter of waiters) {
+        const failure = await waiter
+          .withAuthLock(
+            authId,
+            async () => {
+              ran += 1;
+            },
+            { timeoutMs: 150 },
+          )
+          .catch((error: unknown) => error);
+        expect(failure).toBeInstanceOf(LockTimeoutError);
+        expect((failure as LockTimeoutError).timeoutMs).toBe(150);
+      }
+      expect(ran).toBe(0);
+      release();
+      expect((await holder).value).toBe('holder');
+      // The lock is free again for everyone, the timed-out waiters' places included.
+      for (const waiter of waiters) {
+        expect((await waiter.withAuthLock(authId, async () => 'next', { timeoutMs: 1_000 })).value).toBe(
+          'next',
+        );
+      }
+    });
+
+    it('with timeoutMs, a waiter that gets the lock in time runs as usual, and the queue behind a quitter moves on', async () => {
+      const authId = randomUUID();
+      let release: () => void = () => {};
+      const holding = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const order: string[] = [];
+      const holder = store.withAuthLock(authId, async () => {
+        await holding;
+        order.push('holder');
+      });
+      const quitter = store
+        .withAuthLock(authId, async () => order.push('quitter'), { timeoutMs: 50 })
+        .catch((error: unknown) => error);
+      const patient = store.withAuthLock(authId, async () => order.push('patient'), { timeoutMs: 5_000 });
+      expect(await quitter).toBeInstanceOf(LockTimeoutError);
+      release();
+      await Promise.all([holder, patient]);
+      expect(order).toEqual(['holder', 'patient']);
     });
 
     it('returns the value with waitedMs, and releases the lock when fn throws', async () => {

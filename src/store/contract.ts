@@ -28,7 +28,9 @@ export interface AuthenticationSettings {
   audienceParam?: 'audience' | 'resource';
   scope?: string;
   username?: string;
-  clientAuthMethod?: 'client_secret_basic' | 'client_secret_post';
+  clientAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'auto';
+  /** Refresh in the background when the refresh token has sat unused this many days. */
+  keepAliveDays?: number;
   extraAuthorizationParams?: Record<string, string>;
   extraTokenParams?: Record<string, string>;
   pkce?: boolean;
@@ -98,9 +100,33 @@ export interface TokenRecord {
   generation: number;
   /** Incremented on every write; the compare-and-swap key. */
   version: number;
+  /**
+   * The client authentication method that obtained these tokens, when the authentication's method
+   * is `auto` (what detection found); null otherwise. It lives and dies with the tokens.
+   */
+  clientAuthMethod: string | null;
 }
 
-export type TokenWrite = Omit<TokenRecord, 'authId' | 'version'>;
+/** A token row to write; `clientAuthMethod` omitted is null. */
+export type TokenWrite = Omit<TokenRecord, 'authId' | 'version' | 'clientAuthMethod'> & {
+  clientAuthMethod?: string | null;
+};
+
+/** The last failed token attempt of an authentication, as every instance sees it. */
+export interface TokenFailureRecord {
+  authId: string;
+  /** The authentication generation the attempt was made with: another generation starts over. */
+  generation: number;
+  /** JSON of the problem (a `ProblemBody`), answered to callers while the back-off holds. */
+  problem: unknown;
+  /** Failed attempts in a row for this generation, counted by every instance. */
+  attempts: number;
+  /** No instance asks the provider again before this time (epoch ms). */
+  nextAttemptAt: number;
+  updatedAt: number;
+}
+
+export type TokenFailureWrite = Omit<TokenFailureRecord, 'authId'>;
 
 export interface EventRecord {
   at: number;
@@ -194,6 +220,14 @@ export interface AuthenticationRepository {
   addUsage(id: string, delta: { calls: number; unauthorized: number; refreshes: number }): Promise<void>;
   /** Deletes the authentication with its tokens, events and flow states. */
   delete(id: string): Promise<boolean>;
+  /**
+   * Ids of the authentications whose refresh token is due for a keep-alive at `now`, longest idle
+   * first, at most `limit`: a keep-alive is configured (`settings.keepAliveDays`), tokens of the
+   * current generation with a refresh token are stored and were obtained at least that long ago,
+   * and no failed attempt of the current generation holds a back-off past `now`. One indexed query;
+   * whoever acts on an id decides again under the refresh lock (another instance may be first).
+   */
+  listDueForKeepAlive(now: number, limit: number): Promise<string[]>;
 }
 
 export interface ConnectorRepository {
@@ -230,6 +264,32 @@ export interface TokenRepository {
   /** Drops the access token but keeps the refresh token (POST …/invalidate). */
   dropAccessToken(authId: string): Promise<void>;
   delete(authId: string): Promise<void>;
+}
+
+/**
+ * Failed token attempts, shared by every instance so that the whole cluster backs off together
+ * (the Nango way: failures are stored, not kept in one process's memory). The writer holds the
+ * authentication's refresh lock, and the rules below keep the count right even when it does not.
+ */
+export interface TokenFailureRepository {
+  get(authId: string): Promise<TokenFailureRecord | null>;
+  /**
+   * Compare-and-swap: writes `write` only while the stored row is the one the caller read —
+   * `expected` its generation and attempts, or null for "no row". Returns the new row, or null when
+   * another instance recorded a failure first (the caller re-reads and counts on from there), or
+   * when the authentication no longer exists. Two instances recording at once never lose a count.
+   */
+  compareAndSwap(
+    authId: string,
+    expected: { generation: number; attempts: number } | null,
+    write: TokenFailureWrite,
+  ): Promise<TokenFailureRecord | null>;
+  /**
+   * A token attempt of `generation` worked: forgets the failures of that generation and older ones.
+   * A failure of a newer configuration, recorded meanwhile, stays. Without `generation` (a person
+   * asked for a fresh start), forgets whatever is stored.
+   */
+  clear(authId: string, generation?: number): Promise<void>;
 }
 
 export interface EventRepository {
@@ -419,6 +479,11 @@ export interface AttentionRepository {
   get(authId: string): Promise<AttentionState | null>;
 }
 
+export interface AuthLockOptions {
+  /** Give up waiting for the lock after this many milliseconds (LockTimeoutError). Default: wait. */
+  timeoutMs?: number | undefined;
+}
+
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
   readonly authentications: AuthenticationRepository;
@@ -431,6 +496,7 @@ export interface Store {
   readonly webhooks: WebhookRepository;
   readonly webhookDeliveries: WebhookDeliveryRepository;
   readonly attention: AttentionRepository;
+  readonly tokenFailures: TokenFailureRepository;
 
   /** Runs pending migrations (under a cross-instance lock where the engine has one). */
   migrate(): Promise<void>;
@@ -442,8 +508,17 @@ export interface Store {
    * shares this store. SQLite: an in-process mutex (one process owns the file). PostgreSQL: a
    * session advisory lock on a dedicated connection, released if the process dies.
    * Returns how long the caller waited for the lock, with `fn`'s result.
+   *
+   * With `timeoutMs`, a caller that has not got the lock within that time stops waiting: `fn` does
+   * not run and `LockTimeoutError` (lock-timeout.ts) is thrown — the same on both engines. A lock
+   * holder that is stuck (a token endpoint that never answers) then cannot hold every other caller
+   * forever; they re-read what is stored instead.
    */
-  withAuthLock<T>(authId: string, fn: () => Promise<T>): Promise<{ value: T; waitedMs: number }>;
+  withAuthLock<T>(
+    authId: string,
+    fn: () => Promise<T>,
+    options?: AuthLockOptions,
+  ): Promise<{ value: T; waitedMs: number }>;
 
   /** Tells every instance (including this one) about a change. */
   publish(event: ChangeEvent): Promise<void>;

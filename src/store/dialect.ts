@@ -33,8 +33,15 @@ export interface Engine {
   /** Runs `fn` (the migrations) so that instances starting together do not race. */
   withMigrationLock<T>(fn: () => Promise<T>): Promise<T>;
 
-  /** See `Store.withAuthLock`. */
-  withAuthLock<T>(authId: string, fn: () => Promise<T>): Promise<{ value: T; waitedMs: number }>;
+  /**
+   * See `Store.withAuthLock`. A capability of both engines: with `timeoutMs`, the whole wait (the
+   * in-process queue and the engine's own lock) ends in `LockTimeoutError` at that deadline.
+   */
+  withAuthLock<T>(
+    authId: string,
+    fn: () => Promise<T>,
+    timeoutMs: number | undefined,
+  ): Promise<{ value: T; waitedMs: number }>;
 
   /** See `Store.publish` / `Store.subscribe`. */
   publish(event: ChangeEvent): Promise<void>;

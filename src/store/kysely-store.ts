@@ -4,7 +4,7 @@
  * `version`, DELETE … RETURNING for single-use states), so it holds across instances without locks.
  */
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely, RawBuilder, Selectable } from 'kysely';
 import { sql } from 'kysely';
 import type {
   ApiKeyRecord,
@@ -15,6 +15,7 @@ import type {
   AuthenticationRepository,
   AuthenticationSettings,
   AuthenticationType,
+  AuthLockOptions,
   AuthStatus,
   ChangeEvent,
   ConnectLinkRecord,
@@ -30,6 +31,9 @@ import type {
   SealedSecrets,
   SealedValueRef,
   Store,
+  TokenFailureRecord,
+  TokenFailureRepository,
+  TokenFailureWrite,
   TokenRecord,
   TokenRepository,
   TokenWrite,
@@ -50,6 +54,7 @@ import type {
   ConnectorsTable,
   Database,
   OAuthStatesTable,
+  TokenFailuresTable,
   TokensTable,
   WebhookAttemptsTable,
   WebhookDeliveriesTable,
@@ -67,6 +72,25 @@ const namedUniqueConstraints: Record<string, UniqueConstraint> = {
 /** A LIKE pattern matching `text` anywhere, with LIKE's own wildcards escaped (ESCAPE '\\'). */
 function containsPattern(text: string): string {
   return `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/**
+ * The conditions of a page of a list ordered by name, then id: after the cursor's row (keyset, so
+ * page 1,000 costs what page 1 does, on the (name, id) index), and the name containing the search.
+ */
+function namePageConditions(query: {
+  after?: { name: string; id: string } | undefined;
+  nameContains?: string | undefined;
+}): RawBuilder<boolean>[] {
+  const conditions: RawBuilder<boolean>[] = [];
+  const after = query.after;
+  if (after !== undefined) {
+    conditions.push(sql<boolean>`(name > ${after.name} or (name = ${after.name} and id > ${after.id}))`);
+  }
+  if (query.nameContains !== undefined && query.nameContains !== '') {
+    conditions.push(sql<boolean>`lower(name) like ${containsPattern(query.nameContains)} escape '\\'`);
+  }
+  return conditions;
 }
 
 function affected(count: bigint | number | undefined): number {
@@ -93,7 +117,16 @@ function authenticationToRow(record: AuthenticationRecord): AuthenticationsTable
     refresh_count: record.refreshCount,
     created_at: record.createdAt,
     updated_at: record.updatedAt,
+    keep_alive_ms: keepAliveMsOf(record.settings),
   };
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** `settings.keepAliveDays` as the column the keep-alive query compares with (null: none). */
+function keepAliveMsOf(settings: AuthenticationSettings): number | null {
+  const days = settings.keepAliveDays;
+  return typeof days === 'number' && Number.isFinite(days) && days > 0 ? Math.round(days * DAY_MS) : null;
 }
 
 function authenticationFromRow(row: Selectable<AuthenticationsTable>): AuthenticationRecord {
@@ -154,6 +187,7 @@ function tokenWriteToRow(write: TokenWrite): Omit<TokensTable, 'auth_id' | 'vers
     expires_at: write.expiresAt,
     refresh_token: write.refreshToken,
     generation: write.generation,
+    client_auth_method: write.clientAuthMethod ?? null,
   };
 }
 
@@ -168,6 +202,18 @@ function tokenFromRow(row: Selectable<TokensTable>): TokenRecord {
     refreshToken: row.refresh_token,
     generation: row.generation,
     version: row.version,
+    clientAuthMethod: row.client_auth_method,
+  };
+}
+
+function tokenFailureFromRow(row: Selectable<TokenFailuresTable>): TokenFailureRecord {
+  return {
+    authId: row.auth_id,
+    generation: row.generation,
+    problem: JSON.parse(row.problem) as unknown,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    updatedAt: row.updated_at,
   };
 }
 
@@ -274,6 +320,7 @@ export class KyselyStore implements Store {
   readonly webhooks: WebhookRepository;
   readonly webhookDeliveries: WebhookDeliveryRepository;
   readonly attention: AttentionRepository;
+  readonly tokenFailures: TokenFailureRepository;
   readonly #engine: Engine;
   readonly #db: Kysely<Database>;
   #closed = false;
@@ -292,6 +339,7 @@ export class KyselyStore implements Store {
     this.webhooks = this.#webhookRepository();
     this.webhookDeliveries = this.#webhookDeliveryRepository();
     this.attention = this.#attentionRepository();
+    this.tokenFailures = this.#tokenFailureRepository();
   }
 
   /** Runs `write`, turning a violated unique name into a `UniqueViolation`. */
@@ -341,19 +389,7 @@ export class KyselyStore implements Store {
       },
       page: async (query) => {
         let select = db.selectFrom('authentications').selectAll();
-        const after = query.after;
-        if (after !== undefined) {
-          select = select.where((eb) =>
-            eb.or([
-              eb('name', '>', after.name),
-              eb.and([eb('name', '=', after.name), eb('id', '>', after.id)]),
-            ]),
-          );
-        }
-        if (query.nameContains !== undefined && query.nameContains !== '') {
-          const pattern = containsPattern(query.nameContains);
-          select = select.where(sql<boolean>`lower(name) like ${pattern} escape '\\'`);
-        }
+        for (const condition of namePageConditions(query)) select = select.where(condition);
         if (query.type !== undefined) select = select.where('type', '=', query.type);
         if (query.status !== undefined) select = select.where('status', '=', query.status);
         const rows = await select.orderBy('name').orderBy('id').limit(query.limit).execute();
@@ -393,6 +429,32 @@ export class KyselyStore implements Store {
         const result = await db.deleteFrom('authentications').where('id', '=', id).executeTakeFirst();
         return affected(result.numDeletedRows) > 0;
       },
+      listDueForKeepAlive: async (now, limit) => {
+        const rows = await db
+          .selectFrom('authentications')
+          .innerJoin('tokens', 'tokens.auth_id', 'authentications.id')
+          .leftJoin('token_failures', 'token_failures.auth_id', 'authentications.id')
+          .select('authentications.id as id')
+          .where('authentications.keep_alive_ms', 'is not', null)
+          .where('tokens.refresh_token', 'is not', null)
+          .whereRef('tokens.generation', '=', 'authentications.generation')
+          // Idle at least keep_alive_ms: obtained_at + keep_alive_ms <= now (BIGINT on both engines).
+          .where((eb) =>
+            eb(eb('tokens.obtained_at', '+', eb.ref('authentications.keep_alive_ms')), '<=', now),
+          )
+          .where((eb) =>
+            eb.or([
+              eb('token_failures.auth_id', 'is', null),
+              eb('token_failures.generation', '<>', eb.ref('authentications.generation')),
+              eb('token_failures.next_attempt_at', '<=', now),
+            ]),
+          )
+          .orderBy('tokens.obtained_at')
+          .orderBy('authentications.id')
+          .limit(Math.max(0, Math.floor(limit)))
+          .execute();
+        return rows.map((row) => row.id);
+      },
     };
   }
 
@@ -421,19 +483,7 @@ export class KyselyStore implements Store {
       },
       page: async (query) => {
         let select = db.selectFrom('connectors').selectAll();
-        const after = query.after;
-        if (after !== undefined) {
-          select = select.where((eb) =>
-            eb.or([
-              eb('name', '>', after.name),
-              eb.and([eb('name', '=', after.name), eb('id', '>', after.id)]),
-            ]),
-          );
-        }
-        if (query.nameContains !== undefined && query.nameContains !== '') {
-          const pattern = containsPattern(query.nameContains);
-          select = select.where(sql<boolean>`lower(name) like ${pattern} escape '\\'`);
-        }
+        for (const condition of namePageConditions(query)) select = select.where(condition);
         if (query.authenticationId !== undefined) {
           select = select.where('authentication_id', '=', query.authenticationId);
         }
@@ -1011,6 +1061,58 @@ export class KyselyStore implements Store {
     };
   }
 
+  #tokenFailureRepository(): TokenFailureRepository {
+    const db = this.#db;
+    const columns = (write: TokenFailureWrite) => ({
+      generation: write.generation,
+      problem: toJson(write.problem),
+      attempts: write.attempts,
+      next_attempt_at: write.nextAttemptAt,
+      updated_at: write.updatedAt,
+    });
+    return {
+      get: async (authId) => {
+        const found = await db
+          .selectFrom('token_failures')
+          .selectAll()
+          .where('auth_id', '=', authId)
+          .executeTakeFirst();
+        return found ? tokenFailureFromRow(found) : null;
+      },
+      compareAndSwap: async (authId, expected, write) => {
+        try {
+          // One statement each way, as for tokens: the check and the write cannot be split.
+          const saved =
+            expected === null
+              ? await db
+                  .insertInto('token_failures')
+                  .values({ auth_id: authId, ...columns(write) })
+                  .onConflict((conflict) => conflict.column('auth_id').doNothing())
+                  .returningAll()
+                  .executeTakeFirst()
+              : await db
+                  .updateTable('token_failures')
+                  .set(columns(write))
+                  .where('auth_id', '=', authId)
+                  .where('generation', '=', expected.generation)
+                  .where('attempts', '=', expected.attempts)
+                  .returningAll()
+                  .executeTakeFirst();
+          return saved ? tokenFailureFromRow(saved) : null;
+        } catch (error) {
+          // The authentication was deleted meanwhile (the foreign key refused the row).
+          if (await this.#authenticationGone(authId)) return null;
+          throw error;
+        }
+      },
+      clear: async (authId, generation) => {
+        let query = db.deleteFrom('token_failures').where('auth_id', '=', authId);
+        if (generation !== undefined) query = query.where('generation', '<=', generation);
+        await query.execute();
+      },
+    };
+  }
+
   async #authenticationGone(authId: string): Promise<boolean> {
     const row = await this.#db
       .selectFrom('authentications')
@@ -1034,8 +1136,12 @@ export class KyselyStore implements Store {
     }
   }
 
-  withAuthLock<T>(authId: string, fn: () => Promise<T>): Promise<{ value: T; waitedMs: number }> {
-    return this.#engine.withAuthLock(authId, fn);
+  withAuthLock<T>(
+    authId: string,
+    fn: () => Promise<T>,
+    options: AuthLockOptions = {},
+  ): Promise<{ value: T; waitedMs: number }> {
+    return this.#engine.withAuthLock(authId, fn, options.timeoutMs);
   }
 
   publish(event: ChangeEvent): Promise<void> {
@@ -1147,39 +1253,23 @@ export class KyselyStore implements Store {
    * then finds the new document already sealed under the new key, or re-runs the rotation.
    */
   async #replaceInSecretsDocument(ref: SealedValueRef, value: Sealed): Promise<void> {
-    const db = this.#db;
-    if (ref.table === 'authentications') {
-      const row = await db
-        .selectFrom('authentications')
-        .select('secrets')
-        .where('id', '=', ref.id)
-        .executeTakeFirst();
-      if (row === undefined) return;
-      const document = JSON.parse(row.secrets) as Record<string, Sealed>;
-      if (document[ref.column] !== ref.value) return;
-      document[ref.column] = value;
-      await db
-        .updateTable('authentications')
-        .set({ secrets: toJson(document) })
-        .where('id', '=', ref.id)
-        .where('secrets', '=', row.secrets)
-        .execute();
-      return;
-    }
-    const row = await db
-      .selectFrom('connectors')
-      .select('secret_headers')
-      .where('id', '=', ref.id)
-      .executeTakeFirst();
+    // Both documents are read and written alike; only where they live differs.
+    const { table, column } =
+      ref.table === 'authentications'
+        ? ({ table: 'authentications', column: 'secrets' } as const)
+        : ({ table: 'connectors', column: 'secret_headers' } as const);
+    const db = this.#db as unknown as Kysely<Record<typeof table, Record<typeof column | 'id', string>>>;
+    const row = await db.selectFrom(table).select(column).where('id', '=', ref.id).executeTakeFirst();
     if (row === undefined) return;
-    const document = JSON.parse(row.secret_headers) as Record<string, Sealed>;
+    const current = row[column];
+    const document = JSON.parse(current) as Record<string, Sealed>;
     if (document[ref.column] !== ref.value) return;
     document[ref.column] = value;
     await db
-      .updateTable('connectors')
-      .set({ secret_headers: toJson(document) })
+      .updateTable(table)
+      .set({ [column]: toJson(document) } as Record<typeof column, string>)
       .where('id', '=', ref.id)
-      .where('secret_headers', '=', row.secret_headers)
+      .where(column, '=', current)
       .execute();
   }
 

@@ -295,6 +295,42 @@ export function buildMigrations(engine: Pick<Engine, 'serialPrimaryKey'>): Recor
           .execute();
       },
     },
+    '0007_shared_token_failures': {
+      // A failed token attempt is remembered in the store, not in one process's memory, so every
+      // instance backs off together (src/tokens/failure-backoff.ts). One row per authentication,
+      // bound to the configuration generation it failed with; deleted on the next success.
+      // biome-ignore lint/suspicious/noExplicitAny: a migration sees the database as it was then.
+      async up(db: Kysely<any>): Promise<void> {
+        await db.schema
+          .createTable('token_failures')
+          .addColumn('auth_id', 'text', (column) =>
+            column.primaryKey().references('authentications.id').onDelete('cascade'),
+          )
+          .addColumn('generation', 'integer', (column) => column.notNull())
+          .addColumn('problem', 'text', (column) => column.notNull())
+          .addColumn('attempts', 'integer', (column) => column.notNull())
+          .addColumn('next_attempt_at', 'bigint', (column) => column.notNull())
+          .addColumn('updated_at', 'bigint', (column) => column.notNull())
+          .execute();
+        // `auto` client authentication: the method that obtained the stored tokens, kept with them
+        // (a configuration change that drops the tokens forgets it too).
+        await db.schema.alterTable('tokens').addColumn('client_auth_method', 'text').execute();
+      },
+    },
+    '0008_keep_alive': {
+      // How long a refresh token may sit unused before a background refresh keeps it alive (from
+      // the `keepAliveDays` setting), as a column so the due query reads no JSON; null: never.
+      // biome-ignore lint/suspicious/noExplicitAny: a migration sees the database as it was then.
+      async up(db: Kysely<any>): Promise<void> {
+        await db.schema.alterTable('authentications').addColumn('keep_alive_ms', 'bigint').execute();
+        // What the due query scans: the authentications that have a keep-alive at all.
+        await db.schema
+          .createIndex('authentications_keep_alive_index')
+          .on('authentications')
+          .column('keep_alive_ms')
+          .execute();
+      },
+    },
   };
 }
 

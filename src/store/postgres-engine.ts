@@ -11,7 +11,8 @@ import { ChangeListeners, parseChangeEvent } from './change-listeners.js';
 import type { ChangeEvent } from './contract.js';
 import type { Engine } from './dialect.js';
 import { createPostgresDialect, createPostgresPool } from './dialect.js';
-import { KeyedMutex } from './keyed-mutex.js';
+import { KeyedMutex, settlesWithin } from './keyed-mutex.js';
+import { LockTimeoutError } from './lock-timeout.js';
 import type { Database } from './schema.js';
 
 export const CHANGE_CHANNEL = 'grantry_changes';
@@ -129,23 +130,48 @@ class ChangeSubscription {
   }
 }
 
+/** When a lock wait ends (a `performance.now()` time), and the timeout it came from (for the error). */
+interface Deadline {
+  at: number;
+  timeoutMs: number;
+}
+
+/** PostgreSQL's `lock_not_available`: `lock_timeout` ran out while waiting for a lock. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
 /**
  * Runs `fn` holding the session advisory lock `key` on a connection of `pool`. The connection is
  * destroyed rather than returned to the pool if unlocking fails, so a lock can never stay behind
  * on a pooled session.
+ *
+ * With `deadline`, waiting for a connection and for the lock both end
+ * there with `LockTimeoutError`. The lock wait is bounded by PostgreSQL itself: `SET LOCAL
+ * lock_timeout` in the same query string as `pg_advisory_lock` applies to that implicit transaction
+ * only, so the session keeps its default and the advisory lock (session-level) outlives it.
  */
 async function withAdvisoryLock<T>(
   pool: pg.Pool,
   key: string,
   fn: () => Promise<T>,
   onLocked: () => void = () => {},
+  deadline?: Deadline,
 ): Promise<T> {
-  const client = await pool.connect();
+  const client = deadline === undefined ? await pool.connect() : await connectBefore(pool, deadline);
   let sessionError: Error | undefined;
   try {
     try {
-      await client.query('SELECT pg_advisory_lock($1::bigint)', [key]);
+      if (deadline === undefined) {
+        await client.query('SELECT pg_advisory_lock($1::bigint)', [key]);
+      } else {
+        const remaining = Math.max(1, Math.ceil(deadline.at - performance.now()));
+        // Both values are integers we made (the key is a decimal bigint): nothing to escape.
+        await client.query(`SET LOCAL lock_timeout = ${remaining}; SELECT pg_advisory_lock(${BigInt(key)})`);
+      }
     } catch (error) {
+      if ((error as { code?: unknown }).code === LOCK_NOT_AVAILABLE) {
+        // Only this statement was cancelled; the session is healthy and goes back to the pool.
+        throw new LockTimeoutError(deadline?.timeoutMs ?? 0);
+      }
       sessionError = asError(error);
       throw error;
     }
@@ -162,6 +188,17 @@ async function withAdvisoryLock<T>(
   } finally {
     client.release(sessionError);
   }
+}
+
+/** A pooled connection by `deadline`, or `LockTimeoutError`; one that arrives late goes straight back. */
+async function connectBefore(pool: pg.Pool, deadline: Deadline): Promise<pg.PoolClient> {
+  const connecting = pool.connect();
+  if (await settlesWithin(connecting, deadline.at - performance.now())) return connecting;
+  connecting.then(
+    (client) => client.release(),
+    () => {},
+  );
+  throw new LockTimeoutError(deadline.timeoutMs);
 }
 
 function asError(value: unknown): Error {
@@ -213,15 +250,26 @@ export async function openPostgresEngine(connectionString: string): Promise<Engi
     // are skipped rather than waited for (that instance will own them).
     lockForClaim: (query) => query.forUpdate().skipLocked(),
     withMigrationLock: (fn) => withAdvisoryLock(lockPool, MIGRATION_LOCK_KEY, fn),
-    async withAuthLock(authId, fn) {
+    async withAuthLock(authId, fn, timeoutMs) {
       const start = performance.now();
       let waitedMs = 0;
+      // One deadline for the whole wait: the in-process queue, a pooled connection, the advisory lock.
+      const deadline = timeoutMs === undefined ? undefined : { at: start + timeoutMs, timeoutMs };
       // The in-process mutex first: callers of this process queue here, so the process holds at most
       // one connection per authentication waiting on (or holding) the advisory lock.
-      const value = await localAuthLocks.run(authId, () =>
-        withAdvisoryLock(lockPool, authLockKey(authId), fn, () => {
-          waitedMs = performance.now() - start;
-        }),
+      const value = await localAuthLocks.run(
+        authId,
+        () =>
+          withAdvisoryLock(
+            lockPool,
+            authLockKey(authId),
+            fn,
+            () => {
+              waitedMs = performance.now() - start;
+            },
+            deadline,
+          ),
+        timeoutMs,
       );
       return { value, waitedMs };
     },

@@ -26,6 +26,8 @@ export interface AuthenticationsTable {
   refresh_count: number;
   created_at: number;
   updated_at: number;
+  /** `0008_keep_alive`: `settings.keepAliveDays` in milliseconds, or null (no keep-alive). */
+  keep_alive_ms: number | null;
 }
 
 export interface ConnectorsTable {
@@ -54,6 +56,8 @@ export interface TokensTable {
   refresh_token: string | null;
   generation: number;
   version: number;
+  /** `0007`: the client authentication method that obtained these tokens under `auto`, else null. */
+  client_auth_method: string | null;
 }
 
 export interface EventsTable {
@@ -159,6 +163,20 @@ export interface AuthenticationAttentionTable {
   updated_at: number;
 }
 
+/** `0007_shared_token_failures`: the last failed token attempt, shared by every instance. */
+export interface TokenFailuresTable {
+  auth_id: string;
+  /** The authentication generation the attempt was made with; another generation starts over. */
+  generation: number;
+  /** JSON of the problem (a `ProblemBody`). */
+  problem: string;
+  /** Failed attempts in a row for this generation. */
+  attempts: number;
+  /** No instance asks the provider again before this time. */
+  next_attempt_at: number;
+  updated_at: number;
+}
+
 export interface SettingsTable {
   key: string;
   value: string;
@@ -178,4 +196,5 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
   authentication_attention: AuthenticationAttentionTable;
+  token_failures: TokenFailuresTable;
 }

@@ -33,13 +33,18 @@ export function openSqliteEngine(file: string): Engine {
     // No lock to take: one process owns the file, and Kysely runs every query of this engine over
     // a single connection, one at a time.
     withMigrationLock: (fn) => fn(),
-    async withAuthLock(authId, fn) {
+    async withAuthLock(authId, fn, timeoutMs) {
       const start = performance.now();
       let waitedMs = 0;
-      const value = await authLocks.run(authId, () => {
-        waitedMs = performance.now() - start;
-        return fn();
-      });
+      // The in-process mutex is the whole lock here, so its timeout is the acquisition timeout.
+      const value = await authLocks.run(
+        authId,
+        () => {
+          waitedMs = performance.now() - start;
+          return fn();
+        },
+        timeoutMs,
+      );
       return { value, waitedMs };
     },
     async publish(event: ChangeEvent) {

@@ -11,7 +11,12 @@ export type AuthEventType =
   | 'needs_authorization'
   | 'revoked'
   | 'revocation_failed'
-  | 'configuration_changed';
+  | 'configuration_changed'
+  /** `clientAuthMethod: auto` found how the provider accepts the client secret (or a new way). */
+  | 'client_auth_detected'
+  /** The keep-alive refreshed a refresh token nobody had used for `keepAliveDays`. */
+  | 'keep_alive_refreshed'
+  | 'keep_alive_failed';
 
 /** How many events one authentication keeps; older ones are trimmed on append. */
 export const EVENTS_KEPT = 200;

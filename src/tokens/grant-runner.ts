@@ -1,4 +1,4 @@
-import type { OAuthClientConfig, TokenRequestOptions } from '../oauth/client-config.js';
+import type { ClientAuthMethod, OAuthClientConfig, TokenRequestOptions } from '../oauth/client-config.js';
 import { authorizationCodeGrant } from '../oauth/grants/authorization-code.js';
 import { clientCredentialsGrant } from '../oauth/grants/client-credentials.js';
 import { passwordGrant } from '../oauth/grants/password.js';
@@ -11,17 +11,21 @@ import type { AuthenticationSecrets } from './sealed-columns.js';
 /**
  * Turns a stored authentication into the protocol's client configuration and runs a grant.
  * The only place where the token lifecycle touches the protocol functions.
+ *
+ * `method` is how to send the client secret this time; it matters for `auto` only (detection picks
+ * it), and without one `auto` sends Basic, the method every server must support (RFC 6749 §2.3.1).
  */
 export function clientConfigOf(
   record: AuthenticationRecord,
   secrets: AuthenticationSecrets,
+  method?: ClientAuthMethod,
 ): OAuthClientConfig {
   const s = oauthOf(record).settings;
   const config: OAuthClientConfig = {
     tokenUrl: s.tokenUrl,
     clientId: s.clientId,
     clientSecret: secrets.clientSecret,
-    clientAuthMethod: s.clientAuthMethod,
+    clientAuthMethod: s.clientAuthMethod === 'auto' ? (method ?? 'client_secret_basic') : s.clientAuthMethod,
     audienceParam: s.audienceParam,
   };
   if (s.audience !== undefined) config.audience = s.audience;
@@ -44,8 +48,9 @@ export async function runGrant(
   secrets: AuthenticationSecrets,
   run: GrantRun,
   options: TokenRequestOptions,
+  method?: ClientAuthMethod,
 ): Promise<TokenSet> {
-  const config = clientConfigOf(record, secrets);
+  const config = clientConfigOf(record, secrets, method);
   if (run.kind === 'refresh') return refreshTokenGrant(config, run.refreshToken, options);
   if (run.kind === 'code') {
     return authorizationCodeGrant(

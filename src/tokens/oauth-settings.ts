@@ -1,3 +1,4 @@
+import type { ConfiguredClientAuthMethod } from '../oauth/client-auth-detection.js';
 import { Problem } from '../problem.js';
 import type { AuthenticationRecord, AuthenticationSettings, GrantType } from '../store/contract.js';
 
@@ -7,7 +8,7 @@ export interface OAuthSettings extends AuthenticationSettings {
   clientId: string;
   headerPrefix: string;
   audienceParam: 'audience' | 'resource';
-  clientAuthMethod: 'client_secret_basic' | 'client_secret_post';
+  clientAuthMethod: ConfiguredClientAuthMethod;
 }
 
 export interface OAuthView {

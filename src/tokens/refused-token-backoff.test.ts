@@ -6,6 +6,7 @@ function token(version: number, generation = 1, authId = 'auth_1'): CachedToken 
   return {
     authId,
     authorization: `Bearer t${version}`,
+    accessToken: `t${version}`,
     tokenType: 'Bearer',
     scope: null,
     obtainedAt: 0,

@@ -1,3 +1,4 @@
+import { isClientAuthMethod } from '../oauth/client-auth-detection.js';
 import type { OAuthFetch } from '../oauth/client-config.js';
 import { type RevocationRequest, revokeToken } from '../oauth/revocation.js';
 import { Problem } from '../problem.js';
@@ -105,7 +106,13 @@ export async function revokeStoredTokens(
         {
           clientId: settings.clientId,
           clientSecret,
-          clientAuthMethod: settings.clientAuthMethod,
+          // `auto`: the method that obtained these tokens is the one the provider accepts.
+          clientAuthMethod:
+            settings.clientAuthMethod !== 'auto'
+              ? settings.clientAuthMethod
+              : isClientAuthMethod(row.clientAuthMethod)
+                ? row.clientAuthMethod
+                : 'client_secret_basic',
           revocationUrl,
         },
         { token: keyRing.open(sealed, context), tokenTypeHint: tokenType },

@@ -1,5 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EgressError } from '../egress/egress-error.js';
+import {
+  clientAuthCandidates,
+  isClientAuthMethod,
+  withClientAuthDetection,
+} from '../oauth/client-auth-detection.js';
+import type { ClientAuthMethod } from '../oauth/client-config.js';
 import { diagnose } from '../oauth/diagnosis.js';
 import { authorizationHeaderValue, isHeaderSafeValue } from '../oauth/header-value.js';
 import { OAuthError } from '../oauth/oauth-error.js';
@@ -7,19 +13,32 @@ import { boundedExpiresAt, expiresAtFor } from '../oauth/token-lifetime.js';
 import type { TokenSet } from '../oauth/token-set.js';
 import { Problem, type ProblemBody } from '../problem.js';
 import type { KeyRing } from '../secrets/key-ring.js';
-import type { AuthenticationRecord, ChangeEvent, Store, TokenRecord, TokenWrite } from '../store/contract.js';
+import type {
+  AuthenticationRecord,
+  ChangeEvent,
+  Store,
+  TokenFailureRecord,
+  TokenRecord,
+  TokenWrite,
+} from '../store/contract.js';
+import { LockTimeoutError } from '../store/lock-timeout.js';
 import { recordEvent } from './auth-events.js';
+import { failureBackoffMs } from './failure-backoff.js';
 import { type GrantRun, runGrant } from './grant-runner.js';
 import { oauthOf } from './oauth-settings.js';
+import type { ProviderMetadata } from './provider-metadata.js';
 import { refreshSchedule } from './refresh-schedule.js';
 import { RefusedTokenBackoff, type RefusedTokenBackoffOptions } from './refused-token-backoff.js';
 import { openAuthenticationSecrets, sealContext, sealOptional } from './sealed-columns.js';
+import { type RefreshReason, shouldRefresh } from './should-refresh.js';
 
 /** A usable access token, as the hot path hands it out. Never logged, never returned by the API. */
 export interface CachedToken {
   readonly authId: string;
   /** The value of the `Authorization` header: `<headerPrefix> <token>`, or the bare token. */
   readonly authorization: string;
+  /** The access token alone (to read a JWT's claims when an API refuses it). */
+  readonly accessToken: string;
   readonly tokenType: string;
   readonly scope: string | null;
   readonly obtainedAt: number;
@@ -57,7 +76,17 @@ export interface StatusChange {
   problem: ProblemBody | null;
   /** True when an Authorization Code flow has just completed (`exchangeCode`). */
   authorized: boolean;
+  /** True when the attempt was a background keep-alive refresh (nobody was calling). */
+  keepAlive: boolean;
 }
+
+/** What one keep-alive of an authentication did (`TokenManager.keepAlive`). */
+export type KeepAliveOutcome =
+  | { outcome: 'refreshed' }
+  | { outcome: 'not_due'; reason: RefreshReason | 'gone' }
+  /** Another caller held the refresh lock past the acquisition timeout: it is refreshing already. */
+  | { outcome: 'busy' }
+  | { outcome: 'failed'; problem: Problem };
 
 export interface TokenManagerOptions {
   store: Store;
@@ -76,8 +105,19 @@ export interface TokenManagerOptions {
   ) => void;
   /** Told of every status change, behind the caller (webhooks listen here: see src/app.ts). */
   onStatusChange?: (change: StatusChange) => Promise<void>;
+  /**
+   * The provider metadata behind a token URL: for `clientAuthMethod: auto`, the methods the
+   * provider lists decide before any guessing. Without it, auto guesses (Basic, then the body).
+   */
+  metadata?: Pick<ProviderMetadata, 'forTokenUrl'>;
+  /**
+   * How long a caller waits for an authentication's refresh lock before it gives up and re-reads
+   * the stored token instead (a holder stuck on a token endpoint that does not answer). Default 30 s.
+   */
+  lockTimeoutMs?: number;
 }
 
+/** A failure in force for an authentication: the cluster's back-off, as this process last saw it. */
 interface Failure {
   problem: Problem;
   generation: number;
@@ -85,21 +125,21 @@ interface Failure {
   attempts: number;
 }
 
-/** OAuth errors a retry cannot fix (RFC 6749 §5.2): never retried, backed off longer. */
-const PERMANENT = new Set([
-  'invalid_client',
-  'invalid_grant',
-  'invalid_scope',
-  'unauthorized_client',
-  'unsupported_grant_type',
-  'invalid_request',
-  'invalid_target',
-  'invalid_redirect_uri',
-  'egress_denied',
-  'insecure_url',
-  'needs_authorization',
-  'wrong_master_key',
-]);
+export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
+
+/** Under the lock, a failure another instance recorded still holds: nothing was asked. */
+class BackedOff extends Error {
+  constructor(readonly failure: Failure) {
+    super('backing off');
+  }
+}
+
+/** Under the lock, the provider was asked and failed; the failure is already in the store. */
+class RecordedFailure extends Error {
+  constructor(readonly failure: Failure) {
+    super('recorded failure');
+  }
+}
 
 const RETRY_DELAYS_MS = [250, 1_000];
 const MAX_RETRY_AFTER_MS = 10_000;
@@ -112,6 +152,13 @@ const MAX_RETRY_AFTER_MS = 10_000;
  * then a re-read of the stored token — another instance may have refreshed it meanwhile — and a
  * request to the provider only if it is still stale. Rotated refresh tokens are saved with
  * compare-and-swap so none is ever lost.
+ *
+ * Failures are the cluster's, not this process's (failure-backoff.ts): a failed attempt is stored
+ * before the lock is released, and every instance reads it before it asks the provider, so the
+ * whole cluster backs off together. A caller that waits for the lock longer than `lockTimeoutMs`
+ * (its holder is stuck on a token endpoint) stops waiting and uses the stored token while it has
+ * not expired, or says why there is none. `keepAlive` refreshes refresh tokens nobody uses before
+ * the provider lets them lapse (keep-alive.ts schedules it).
  */
 export class TokenManager {
   readonly #store: Store;
@@ -122,8 +169,14 @@ export class TokenManager {
   readonly #clock: () => number;
   readonly #observe: NonNullable<TokenManagerOptions['observe']>;
   readonly #onStatusChange: NonNullable<TokenManagerOptions['onStatusChange']>;
+  readonly #metadata: TokenManagerOptions['metadata'];
+  readonly #lockTimeoutMs: number;
   readonly #cache = new Map<string, CachedToken>();
   readonly #inflight = new Map<string, Promise<TokenResult>>();
+  /**
+   * The failures in force, as this process last read or wrote them: a cache of the store's
+   * (`tokenFailures`), so that calls during a back-off are answered without a query.
+   */
   readonly #failures = new Map<string, Failure>();
   readonly #pending = new Set<Promise<void>>();
   readonly #unsubscribe: () => void;
@@ -143,6 +196,8 @@ export class TokenManager {
     this.#clock = options.clock ?? Date.now;
     this.#observe = options.observe ?? (() => {});
     this.#onStatusChange = options.onStatusChange ?? (async () => {});
+    this.#metadata = options.metadata;
+    this.#lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
     this.refusalBackoff = new RefusedTokenBackoff({ ...options.refusalBackoff, clock: this.#clock });
     this.#unsubscribe = this.#store.subscribe((event) => this.#onChange(event));
   }
@@ -219,6 +274,8 @@ export class TokenManager {
     this.#cache.delete(authId);
     this.#failures.delete(authId);
     this.refusalBackoff.forget(authId);
+    // A person asked for a fresh start: the cluster's back-off ends too.
+    await this.#store.tokenFailures.clear(authId);
     await this.#store.tokens.dropAccessToken(authId);
     await recordEvent(this.#store, authId, 'token_invalidated', {}, this.#clock());
     await this.#store.publish({ kind: 'tokens_changed', authId });
@@ -240,25 +297,84 @@ export class TokenManager {
     exchange: { code: string; codeVerifier: string | null; redirectUri: string },
   ): Promise<CachedToken> {
     const secrets = openAuthenticationSecrets(this.#ring, record);
-    let tokenSet: TokenSet;
+    const before = await this.#store.tokens.get(record.id);
+    let obtained: Obtained;
     try {
-      tokenSet = await runGrant(record, secrets, { kind: 'code', ...exchange }, this.#requestOptions());
-      this.#observe({ kind: 'token_request', outcome: 'success', grant: 'code' });
+      obtained = await this.#request(record, secrets, { kind: 'code', ...exchange }, before);
     } catch (error) {
-      this.#observe({ kind: 'token_request', outcome: 'failure', grant: 'code' });
       throw this.#diagnose(error, record, 'authorize');
     }
+    const { tokenSet } = obtained;
+    // No acquisition timeout: the code is spent, so these tokens must be saved whatever it takes.
     const { value } = await this.#store.withAuthLock(record.id, async () => {
       const row = await this.#store.tokens.get(record.id);
-      return this.#save(record, row, tokenSet, null);
+      const token = await this.#save(record, row, tokenSet, null, obtained.method);
+      await this.#store.tokenFailures.clear(record.id, record.generation);
+      return token;
     });
     this.#failures.delete(record.id);
     this.refusalBackoff.forget(record.id);
     this.#cache.set(record.id, value);
-    await this.#setStatus(record, 'connected', null, true);
+    await this.#setStatus(record, 'connected', null, { authorized: true });
     await recordEvent(this.#store, record.id, 'authorized', describeTokens(tokenSet), this.#clock());
     await this.#store.publish({ kind: 'tokens_changed', authId: record.id, version: value.version });
     return value;
+  }
+
+  /**
+   * Keeps an authentication's refresh token alive (the keep-alive scheduler's one call): under the
+   * refresh lock, re-reads the stored tokens and the shared failure, asks `shouldRefresh`, and
+   * refreshes only when it says so — so of several instances finding the same authentication due,
+   * the first refreshes and the others find it used recently. A failure is stored like any other
+   * (the cluster backs off) and reported with `keepAlive`, which raises `needs_attention`.
+   */
+  async keepAlive(authId: string): Promise<KeepAliveOutcome> {
+    const record = await this.#store.authentications.get(authId);
+    if (record === null || record.type !== 'oauth2' || record.grantType === null) {
+      return { outcome: 'not_due', reason: 'gone' };
+    }
+    try {
+      const { value } = await this.#store.withAuthLock(authId, () => this.#keepAliveUnderLock(record), {
+        timeoutMs: this.#lockTimeoutMs,
+      });
+      if (value.outcome === 'not_due') return value;
+      this.#failures.delete(authId);
+      this.#cache.set(authId, value.token);
+      return { outcome: 'refreshed' };
+    } catch (error) {
+      if (error instanceof LockTimeoutError) return { outcome: 'busy' };
+      const failure =
+        error instanceof RecordedFailure
+          ? error.failure
+          : await this.#storeFailure(record, this.#asProblem(error, record, 'refresh'));
+      await this.#reportFailure(record, failure, true);
+      return { outcome: 'failed', problem: failure.problem };
+    }
+  }
+
+  async #keepAliveUnderLock(
+    record: AuthenticationRecord,
+  ): Promise<{ outcome: 'refreshed'; token: CachedToken } | { outcome: 'not_due'; reason: RefreshReason }> {
+    const [row, failure] = await Promise.all([
+      this.#store.tokens.get(record.id),
+      this.#store.tokenFailures.get(record.id),
+    ]);
+    const current = row !== null && row.generation === record.generation ? row : null;
+    const days = record.settings.keepAliveDays;
+    const decision = shouldRefresh(
+      {
+        tokens:
+          current === null
+            ? null
+            : { obtainedAt: current.obtainedAt, hasRefreshToken: current.refreshToken !== null },
+        keepAliveMs: typeof days === 'number' ? days * DAY_MS : null,
+        failure: failure !== null && failure.generation === record.generation ? failure : null,
+      },
+      this.#clock(),
+    );
+    if (!decision.should) return { outcome: 'not_due', reason: decision.reason };
+    const { token } = await this.#recordingFailures(record, () => this.#obtain(record, row, 'keep_alive'));
+    return { outcome: 'refreshed', token };
   }
 
   async close(): Promise<void> {
@@ -278,15 +394,9 @@ export class TokenManager {
     const record = await this.#store.authentications.get(authId);
     if (record === null) throw new Problem('not_found', 'No such authentication.');
     oauthOf(record); // a static credential has no token to fetch: refused before any request
-    const now = this.#clock();
-    const failure = this.#failures.get(authId);
-    if (
-      failure !== undefined &&
-      failure.generation === record.generation &&
-      now < failure.until &&
-      options.ignoreBackoff !== true
-    ) {
-      throw failure.problem;
+    if (options.ignoreBackoff !== true) {
+      const failure = await this.#failureInForce(record);
+      if (failure !== null) throw failure.problem;
     }
     try {
       // Another instance may already have stored a fresh token: use it without taking the lock.
@@ -298,18 +408,101 @@ export class TokenManager {
           return { token: stored, source: 'cache' };
         }
       }
-      const { value, waitedMs } = await this.#store.withAuthLock(authId, () =>
-        this.#underLock(record, options),
+      const { value, waitedMs } = await this.#store.withAuthLock(
+        authId,
+        () => this.#recordingFailures(record, () => this.#underLock(record, options)),
+        { timeoutMs: this.#lockTimeoutMs },
       );
       this.#observe({ kind: 'lock_wait', ms: waitedMs });
       this.#failures.delete(authId);
       this.#cache.set(authId, value.token);
       return value;
     } catch (error) {
-      const problem = error instanceof Problem ? error : this.#diagnose(error, record, 'token');
-      await this.#remember(record, problem);
-      throw problem;
+      if (error instanceof LockTimeoutError) return this.#afterLockTimeout(record, options, error);
+      if (error instanceof BackedOff) {
+        this.#failures.set(authId, error.failure);
+        throw error.failure.problem;
+      }
+      const failure =
+        error instanceof RecordedFailure
+          ? error.failure
+          : await this.#storeFailure(record, this.#asProblem(error, record, 'token'));
+      await this.#reportFailure(record, failure, false);
+      throw failure.problem;
     }
+  }
+
+  /**
+   * The failure in force for this configuration, if any: the one this process knows of, else the
+   * one another instance stored (the store is the cluster's memory of failures).
+   */
+  async #failureInForce(record: AuthenticationRecord): Promise<Failure | null> {
+    const now = this.#clock();
+    const known = this.#failures.get(record.id);
+    if (known !== undefined && known.generation === record.generation && now < known.until) return known;
+    let stored: TokenFailureRecord | null;
+    try {
+      stored = await this.#store.tokenFailures.get(record.id);
+    } catch {
+      return null; // a store hiccup must not stop the attempt; the lock's re-read tries again
+    }
+    const failure = this.#failureOf(record, stored);
+    if (failure === null) return null;
+    this.#failures.set(record.id, failure);
+    return failure;
+  }
+
+  /** A stored failure as it applies to this configuration now, or null when it does not. */
+  #failureOf(record: AuthenticationRecord, stored: TokenFailureRecord | null): Failure | null {
+    if (stored === null || stored.generation !== record.generation) return null;
+    if (this.#clock() >= stored.nextAttemptAt) return null;
+    return {
+      problem: Problem.fromBody(stored.problem),
+      generation: stored.generation,
+      until: stored.nextAttemptAt,
+      attempts: stored.attempts,
+    };
+  }
+
+  /**
+   * Runs a request to the provider under the lock, and stores its failure before the lock is
+   * released: the next instance to get the lock then finds the back-off, instead of asking again.
+   */
+  async #recordingFailures<T>(record: AuthenticationRecord, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      if (error instanceof BackedOff) throw error;
+      const problem = this.#asProblem(error, record, 'token');
+      if (problem.code === 'not_found') throw problem;
+      throw new RecordedFailure(await this.#storeFailure(record, problem));
+    }
+  }
+
+  /**
+   * The refresh lock was not free within the acquisition timeout: its holder is stuck (or slow). The
+   * stored token is read again and used while it has not expired, even in its refresh window — the
+   * holder is refreshing it; otherwise the caller hears why there is no token instead of waiting on.
+   */
+  async #afterLockTimeout(
+    record: AuthenticationRecord,
+    options: GetOptions,
+    timeout: LockTimeoutError,
+  ): Promise<TokenResult> {
+    const row = await this.#store.tokens.get(record.id);
+    const token = this.#storedUnexpired(record, row, options);
+    if (token !== null) {
+      this.#cache.set(record.id, token);
+      return { token, source: 'cache' };
+    }
+    const seconds = Math.round(timeout.timeoutMs / 100) / 10;
+    throw new Problem(
+      'refresh_lock_timeout',
+      `Another caller has been fetching this authentication's token for more than ${seconds} s, and no unexpired token is stored.`,
+      {
+        hint: 'The instance holding the refresh is probably waiting on a token endpoint that answers slowly or not at all (each request gives up after GRANTRY_TOKEN_TIMEOUT_MS): try again shortly; if it persists, check the token endpoint and the instances’ logs.',
+      },
+    );
   }
 
   /**
@@ -332,13 +525,43 @@ export class TokenManager {
     return this.#clock() < token.refreshAt ? token : null;
   }
 
+  /** The stored token while it has not (nearly) expired, refresh window or not; not a refused one. */
+  #storedUnexpired(
+    record: AuthenticationRecord,
+    row: TokenRecord | null,
+    options: GetOptions,
+  ): CachedToken | null {
+    if (row === null || row.generation !== record.generation || row.accessToken === null) return null;
+    if (options.rejected !== undefined && options.rejected.version === row.version) return null;
+    const accessToken = this.#ring.open(row.accessToken, sealContext.accessToken(record.id));
+    if (!isHeaderSafeValue(accessToken)) return null;
+    const token = this.#toCached(record, row, accessToken);
+    return this.#clock() < token.hardExpiresAt ? token : null;
+  }
+
   /** Runs with the cross-instance lock held: re-read, and fetch only if still stale. */
   async #underLock(record: AuthenticationRecord, options: GetOptions): Promise<TokenResult> {
     const row = await this.#store.tokens.get(record.id);
     const usable = this.#usableStored(record, row, options);
     if (usable !== null) return { token: usable, source: 'cache' };
-    const current = row !== null && row.generation === record.generation ? row : null;
+    if (options.ignoreBackoff !== true) {
+      // Another instance may have failed while this one waited for the lock: its back-off holds here.
+      const failure = this.#failureOf(record, await this.#store.tokenFailures.get(record.id));
+      if (failure !== null) throw new BackedOff(failure);
+    }
+    return this.#obtain(record, row, 'call');
+  }
 
+  /**
+   * New tokens, under the lock: a refresh with the stored refresh token, or — without one, or
+   * after the provider refused it — the grant itself (a person, for Authorization Code).
+   */
+  async #obtain(
+    record: AuthenticationRecord,
+    row: TokenRecord | null,
+    trigger: 'call' | 'keep_alive',
+  ): Promise<TokenResult> {
+    const current = row !== null && row.generation === record.generation ? row : null;
     const secrets = openAuthenticationSecrets(this.#ring, record);
     const refreshToken =
       current?.refreshToken != null
@@ -347,9 +570,14 @@ export class TokenManager {
 
     if (refreshToken !== null) {
       try {
-        const tokenSet = await this.#request(record, secrets, { kind: 'refresh', refreshToken });
-        const token = await this.#save(record, row, tokenSet, refreshToken);
-        await this.#succeeded(record, 'token_refreshed', tokenSet, token);
+        const { tokenSet, method } = await this.#request(
+          record,
+          secrets,
+          { kind: 'refresh', refreshToken },
+          row,
+        );
+        const token = await this.#save(record, row, tokenSet, refreshToken, method);
+        await this.#succeeded(record, 'token_refreshed', tokenSet, token, trigger);
         return { token, source: 'refreshed' };
       } catch (error) {
         const problem = this.#diagnose(error, record, 'refresh');
@@ -367,25 +595,80 @@ export class TokenManager {
     if (record.grantType === 'authorization_code') {
       throw await this.#needsAuthorization(record, null);
     }
-    const tokenSet = await this.#request(record, secrets, { kind: 'initial' });
-    const token = await this.#save(record, row, tokenSet, null);
-    await this.#succeeded(record, 'token_fetched', tokenSet, token);
+    const { tokenSet, method } = await this.#request(record, secrets, { kind: 'initial' }, row);
+    const token = await this.#save(record, row, tokenSet, null, method);
+    await this.#succeeded(record, 'token_fetched', tokenSet, token, trigger);
     return { token, source: 'fetched' };
   }
 
+  /**
+   * One token request: with `clientAuthMethod: auto`, sent the way detection says (one retry the
+   * other way on a refused client), the way that worked recorded as `client_auth_detected` when it
+   * is new. Returns the method to store with the tokens (null unless auto).
+   */
   async #request(
     record: AuthenticationRecord,
     secrets: ReturnType<typeof openAuthenticationSecrets>,
     run: GrantRun,
+    row: TokenRecord | null,
+  ): Promise<Obtained> {
+    const auto = oauthOf(record).settings.clientAuthMethod === 'auto';
+    const detected =
+      auto && row !== null && row.generation === record.generation && isClientAuthMethod(row.clientAuthMethod)
+        ? row.clientAuthMethod
+        : null;
+    const candidates = await this.#clientAuthCandidates(record, detected);
+    const result = await withClientAuthDetection(candidates, (method) =>
+      this.#requestWithRetries(record, secrets, run, method),
+    );
+    if (!auto) return { tokenSet: result.value, method: null };
+    if (result.method !== detected) {
+      this.#behind(() =>
+        recordEvent(
+          this.#store,
+          record.id,
+          'client_auth_detected',
+          {
+            clientAuthMethod: result.method,
+            tried: result.tried,
+            ...(detected === null ? {} : { previous: detected }),
+          },
+          this.#clock(),
+        ),
+      );
+    }
+    return { tokenSet: result.value, method: result.method };
+  }
+
+  /** The ways to send the client secret, in order (client-auth-detection.ts). */
+  async #clientAuthCandidates(
+    record: AuthenticationRecord,
+    detected: ClientAuthMethod | null,
+  ): Promise<ClientAuthMethod[]> {
+    const { settings } = oauthOf(record);
+    if (settings.clientAuthMethod !== 'auto' || detected !== null || this.#metadata === undefined) {
+      return clientAuthCandidates(settings.clientAuthMethod, detected, null);
+    }
+    // Only until a method is detected: the metadata is cached per token URL, and never throws.
+    const metadata = await this.#metadata.forTokenUrl(settings.tokenUrl);
+    return clientAuthCandidates('auto', null, metadata?.clientAuthMethods ?? null);
+  }
+
+  async #requestWithRetries(
+    record: AuthenticationRecord,
+    secrets: ReturnType<typeof openAuthenticationSecrets>,
+    run: GrantRun,
+    method: ClientAuthMethod,
   ): Promise<TokenSet> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const tokenSet = await runGrant(record, secrets, run, this.#requestOptions());
+        const tokenSet = await runGrant(record, secrets, run, this.#requestOptions(), method);
         this.#observe({ kind: 'token_request', outcome: 'success', grant: run.kind });
         return tokenSet;
       } catch (error) {
         this.#observe({ kind: 'token_request', outcome: 'failure', grant: run.kind });
-        const delay = RETRY_DELAYS_MS[attempt];
+        // A code is single-use: a provider that failed after redeeming it would refuse it again.
+        const delay = run.kind === 'code' ? undefined : RETRY_DELAYS_MS[attempt];
         const wait = retryDelay(error, delay);
         if (wait === null) throw error;
         await sleep(wait);
@@ -403,6 +686,7 @@ export class TokenManager {
     row: TokenRecord | null,
     tokenSet: TokenSet,
     usedRefreshToken: string | null,
+    clientAuthMethod: ClientAuthMethod | null,
   ): Promise<CachedToken> {
     const now = this.#clock();
     // Google and others answer a refresh without a new refresh token: keep the one we have.
@@ -415,6 +699,7 @@ export class TokenManager {
       expiresAt: expiresAtFor(now, tokenSet.expiresIn),
       refreshToken: sealOptional(this.#ring, refreshToken, sealContext.refreshToken(record.id)),
       generation: record.generation,
+      clientAuthMethod,
     };
     let expected = row?.version ?? null;
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -431,16 +716,25 @@ export class TokenManager {
     type: 'token_fetched' | 'token_refreshed',
     tokenSet: TokenSet,
     token: CachedToken,
+    trigger: 'call' | 'keep_alive',
   ): Promise<void> {
+    // Still under the lock: the next instance to take it must not find the old back-off.
+    await this.#store.tokenFailures.clear(record.id, record.generation);
     const status = record.grantType === 'authorization_code' ? 'connected' : 'ready';
     if (record.status !== status || record.lastError !== null) {
-      await this.#setStatus(record, status, null);
+      await this.#setStatus(record, status, null, { keepAlive: trigger === 'keep_alive' });
     }
     // The timeline entry and the change notice need not hold the lock nor the callers waiting
     // for the token: they are written behind (see `settled`).
     this.#behind(async () => {
       await this.#store.publish({ kind: 'tokens_changed', authId: record.id, version: token.version });
-      await recordEvent(this.#store, record.id, type, describeTokens(tokenSet), this.#clock());
+      const detail = describeTokens(tokenSet);
+      if (trigger === 'keep_alive') {
+        const eventType = type === 'token_refreshed' ? 'keep_alive_refreshed' : type;
+        await recordEvent(this.#store, record.id, eventType, { ...detail, keepAlive: true }, this.#clock());
+      } else {
+        await recordEvent(this.#store, record.id, type, detail, this.#clock());
+      }
     });
   }
 
@@ -448,10 +742,17 @@ export class TokenManager {
     record: AuthenticationRecord,
     to: StatusChange['to'],
     problem: ProblemBody | null,
-    authorized = false,
+    flags: { authorized?: boolean; keepAlive?: boolean } = {},
   ): Promise<void> {
     await this.#store.authentications.setStatus(record.id, to, problem);
-    const change: StatusChange = { authId: record.id, from: record.status, to, problem, authorized };
+    const change: StatusChange = {
+      authId: record.id,
+      from: record.status,
+      to,
+      problem,
+      authorized: flags.authorized === true,
+      keepAlive: flags.keepAlive === true,
+    };
     this.#behind(() => this.#onStatusChange(change));
   }
 
@@ -493,29 +794,69 @@ export class TokenManager {
     return problem;
   }
 
-  /** Remembers a failure so a failing provider is not asked again on every call. */
-  async #remember(record: AuthenticationRecord, problem: Problem): Promise<void> {
-    if (problem.code === 'not_found') return;
-    const previous = this.#failures.get(record.id);
-    const attempts =
-      previous !== undefined && previous.generation === record.generation ? previous.attempts + 1 : 1;
-    const base = PERMANENT.has(problem.code) ? 5_000 : 1_000;
-    const cap = PERMANENT.has(problem.code) ? 300_000 : 60_000;
-    const backoff = Math.min(cap, base * 2 ** (attempts - 1));
-    this.#failures.set(record.id, {
+  /**
+   * Stores one more failed attempt for the cluster (compare-and-swap on the count, so attempts from
+   * several instances each count once), with the time before which nobody asks the provider again.
+   * A store that cannot be written still leaves this process backing off.
+   */
+  async #storeFailure(record: AuthenticationRecord, problem: Problem): Promise<Failure> {
+    const now = this.#clock();
+    const known = this.#failures.get(record.id);
+    let attempts = known !== undefined && known.generation === record.generation ? known.attempts + 1 : 1;
+    if (problem.code !== 'not_found') {
+      try {
+        for (let round = 0; round < 5; round++) {
+          const current = await this.#store.tokenFailures.get(record.id);
+          attempts = current !== null && current.generation === record.generation ? current.attempts + 1 : 1;
+          const saved = await this.#store.tokenFailures.compareAndSwap(
+            record.id,
+            current === null ? null : { generation: current.generation, attempts: current.attempts },
+            {
+              generation: record.generation,
+              problem: problem.toJSON(),
+              attempts,
+              nextAttemptAt: now + failureBackoffMs(problem.code, attempts),
+              updatedAt: now,
+            },
+          );
+          if (saved !== null) break;
+        }
+      } catch {
+        // Kept in this process only, until the store answers again.
+      }
+    }
+    const failure: Failure = {
       problem,
       generation: record.generation,
-      until: this.#clock() + backoff,
+      until: now + failureBackoffMs(problem.code, attempts),
       attempts,
-    });
-    if (problem.code === 'needs_authorization') return;
+    };
+    this.#failures.set(record.id, failure);
+    return failure;
+  }
+
+  /** Tells the failure: lastError and status, the timeline, and the status hook (webhooks). */
+  async #reportFailure(record: AuthenticationRecord, failure: Failure, keepAlive: boolean): Promise<void> {
+    const { problem } = failure;
+    this.#failures.set(record.id, failure);
+    if (problem.code === 'not_found' || problem.code === 'needs_authorization') return;
     const status = record.grantType === 'authorization_code' ? record.status : 'error';
-    await this.#setStatus(record, status, problem.toJSON()).catch(() => {});
-    await recordEvent(this.#store, record.id, 'token_failed', {
+    await this.#setStatus(record, status, problem.toJSON(), { keepAlive }).catch(() => {});
+    await recordEvent(this.#store, record.id, keepAlive ? 'keep_alive_failed' : 'token_failed', {
       code: problem.code,
       message: problem.message,
+      attempts: failure.attempts,
+      nextAttemptAt: new Date(failure.until).toISOString(),
       ...(problem.provider?.status !== undefined ? { providerStatus: problem.provider.status } : {}),
     }).catch(() => {});
+  }
+
+  #asProblem(error: unknown, record: AuthenticationRecord, step: 'token' | 'refresh'): Problem {
+    // Under auto, the request's own diagnosis knew one method; worded again, it knows what was tried.
+    if (error instanceof OAuthError && record.settings.clientAuthMethod === 'auto') {
+      return this.#diagnose(error, record, step);
+    }
+    return error instanceof Problem ? error : this.#diagnose(error, record, step);
   }
 
   #diagnose(error: unknown, record: AuthenticationRecord, step: 'token' | 'refresh' | 'authorize'): Problem {
@@ -545,6 +886,7 @@ export class TokenManager {
     return {
       authId: record.id,
       authorization: authorizationHeaderValue(record.settings.headerPrefix ?? 'Bearer', accessToken),
+      accessToken,
       tokenType: row.tokenType ?? 'Bearer',
       scope: row.scope,
       obtainedAt: row.obtainedAt,
@@ -569,6 +911,8 @@ export class TokenManager {
         this.refusalBackoff.clear();
         return;
       case 'tokens_changed': {
+        // Someone got (or dropped) tokens: what this process remembers of a failure may be over.
+        this.#failures.delete(event.authId);
         const entry = this.#cache.get(event.authId);
         if (entry !== undefined && (event.version === undefined || entry.version !== event.version)) {
           this.#cache.delete(event.authId);
@@ -579,6 +923,14 @@ export class TokenManager {
         return;
     }
   }
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** What a token request obtained, and how the client authenticated (under `auto`; else null). */
+interface Obtained {
+  tokenSet: TokenSet;
+  method: ClientAuthMethod | null;
 }
 
 function describeTokens(tokenSet: TokenSet): Record<string, unknown> {

@@ -28,4 +28,16 @@ describe('when an authentication needs a person', () => {
     ).toBeNull();
     expect(attentionReason('ready', { failures: 5, firstFailureAt: null }, start)).toBeNull();
   });
+
+  it('a failed keep-alive needs a person at once: nobody is calling to notice, and the refresh token is running out', () => {
+    expect(attentionReason('connected', { failures: 1, firstFailureAt: 0 }, 0, true)).toBe(
+      'keep_alive_failed',
+    );
+    // A status that says more wins: the refresh token was refused, or the grant itself failed.
+    expect(attentionReason('needs_authorization', { failures: 1, firstFailureAt: 0 }, 0, true)).toBe(
+      'needs_authorization',
+    );
+    expect(attentionReason('error', { failures: 1, firstFailureAt: 0 }, 0, true)).toBe('error');
+    expect(attentionReason('connected', { failures: 1, firstFailureAt: 0 }, 0, false)).toBeNull();
+  });
 });

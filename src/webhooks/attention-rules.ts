@@ -11,6 +11,10 @@
  *   a provider that blips for a few seconds fails three times quickly (the token manager retries
  *   after 1 s, 2 s, …) and must not wake anyone; one failure an hour after another is no streak.
  *
+ * - or a background keep-alive refresh failed (src/tokens/keep-alive.ts): at once. Nobody is
+ *   calling that authentication — no call will fail to tell anyone — and its refresh token is in
+ *   the last part of its idle lifetime: a person has that margin, and no more, to fix it.
+ *
  * Attention stays open until a token attempt works again (`authentication.recovered`), so a person
  * hears once per episode, however many calls fail meanwhile.
  */
@@ -24,9 +28,11 @@ export function attentionReason(
   to: AuthStatus,
   streak: { failures: number; firstFailureAt: number | null },
   now: number,
+  keepAlive = false,
 ): AttentionReason | null {
   if (to === 'needs_authorization') return 'needs_authorization';
   if (to === 'error') return 'error';
+  if (keepAlive) return 'keep_alive_failed';
   if (
     streak.failures >= FAILURES_BEFORE_ATTENTION &&
     streak.firstFailureAt !== null &&

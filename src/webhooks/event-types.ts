@@ -25,7 +25,7 @@ export function isWebhookEventType(value: string): value is WebhookEventType {
 }
 
 /** Why an authentication needs a person; `data.reason` of `authentication.needs_attention`. */
-export type AttentionReason = 'needs_authorization' | 'error' | 'refresh_failing';
+export type AttentionReason = 'needs_authorization' | 'error' | 'refresh_failing' | 'keep_alive_failed';
 
 export interface AuthenticationEventData {
   authenticationId: string;

@@ -10,13 +10,12 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Egress } from '../egress/egress.js';
 import type { KeyRing } from '../secrets/key-ring.js';
 import type { Store, WebhookDeliveryRecord, WebhookEventRecord, WebhookRecord } from '../store/contract.js';
 import { KeyedMutex } from '../store/keyed-mutex.js';
 import type { StatusChange } from '../tokens/token-manager.js';
 import { attentionReason } from './attention-rules.js';
-import { DeliveryWorker } from './delivery-worker.js';
+import { DeliveryWorker, type DeliveryWorkerOptions } from './delivery-worker.js';
 import {
   type AttentionReason,
   authenticationEventBody,
@@ -24,18 +23,10 @@ import {
   testEventBody,
   type WebhookEventType,
 } from './event-types.js';
-import type { RetrySchedule } from './retry-schedule.js';
 import { generateWebhookSecret, webhookSecretContext } from './signing.js';
 
-export interface WebhookServiceOptions {
-  store: Store;
-  keyRing: KeyRing;
-  egress: Egress;
-  logger: Logger;
-  schedule: RetrySchedule;
-  pollIntervalMs: number;
-  clock?: () => number;
-}
+/** The service runs this instance's delivery worker, so it needs what the worker needs. */
+export type WebhookServiceOptions = DeliveryWorkerOptions;
 
 export interface WebhookInput {
   url: string;
@@ -167,7 +158,7 @@ export class WebhookService {
       }
       const streak = await this.#store.attention.recordFailure(change.authId, now);
       if (streak === null || streak.open) return;
-      const reason = attentionReason(change.to, streak, now);
+      const reason = attentionReason(change.to, streak, now, change.keepAlive);
       if (reason === null) return;
       const episode = await this.#store.attention.open(change.authId, now);
       if (episode === null) return;

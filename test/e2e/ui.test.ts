@@ -73,7 +73,13 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     grantry = await startGrantry({ port, dataDir, env: { GRANTRY_PUBLIC_URL: ui } });
     browser = await launchChromium();
     // The provider's certificate comes from the test CA, which Chromium does not know.
-    context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: VIEWPORT, locale: 'en-US' });
+    context = await browser.newContext({
+      ignoreHTTPSErrors: true,
+      viewport: VIEWPORT,
+      locale: 'en-US',
+      // The Copy buttons write to the clipboard; the tests read it back.
+      permissions: ['clipboard-read', 'clipboard-write'],
+    });
     page = await context.newPage();
     page.on('pageerror', (error) => pageErrors.push(error.message));
   });
@@ -598,7 +604,9 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     const secret = await secretField.inputValue();
     expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
     await form.getByText('Copy it now: Grantry shows it only this once.', { exact: false }).waitFor();
-    await form.getByRole('button', { name: 'Copy' }).waitFor();
+    await form.getByRole('button', { name: 'Copy' }).click();
+    await form.getByRole('button', { name: 'Copied' }).waitFor();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(secret);
     receiver.verifyWith(secret);
     await snap('18-webhook-created-secret-once');
 

@@ -65,6 +65,8 @@ declare module 'oidc-provider' {
     constructor(issuer: string, configuration: UnknownObject);
     readonly issuer: string;
     callback(): (req: IncomingMessage, res: ServerResponse) => void;
+    /** Koa middleware around every request (the provider is a Koa application). */
+    use(middleware: (ctx: { path: string; body: unknown }, next: () => Promise<void>) => Promise<void>): void;
     registerGrantType(
       name: string,
       handler: (ctx: KoaContextWithOidc) => Promise<void>,

@@ -21,7 +21,10 @@
  *   invalid_target. The Auth0-style `audience` parameter is accepted on /auth and /token and treated
  *   as `resource` when no `resource` is given.
  * - Access tokens without a resource are opaque; with a resource they are opaque or JWT as the
- *   resource's `accessTokenFormat` says (default opaque).
+ *   resource's `accessTokenFormat` says (default opaque). A JWT access token carries `sub` (the
+ *   account: the username for the password grant) and `extraAccessTokenClaims`.
+ * - The metadata lists `token_endpoint_auth_methods_supported` (the `clientAuthMethods` the
+ *   provider accepts) unless `advertiseClientAuthMethods` is false: then a client must guess.
  */
 import { generateKeyPairSync, type KeyObject, randomBytes, timingSafeEqual, verify } from 'node:crypto';
 import { IncomingMessage, type ServerResponse } from 'node:http';
@@ -58,8 +61,14 @@ export interface OidcProviderOptions {
   clients?: OidcClientMetadata[];
   /** Seconds; default 3600. Also used for client_credentials tokens. */
   accessTokenTtl?: number;
-  /** Seconds; default 14 days. */
+  /** Seconds; default 14 days. Every refresh token, rotated ones too, lives this long from its issue. */
   refreshTokenTtl?: number;
+  /**
+   * Seconds the grant behind the refresh tokens lives; default `refreshTokenTtl`. Longer, with a
+   * short `refreshTokenTtl` and rotation, it is a provider that expires *idle* refresh tokens: one
+   * used in time is replaced by a new one with a fresh lifetime, one left unused dies.
+   */
+  grantTtl?: number;
   /** Default true. */
   rotateRefreshToken?: boolean;
   /** Resource indicator → resource server; keys must be absolute URIs. */
@@ -76,6 +85,15 @@ export interface OidcProviderOptions {
    * many real providers do. oidc-provider itself accepts either; false restores that.
    */
   strictClientAuthMethod?: boolean;
+  /**
+   * How clients may authenticate at the token endpoint (oidc-provider's `clientAuthMethods`); every
+   * client must be registered with one of them. Default: oidc-provider's list.
+   */
+  clientAuthMethods?: string[];
+  /** Default true. False leaves `token_endpoint_auth_methods_supported` out of the metadata. */
+  advertiseClientAuthMethods?: boolean;
+  /** Claims added to every JWT access token (e.g. personal ones, to prove they never leak). */
+  extraAccessTokenClaims?: UnknownObject;
   /**
    * Host name in the issuer and every endpoint URL; default 'localhost'. The server listens on
    * 127.0.0.1 either way and its certificate names both.
@@ -364,7 +382,7 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
       IdToken: 3600,
       Interaction: 3600,
       Session: DAY_SECONDS,
-      Grant: refreshTokenTtl,
+      Grant: options.grantTtl ?? refreshTokenTtl,
     },
     rotateRefreshToken: options.rotateRefreshToken ?? true,
     issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) =>
@@ -377,6 +395,10 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
       ctx.body = `${out.error ?? 'error'}: ${out.error_description ?? ''}`;
     },
     extraParams: ['audience'],
+    ...(options.clientAuthMethods !== undefined ? { clientAuthMethods: options.clientAuthMethods } : {}),
+    ...(options.extraAccessTokenClaims !== undefined
+      ? { extraTokenClaims: async () => options.extraAccessTokenClaims }
+      : {}),
     features: {
       devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
@@ -409,6 +431,21 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
     throw error;
   } finally {
     console.warn = warn;
+  }
+
+  if (options.advertiseClientAuthMethods === false) {
+    // A provider that publishes metadata without saying how clients authenticate (RFC 8414 §2:
+    // the field is optional), so a client that wants to know has to try.
+    provider.use(async (ctx, next) => {
+      await next();
+      if (
+        ctx.path.endsWith('/.well-known/openid-configuration') &&
+        typeof ctx.body === 'object' &&
+        ctx.body
+      ) {
+        delete (ctx.body as Record<string, unknown>).token_endpoint_auth_methods_supported;
+      }
+    });
   }
 
   provider.registerGrantType(

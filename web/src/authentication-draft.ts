@@ -11,6 +11,7 @@ import {
   type GrantType,
   isRequired,
   KINDS,
+  keepAliveDaysForIdleExpiry,
   normaliseScope,
   secretFlag,
 } from '../../src/services/catalogue/index.js';
@@ -58,12 +59,13 @@ export function visibleFields(draft: Pick<AuthenticationDraft, 'type' | 'values'
   return formFields(draft.type).filter((field) => appliesTo(field, grant));
 }
 
+/** What a new authentication's field starts with: the catalogue's `formDefault`, else its `default`. */
 function emptyValue(field: FieldSpec): DraftValue {
   if (field.type === 'boolean') return field.default === true;
   if (field.type === 'parameters') return [];
-  if (field.type === 'enum')
-    return typeof field.default === 'string' ? field.default : (field.options?.[0]?.value ?? '');
-  return typeof field.default === 'string' ? field.default : '';
+  const initial = field.formDefault ?? field.default;
+  if (field.type === 'enum') return typeof initial === 'string' ? initial : (field.options?.[0]?.value ?? '');
+  return typeof initial === 'string' ? initial : '';
 }
 
 export function emptyAuthenticationDraft(type: AuthenticationType = 'oauth2'): AuthenticationDraft {
@@ -102,6 +104,8 @@ export function draftFromAuthentication(view: AuthenticationView): Authenticatio
       draft.values[field.name] = rowsFromRecord(value as Record<string, string> | undefined);
     } else if (field.type === 'boolean') {
       draft.values[field.name] = typeof value === 'boolean' ? value : field.default === true;
+    } else if (field.type === 'integer') {
+      draft.values[field.name] = typeof value === 'number' ? String(value) : '';
     } else if (typeof value === 'string') {
       draft.values[field.name] = value;
     }
@@ -119,6 +123,9 @@ function requestValue(field: FieldSpec, value: DraftValue | undefined): unknown 
   }
   if (typeof value !== 'string') return undefined;
   if (field.type === 'secret' || field.type === 'enum') return value === '' ? undefined : value;
+  // A whole number goes as a number; anything else typed goes as typed, for the server to explain.
+  if (field.type === 'integer')
+    return value.trim() === '' ? undefined : /^\d+$/.test(value.trim()) ? Number(value) : value.trim();
   if (field.type === 'headerPrefix') return value.trim();
   if (field.type === 'scope') return normaliseScope(value) || undefined;
   return value.trim() === '' ? undefined : value.trim();
@@ -241,6 +248,9 @@ export function draftFromPreset(preset: ProviderPreset, previous: Authentication
     set('scope', preset.defaultScope);
     draft.values.extraAuthorizationParams = rowsFromRecord(preset.extraAuthorizationParams);
     draft.values.extraTokenParams = rowsFromRecord(preset.extraTokenParams);
+    // As the server fills it (provider-catalogue.ts): kept alive before the documented idle expiry.
+    const keepAlive = keepAliveDaysForIdleExpiry(preset.refreshTokenIdleExpiryDays);
+    if (keepAlive !== null) draft.values.keepAliveDays = String(keepAlive);
   } else if (preset.type === 'api_key' && preset.apiKey !== null) {
     set('apiKeyIn', preset.apiKey.in);
     set('apiKeyName', preset.apiKey.name);

@@ -136,7 +136,8 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
       fill('revocationUrl', found.revocationUrl);
       const methods = found.clientAuthMethods ?? [];
       const current = String(values.clientAuthMethod ?? '');
-      if (methods.length > 0 && !methods.includes(current)) {
+      // Detect reads the same metadata on its own, and keeps working if the provider changes.
+      if (methods.length > 0 && current !== 'auto' && !methods.includes(current)) {
         const supported = ['client_secret_basic', 'client_secret_post'].find((m) => methods.includes(m));
         fill('clientAuthMethod', supported);
       }
@@ -279,7 +280,7 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
             label={field.label}
             optional={!required}
             type={field.type === 'url' ? 'url' : 'text'}
-            inputMode={field.type === 'url' ? 'url' : undefined}
+            inputMode={field.type === 'url' ? 'url' : field.type === 'integer' ? 'numeric' : undefined}
             value={typeof value === 'string' ? value : ''}
             onChange={(next) => setValue(field.name, next)}
             error={error}
@@ -431,7 +432,11 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
                 </div>
               </div>
             )}
-            {advanced.map((field) => fieldInput(field))}
+            {advanced.map((field) => (
+              <FieldWithNotes key={field.name} field={field} draft={draft} existing={existing}>
+                {fieldInput(field)}
+              </FieldWithNotes>
+            ))}
           </div>
         </details>
       )}
@@ -479,6 +484,22 @@ function FieldWithNotes(props: {
   children: ReactNode;
 }) {
   const { field, draft, existing, children } = props;
+  if (field.name === 'clientAuthMethod') {
+    const detected = existing?.detectedClientAuthMethod;
+    if (draft.values.clientAuthMethod !== 'auto' || existing?.clientAuthMethod !== 'auto' || !detected) {
+      return <>{children}</>;
+    }
+    return (
+      <>
+        {children}
+        <p className="field-hint" role="note">
+          Detected: the provider accepts the credentials{' '}
+          {detected === 'client_secret_post' ? 'in the request body' : 'in an HTTP Basic header'} (
+          <code>{detected}</code>).
+        </p>
+      </>
+    );
+  }
   if (field.name !== 'grantType') return <>{children}</>;
   const grant = grantOf(draft);
   return (

@@ -5,7 +5,6 @@ import {
   type AuthenticationStatus,
   type AuthenticationView,
   type ListQuery,
-  type ProblemView,
   problemOf,
 } from './api-client.js';
 import { AuthenticationActions } from './authentication-actions.js';
@@ -16,9 +15,11 @@ import {
   emptyAuthenticationDraft,
 } from './authentication-form.js';
 import { useConsoleData } from './console-data.js';
+import { DeleteSection } from './delete-section.js';
 import { formatDateTime, formatExpiry, kindLabel, statusLabels } from './format.js';
+import { PageHeader } from './page-header.js';
 import { ProblemMessage } from './problem-message.js';
-import { useServerList } from './server-list.js';
+import { ListSearch, ShowMore, useServerList } from './server-list.js';
 import { SidePanel } from './side-panel.js';
 import { useStickyState } from './sticky-state.js';
 
@@ -99,15 +100,10 @@ export function AuthorizationPage() {
   return (
     <div className={selected ? 'page with-panel' : 'page'}>
       <div className="page-main">
-        <header className="page-header">
-          <nav aria-label="Breadcrumb" className="breadcrumb">
-            <ol>
-              <li>Security</li>
-              <li aria-current="page">Authorization</li>
-            </ol>
-          </nav>
-          <div className="page-title-row">
-            <h1 tabIndex={-1}>Authorization</h1>
+        <PageHeader
+          section="Security"
+          title="Authorization"
+          action={
             <div className="menu-anchor" ref={menuRef}>
               <button
                 type="button"
@@ -148,13 +144,12 @@ export function AuthorizationPage() {
                 </div>
               )}
             </div>
-          </div>
-          <p className="page-lede">
-            Saved authentications: OAuth 2.0 clients whose tokens Grantry fetches, caches and refreshes, and
-            API keys, Basic credentials and bearer tokens, kept encrypted. Connectors use them to call
-            third-party APIs.
-          </p>
-        </header>
+          }
+        >
+          Saved authentications: OAuth 2.0 clients whose tokens Grantry fetches, caches and refreshes, and API
+          keys, Basic credentials and bearer tokens, kept encrypted. Connectors use them to call third-party
+          APIs.
+        </PageHeader>
 
         {loadProblem && <ProblemMessage problem={loadProblem} role="alert" />}
         {notice && (
@@ -166,17 +161,12 @@ export function AuthorizationPage() {
           </p>
         )}
         {list.problem && <ProblemMessage problem={list.problem} role="alert" />}
-        <div className="list-search">
-          <label htmlFor="authentications-search">Search authentications</label>
-          <input
-            id="authentications-search"
-            type="search"
-            value={query}
-            placeholder="Name contains…"
-            autoComplete="off"
-            onChange={(event) => setQuery(event.target.value)}
-          />
-        </div>
+        <ListSearch
+          id="authentications-search"
+          label="Search authentications"
+          value={query}
+          onChange={setQuery}
+        />
         {authentications === null && !loadProblem && <p className="muted">Loading authentications…</p>}
         {query.trim() !== '' && !list.loading && rows.length === 0 && (
           <p className="muted">No authentication’s name contains “{query.trim()}”.</p>
@@ -247,16 +237,7 @@ export function AuthorizationPage() {
                 ))}
               </tbody>
             </table>
-            {list.hasMore && (
-              <button
-                type="button"
-                className="button secondary load-more"
-                disabled={list.loading}
-                onClick={list.loadMore}
-              >
-                {list.loading ? 'Loading…' : 'Show more'}
-              </button>
-            )}
+            <ShowMore list={list} />
           </div>
         )}
       </div>
@@ -329,82 +310,62 @@ function DeleteAuthentication({
   onDeleted: (detached: string[]) => void;
 }) {
   const { api, removeAuthentication, reload } = useConsoleData();
-  const [confirming, setConfirming] = useState(false);
   const [usersChanged, setUsersChanged] = useState(false);
-  const [problem, setProblem] = useState<ProblemView | null>(null);
   const users = authentication.usedBy.map(connectorName);
   const remove = async () => {
-    setProblem(null);
     setUsersChanged(false);
     try {
       // Detaching is asked for only when the person saw which connectors it detaches.
       await api.deleteAuthentication(authentication.id, users.length > 0);
-      removeAuthentication(authentication.id);
-      if (users.length > 0) await reload();
-      onDeleted(users);
     } catch (error) {
-      const failure = problemOf(error);
-      if (failure.code === 'conflict') {
-        // A connector started using it since the list was read: show the new list, ask again.
-        await reload();
-        setUsersChanged(true);
-      } else {
-        setProblem(failure);
-      }
+      if (problemOf(error).code !== 'conflict') throw error;
+      // A connector started using it since the list was read: show the new list, ask again.
+      await reload();
+      setUsersChanged(true);
+      return;
     }
+    removeAuthentication(authentication.id);
+    if (users.length > 0) await reload();
+    onDeleted(users);
   };
-  const cancel = () => {
-    setConfirming(false);
-    setProblem(null);
-    setUsersChanged(false);
-  };
+  const consequences =
+    users.length === 0 ? (
+      <p>
+        Delete <strong>{authentication.name}</strong>? No connector uses it. Its stored tokens are revoked at
+        the provider where possible.
+      </p>
+    ) : (
+      <div className="note warning">
+        {usersChanged && <p>Connectors started using it meanwhile. Check the list again.</p>}
+        <p>
+          <strong>{authentication.name}</strong> is used by{' '}
+          {users.length === 1 ? 'the connector' : `${users.length} connectors`}:
+        </p>
+        <ul className="delete-users">
+          {users.map((name) => (
+            <li key={name}>{name}</li>
+          ))}
+        </ul>
+        <p>
+          Deleting it detaches it from {users.length === 1 ? 'that connector' : 'them'}: {listOfNames(users)}{' '}
+          will then call {users.length === 1 ? 'its API' : 'their APIs'} without credentials, which most APIs
+          refuse with 401, until you attach another authentication. Its stored tokens are revoked at the
+          provider where possible.
+        </p>
+      </div>
+    );
   return (
-    <section className="panel-section danger-zone" aria-labelledby={`delete-${authentication.id}`}>
-      <h3 id={`delete-${authentication.id}`}>Delete</h3>
-      {!confirming ? (
-        <button type="button" className="button danger-outline" onClick={() => setConfirming(true)}>
-          Delete authentication…
-        </button>
-      ) : (
-        <div className="delete-confirm">
-          {users.length === 0 ? (
-            <p>
-              Delete <strong>{authentication.name}</strong>? No connector uses it. Its stored tokens are
-              revoked at the provider where possible.
-            </p>
-          ) : (
-            <div className="note warning">
-              {usersChanged && <p>Connectors started using it meanwhile. Check the list again.</p>}
-              <p>
-                <strong>{authentication.name}</strong> is used by{' '}
-                {users.length === 1 ? 'the connector' : `${users.length} connectors`}:
-              </p>
-              <ul className="delete-users">
-                {users.map((name) => (
-                  <li key={name}>{name}</li>
-                ))}
-              </ul>
-              <p>
-                Deleting it detaches it from {users.length === 1 ? 'that connector' : 'them'}:{' '}
-                {listOfNames(users)} will then call {users.length === 1 ? 'its API' : 'their APIs'} without
-                credentials, which most APIs refuse with 401, until you attach another authentication. Its
-                stored tokens are revoked at the provider where possible.
-              </p>
-            </div>
-          )}
-          <div className="button-row">
-            <button type="button" className="button danger" onClick={() => void remove()}>
-              {users.length === 0
-                ? 'Delete'
-                : `Delete and detach from ${users.length === 1 ? '1 connector' : `${users.length} connectors`}`}
-            </button>
-            <button type="button" className="button ghost" onClick={cancel}>
-              Cancel
-            </button>
-          </div>
-        </div>
-      )}
-      <div aria-live="polite">{problem && <ProblemMessage problem={problem} />}</div>
-    </section>
+    <DeleteSection
+      id={authentication.id}
+      noun="authentication"
+      consequences={consequences}
+      confirmLabel={
+        users.length === 0
+          ? 'Delete'
+          : `Delete and detach from ${users.length === 1 ? '1 connector' : `${users.length} connectors`}`
+      }
+      onDelete={remove}
+      onCancel={() => setUsersChanged(false)}
+    />
   );
 }

@@ -2,48 +2,21 @@ import { useEffect, useRef, useState } from 'react';
 import { useAnnounce } from './announcer.js';
 import { type AuthenticationView, type ProblemView, problemOf } from './api-client.js';
 import { useConsoleData } from './console-data.js';
+import { CopyField } from './copy-field.js';
 import { formatDateTime } from './format.js';
 import { connect, isOAuthRedirectMessage, openConnectPopup } from './oauth-connect.js';
 import { ProblemMessage } from './problem-message.js';
 
 /** The exact redirect URI to register at the provider, with a button that copies it. */
 export function RedirectUri({ id, uri }: { id: string; uri: string }) {
-  const announce = useAnnounce();
-  const inputRef = useRef<HTMLInputElement>(null);
-  const [copied, setCopied] = useState(false);
-  const copy = async () => {
-    try {
-      await navigator.clipboard.writeText(uri);
-    } catch {
-      // Without clipboard permission, select the text so that Ctrl+C copies it.
-      inputRef.current?.select();
-    }
-    setCopied(true);
-    announce('Redirect URI copied');
-    window.setTimeout(() => setCopied(false), 2000);
-  };
   return (
-    <div className="field redirect-uri">
-      <label htmlFor={id}>Redirect URI</label>
-      <p className="field-hint" id={`${id}-hint`}>
-        Register exactly this URI at the provider as an allowed redirect (callback) URI.
-      </p>
-      <div className="input-row">
-        <input
-          id={id}
-          ref={inputRef}
-          type="text"
-          readOnly
-          value={uri}
-          aria-describedby={`${id}-hint`}
-          className="mono"
-          onFocus={(event) => event.target.select()}
-        />
-        <button type="button" className="button secondary" onClick={() => void copy()}>
-          {copied ? 'Copied' : 'Copy'}
-        </button>
-      </div>
-    </div>
+    <CopyField
+      id={id}
+      label="Redirect URI"
+      value={uri}
+      className="redirect-uri"
+      hint="Register exactly this URI at the provider as an allowed redirect (callback) URI."
+    />
   );
 }
 
@@ -230,7 +203,6 @@ function ConnectLink({ authentication }: { authentication: AuthenticationView })
   const [lifetime, setLifetime] = useState<number>(900);
   const [link, setLink] = useState<{ url: string; expiresAt: string } | null>(null);
   const [problem, setProblem] = useState<ProblemView | null>(null);
-  const [copied, setCopied] = useState(false);
   const id = `connect-link-${authentication.id}`;
   const make = async () => {
     try {
@@ -241,17 +213,6 @@ function ConnectLink({ authentication }: { authentication: AuthenticationView })
     } catch (error) {
       setProblem(problemOf(error));
     }
-  };
-  const copy = async () => {
-    if (link === null) return;
-    try {
-      await navigator.clipboard.writeText(link.url);
-    } catch {
-      (document.getElementById(id) as HTMLInputElement | null)?.select();
-    }
-    setCopied(true);
-    announce('Connect link copied');
-    window.setTimeout(() => setCopied(false), 2000);
   };
   return (
     <details className="connect-link">
@@ -280,23 +241,12 @@ function ConnectLink({ authentication }: { authentication: AuthenticationView })
         </button>
       </div>
       {link !== null && (
-        <div className="field">
-          <label htmlFor={id}>Connect link</label>
-          <div className="input-row">
-            <input
-              id={id}
-              type="text"
-              readOnly
-              value={link.url}
-              className="mono"
-              onFocus={(e) => e.target.select()}
-            />
-            <button type="button" className="button secondary" onClick={() => void copy()}>
-              {copied ? 'Copied' : 'Copy'}
-            </button>
-          </div>
-          <p className="field-hint">Works once, until {formatDateTime(link.expiresAt)}.</p>
-        </div>
+        <CopyField
+          id={id}
+          label="Connect link"
+          value={link.url}
+          footer={`Works once, until ${formatDateTime(link.expiresAt)}.`}
+        />
       )}
       {problem && <ProblemMessage problem={problem} />}
     </details>

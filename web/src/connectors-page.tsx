@@ -21,12 +21,14 @@ import { StatusBadge } from './authorization-page.js';
 import { ConnectButton, RedirectUri } from './connect-panel.js';
 import { useConsoleData } from './console-data.js';
 import { looksLikeCredentialHeader } from './credential-headers.js';
+import { DeleteSection } from './delete-section.js';
 import { ErrorSummary, errorFor, fieldErrorsOf, TextField, withoutErrorsOf } from './field.js';
 import { formatDateTime, formatExpiry, kindLabel, prettyJson } from './format.js';
 import { type KeyValueRow, KeyValueRows, newRow, recordFromRows, rowsFromRecord } from './key-value-rows.js';
+import { PageHeader } from './page-header.js';
 import { ProblemMessage } from './problem-message.js';
 import { useRevealOnChange } from './reveal.js';
-import { useServerList } from './server-list.js';
+import { ListSearch, ShowMore, useServerList } from './server-list.js';
 import { SidePanel } from './side-panel.js';
 import { useStickyState, useUnsavedChangesGuard } from './sticky-state.js';
 
@@ -158,37 +160,21 @@ export function ConnectorsPage() {
   return (
     <div className={selected ? 'page with-panel' : 'page'}>
       <div className="page-main">
-        <header className="page-header">
-          <nav aria-label="Breadcrumb" className="breadcrumb">
-            <ol>
-              <li>Integrations</li>
-              <li aria-current="page">REST API connectors</li>
-            </ol>
-          </nav>
-          <div className="page-title-row">
-            <h1 tabIndex={-1}>REST API connectors</h1>
+        <PageHeader
+          section="Integrations"
+          title="REST API connectors"
+          action={
             <button type="button" className="button primary" onClick={() => setSelected(NEW)}>
               + New Connector
             </button>
-          </div>
-          <p className="page-lede">
-            Each connector is a REST API that integration steps call. Attach an authentication and Grantry
-            adds a valid token to every call.
-          </p>
-        </header>
+          }
+        >
+          Each connector is a REST API that integration steps call. Attach an authentication and Grantry adds
+          a valid token to every call.
+        </PageHeader>
         {loadProblem && <ProblemMessage problem={loadProblem} role="alert" />}
         {list.problem && <ProblemMessage problem={list.problem} role="alert" />}
-        <div className="list-search">
-          <label htmlFor="connectors-search">Search connectors</label>
-          <input
-            id="connectors-search"
-            type="search"
-            value={query}
-            placeholder="Name contains…"
-            autoComplete="off"
-            onChange={(event) => setQuery(event.target.value)}
-          />
-        </div>
+        <ListSearch id="connectors-search" label="Search connectors" value={query} onChange={setQuery} />
         {connectors === null && !loadProblem && <p className="muted">Loading connectors…</p>}
         {query.trim() !== '' && !list.loading && rows.length === 0 && (
           <p className="muted">No connector’s name contains “{query.trim()}”.</p>
@@ -251,16 +237,7 @@ export function ConnectorsPage() {
                 })}
               </tbody>
             </table>
-            {list.hasMore && (
-              <button
-                type="button"
-                className="button secondary load-more"
-                disabled={list.loading}
-                onClick={list.loadMore}
-              >
-                {list.loading ? 'Loading…' : 'Show more'}
-              </button>
-            )}
+            <ShowMore list={list} />
           </div>
         )}
       </div>
@@ -874,39 +851,19 @@ function ResponseView({ response }: { response: ExecuteResult }) {
 
 function DeleteConnector({ connector, onDeleted }: { connector: ConnectorView; onDeleted: () => void }) {
   const { api } = useConsoleData();
-  const [confirming, setConfirming] = useState(false);
-  const [problem, setProblem] = useState<ProblemView | null>(null);
   return (
-    <section className="panel-section danger-zone" aria-labelledby={`delete-${connector.id}`}>
-      <h3 id={`delete-${connector.id}`}>Delete</h3>
-      {!confirming ? (
-        <button type="button" className="button danger-outline" onClick={() => setConfirming(true)}>
-          Delete connector…
-        </button>
-      ) : (
-        <div>
-          <p>
-            Delete <strong>{connector.name}</strong>? Its authentication is kept.
-          </p>
-          <div className="button-row">
-            <button
-              type="button"
-              className="button danger"
-              onClick={() =>
-                void api
-                  .deleteConnector(connector.id)
-                  .then(onDeleted, (error: unknown) => setProblem(problemOf(error)))
-              }
-            >
-              Delete
-            </button>
-            <button type="button" className="button ghost" onClick={() => setConfirming(false)}>
-              Cancel
-            </button>
-          </div>
-        </div>
-      )}
-      <div aria-live="polite">{problem && <ProblemMessage problem={problem} />}</div>
-    </section>
+    <DeleteSection
+      id={connector.id}
+      noun="connector"
+      consequences={
+        <p>
+          Delete <strong>{connector.name}</strong>? Its authentication is kept.
+        </p>
+      }
+      onDelete={async () => {
+        await api.deleteConnector(connector.id);
+        onDeleted();
+      }}
+    />
   );
 }

@@ -64,3 +64,45 @@ export function useServerList<T>(
     },
   };
 }
+
+/** The search box above a server list: the server matches names containing the text. */
+export function ListSearch({
+  id,
+  label,
+  value,
+  onChange,
+}: {
+  id: string;
+  label: string;
+  value: string;
+  onChange: (value: string) => void;
+}) {
+  return (
+    <div className="list-search">
+      <label htmlFor={id}>{label}</label>
+      <input
+        id={id}
+        type="search"
+        value={value}
+        placeholder="Name contains…"
+        autoComplete="off"
+        onChange={(event) => onChange(event.target.value)}
+      />
+    </div>
+  );
+}
+
+/** "Show more" under a server list while the server has more pages. */
+export function ShowMore({ list }: { list: Pick<ServerList<unknown>, 'hasMore' | 'loading' | 'loadMore'> }) {
+  if (!list.hasMore) return null;
+  return (
+    <button
+      type="button"
+      className="button secondary load-more"
+      disabled={list.loading}
+      onClick={list.loadMore}
+    >
+      {list.loading ? 'Loading…' : 'Show more'}
+    </button>
+  );
+}

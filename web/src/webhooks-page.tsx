@@ -10,8 +10,11 @@ import {
   type WebhookView,
 } from './api-client.js';
 import { useConsoleData } from './console-data.js';
+import { CopyField } from './copy-field.js';
+import { DeleteSection } from './delete-section.js';
 import { ErrorSummary, errorFor, fieldErrorsOf, TextField } from './field.js';
 import { formatDateTime, formatRelative } from './format.js';
+import { PageHeader } from './page-header.js';
 import { ProblemMessage } from './problem-message.js';
 import { SidePanel } from './side-panel.js';
 import { useStickyState, useUnsavedChangesGuard } from './sticky-state.js';
@@ -114,24 +117,18 @@ export function WebhooksPage() {
   return (
     <div className={selected ? 'page with-panel' : 'page'}>
       <div className="page-main">
-        <header className="page-header">
-          <nav aria-label="Breadcrumb" className="breadcrumb">
-            <ol>
-              <li>Settings</li>
-              <li aria-current="page">Webhooks</li>
-            </ol>
-          </nav>
-          <div className="page-title-row">
-            <h1 tabIndex={-1}>Webhooks</h1>
+        <PageHeader
+          section="Settings"
+          title="Webhooks"
+          action={
             <button type="button" className="button primary" onClick={() => setSelected(NEW)}>
               + New Webhook
             </button>
-          </div>
-          <p className="page-lede">
-            Grantry calls these URLs when an authentication needs a person, recovers, or is connected. Each
-            request is signed per Standard Webhooks; a failed delivery is retried for a day.
-          </p>
-        </header>
+          }
+        >
+          Grantry calls these URLs when an authentication needs a person, recovers, or is connected. Each
+          request is signed per Standard Webhooks; a failed delivery is retried for a day.
+        </PageHeader>
         {loadProblem && <ProblemMessage problem={loadProblem} role="alert" />}
         {webhooks === null && !loadProblem && <p className="muted">Loading webhooks…</p>}
         {webhooks && webhooks.length === 0 && (
@@ -371,44 +368,14 @@ function WebhookSidebar({ existing, draft, secret, onDraftChange, onSaved, onDel
 
 /** The signing secret, right after create: the only time Grantry shows it. */
 function SecretOnce({ id, secret }: { id: string; secret: string }) {
-  const announce = useAnnounce();
-  const inputRef = useRef<HTMLInputElement>(null);
-  const [copied, setCopied] = useState(false);
-  const copy = async () => {
-    try {
-      await navigator.clipboard.writeText(secret);
-    } catch {
-      // Without clipboard permission, select the text so that Ctrl+C copies it.
-      inputRef.current?.select();
-    }
-    setCopied(true);
-    announce('Signing secret copied');
-    window.setTimeout(() => setCopied(false), 2000);
-  };
   return (
     <div className="note warning secret-once" role="note">
-      <div className="field">
-        <label htmlFor={id}>Signing secret</label>
-        <p className="field-hint" id={`${id}-hint`}>
-          Copy it now: Grantry shows it only this once. Verify each request with it using any Standard
-          Webhooks library.
-        </p>
-        <div className="input-row">
-          <input
-            id={id}
-            ref={inputRef}
-            type="text"
-            readOnly
-            value={secret}
-            className="mono"
-            aria-describedby={`${id}-hint`}
-            onFocus={(event) => event.target.select()}
-          />
-          <button type="button" className="button secondary" onClick={() => void copy()}>
-            {copied ? 'Copied' : 'Copy'}
-          </button>
-        </div>
-      </div>
+      <CopyField
+        id={id}
+        label="Signing secret"
+        value={secret}
+        hint="Copy it now: Grantry shows it only this once. Verify each request with it using any Standard Webhooks library."
+      />
     </div>
   );
 }
@@ -526,37 +493,15 @@ function DeliveryItem({ delivery }: { delivery: WebhookDeliveryView }) {
 
 function DeleteWebhook({ webhook, onDeleted }: { webhook: WebhookView; onDeleted: () => void }) {
   const { api } = useConsoleData();
-  const [confirming, setConfirming] = useState(false);
-  const [problem, setProblem] = useState<ProblemView | null>(null);
   return (
-    <section className="panel-section danger-zone" aria-labelledby={`delete-${webhook.id}`}>
-      <h3 id={`delete-${webhook.id}`}>Delete</h3>
-      {!confirming ? (
-        <button type="button" className="button danger-outline" onClick={() => setConfirming(true)}>
-          Delete webhook…
-        </button>
-      ) : (
-        <div>
-          <p>Delete this webhook? Deliveries not yet made are dropped with it.</p>
-          <div className="button-row">
-            <button
-              type="button"
-              className="button danger"
-              onClick={() =>
-                void api
-                  .deleteWebhook(webhook.id)
-                  .then(onDeleted, (error: unknown) => setProblem(problemOf(error)))
-              }
-            >
-              Delete
-            </button>
-            <button type="button" className="button ghost" onClick={() => setConfirming(false)}>
-              Cancel
-            </button>
-          </div>
-        </div>
-      )}
-      <div aria-live="polite">{problem && <ProblemMessage problem={problem} />}</div>
-    </section>
+    <DeleteSection
+      id={webhook.id}
+      noun="webhook"
+      consequences={<p>Delete this webhook? Deliveries not yet made are dropped with it.</p>}
+      onDelete={async () => {
+        await api.deleteWebhook(webhook.id);
+        onDeleted();
+      }}
+    />
   );
 }

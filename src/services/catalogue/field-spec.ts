@@ -20,6 +20,7 @@ export type GrantType = (typeof GRANT_TYPES)[number];
  * - `secret`: write-only, encrypted at rest, answered as `<name>Set`;
  * - `enum`: one of `options`;
  * - `boolean`;
+ * - `integer`: a whole number from `minimum` to `maximum`;
  * - `scope`: space-separated RFC 6749 §3.3 scope tokens, normalised to single spaces;
  * - `parameters`: an object of string values sent as request parameters;
  * - `headerPrefix`: one word of visible ASCII, or empty for the bare value;
@@ -31,6 +32,7 @@ export type FieldType =
   | 'secret'
   | 'enum'
   | 'boolean'
+  | 'integer'
   | 'scope'
   | 'parameters'
   | 'headerPrefix'
@@ -52,6 +54,15 @@ export interface FieldSpec {
   readonly options?: readonly FieldOption[];
   /** What an omitted value means, stored and answered as such. */
   readonly default?: string | boolean;
+  /**
+   * What the console's form starts a new authentication with, when that differs from `default`
+   * (the API keeps `default` for requests that leave the field out, so existing scripts behave as
+   * they always did).
+   */
+  readonly formDefault?: string;
+  /** `integer` fields: the smallest and largest value. */
+  readonly minimum?: number;
+  readonly maximum?: number;
   /** For OAuth 2.0 fields that belong to some grants only: refused with any other grant. */
   readonly grants?: readonly GrantType[];
   /**

@@ -11,6 +11,7 @@ import {
 import { oauth2 } from './oauth2.js';
 
 export * from './field-spec.js';
+export { keepAliveDaysForIdleExpiry } from './oauth2.js';
 
 /** Every kind of authentication, by type: the one list the API, the services and the console read. */
 export const KINDS = {
@@ -91,11 +92,13 @@ type NamedField<Name extends string> = Extract<AnyField, { name: Name }>;
 /** The TypeScript type of a field's value, read off its description. */
 export type FieldValue<F> = F extends { type: 'boolean' }
   ? boolean
-  : F extends { type: 'parameters' }
-    ? Record<string, string>
-    : F extends { type: 'enum'; options: readonly { value: infer V }[] }
-      ? V
-      : string;
+  : F extends { type: 'integer' }
+    ? number
+    : F extends { type: 'parameters' }
+      ? Record<string, string>
+      : F extends { type: 'enum'; options: readonly { value: infer V }[] }
+        ? V
+        : string;
 
 /** Names of the fields that are secrets (write-only) and of the others. */
 export type SecretFieldName = Extract<AnyField, { type: 'secret' }>['name'];

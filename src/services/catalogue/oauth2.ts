@@ -101,12 +101,14 @@ const fields = [
     name: 'clientAuthMethod',
     type: 'enum',
     label: 'Client authentication method',
-    help: 'How the Client ID and Secret are sent to the token endpoint (RFC 6749 §2.3.1).',
+    help: 'How the Client ID and Secret are sent to the token endpoint (RFC 6749 §2.3.1). Detect uses what the provider’s metadata lists, else tries the Basic header and, if the provider refuses the client, the request body once — and keeps what worked.',
     options: [
+      { value: 'auto', label: 'Detect (Basic header, else request body)' },
       { value: 'client_secret_basic', label: 'HTTP Basic header (client_secret_basic)' },
       { value: 'client_secret_post', label: 'Request body (client_secret_post)' },
     ],
     default: 'client_secret_basic',
+    formDefault: 'auto',
     advanced: true,
     shapesToken: true,
   },
@@ -150,6 +152,17 @@ const fields = [
     shapesToken: true,
   },
   {
+    name: 'keepAliveDays',
+    type: 'integer',
+    label: 'Keep alive (days)',
+    help: 'Refresh in the background when the refresh token has not been used for this many days, before a provider that expires idle refresh tokens drops the connection. Empty: refresh only when called.',
+    placeholder: '45',
+    minimum: 1,
+    maximum: 3650,
+    grants: ['authorization_code', 'password'],
+    advanced: true,
+  },
+  {
     name: 'revocationUrl',
     type: 'url',
     label: 'Revocation URL',
@@ -157,6 +170,17 @@ const fields = [
     advanced: true,
   },
 ] as const;
+
+/**
+ * The keep-alive a provider preset suggests from its documented idle lifetime of refresh tokens
+ * (`refreshTokenIdleExpiryDays`): three quarters of it, so a failed keep-alive leaves a quarter of
+ * the lifetime (two weeks and more for the providers that document one) for a person to act on the
+ * `needs_attention` it raises. Null when the provider documents none, or one too short for days.
+ */
+export function keepAliveDaysForIdleExpiry(idleExpiryDays: number | null): number | null {
+  if (idleExpiryDays === null || idleExpiryDays < 2) return null;
+  return Math.max(1, Math.floor(idleExpiryDays * 0.75));
+}
 
 export const oauth2 = {
   type: 'oauth2',
