@@ -6,6 +6,7 @@ import type { ApiContext } from './api/context.js';
 import { authenticationRoutes } from './api/routes/authentications.js';
 import { connectorCallRoutes } from './api/routes/connector-calls.js';
 import { connectorRoutes } from './api/routes/connectors.js';
+import { jwksRoutes } from './api/routes/jwks.js';
 import { metricsRoutes } from './api/routes/metrics.js';
 import { oauthFlowRoutes } from './api/routes/oauth-flow.js';
 import { providerRoutes } from './api/routes/providers.js';
@@ -18,6 +19,7 @@ import type { Config } from './config.js';
 import { ConnectorEngine } from './connectors/execute.js';
 import { Egress } from './egress/egress.js';
 import { createLogger } from './logger.js';
+import { DpopNonces } from './oauth/dpop.js';
 import { Metrics } from './observability/metrics.js';
 import { ProviderCatalogue } from './providers/provider-catalogue.js';
 import { type KeyRing, MasterKeyError } from './secrets/key-ring.js';
@@ -137,6 +139,9 @@ export async function createApp(
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
     });
     const metadata = new ProviderMetadata({ fetch: egress.fetch, timeoutMs: config.tokenTimeoutMs });
+    // DPoP nonces (RFC 9449 §8, §9) are per server: one store for token endpoints and APIs.
+    const dpopNonces = new DpopNonces();
+    const jwksBaseUrl = `${config.publicUrl}/oauth/jwks`;
     const tokens = new TokenManager({
       store,
       keyRing,
@@ -148,6 +153,9 @@ export async function createApp(
       onStatusChange: (change) => webhooks.authenticationStatusChanged(change),
       metadata,
       lockTimeoutMs: config.refreshLockTimeoutMs,
+      dpopNonces,
+      clientCertificateFetch: (certificate) => egress.clientCertificateFetch(certificate),
+      jwksUriOf: (authId) => `${jwksBaseUrl}/${encodeURIComponent(authId)}`,
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
     });
     const keepAlive = new KeepAliveScheduler({
@@ -184,11 +192,13 @@ export async function createApp(
         timeoutMs: config.tokenTimeoutMs,
         metadata,
         log: logger,
+        clientCertificateFetch: (certificate) => egress.clientCertificateFetch(certificate),
       }),
       redirectUri,
       allowHttp: config.allowHttp,
       providers,
       connectBaseUrl: `${config.publicUrl}/oauth/connect`,
+      jwksBaseUrl,
     });
     const connectors = new ConnectorService({ store, keyRing, allowHttp: config.allowHttp });
     const engine = new ConnectorEngine({
@@ -226,6 +236,7 @@ export async function createApp(
     await server.register(proxyRoutes, context);
     await server.register(oauthFlowRoutes, context);
     await server.register(providerRoutes, context);
+    await server.register(jwksRoutes, context);
     await server.register(webUiRoutes, context);
 
     // Deliveries stored before a restart (or by another instance) go out from now on.

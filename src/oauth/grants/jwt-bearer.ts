@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { type JwsHeader, type JwsKey, signJws } from '../../keys/jws.js';
-import type { OAuthClientConfig, TokenRequestOptions } from '../client-config.js';
+import { Problem } from '../../problem.js';
+import { JWT_BEARER_GRANT_TYPE, type OAuthClientConfig, type TokenRequestOptions } from '../client-config.js';
 import { requestToken } from '../token-request.js';
 import type { TokenSet } from '../token-set.js';
 
-/** RFC 7523 §2.1: the grant type URI of a JWT used as an authorization grant. */
-export const JWT_BEARER_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+export { JWT_BEARER_GRANT_TYPE };
 
 /**
  * How long a JWT-bearer assertion is valid. Google accepts at most an hour after `iat`; Salesforce
@@ -65,20 +65,43 @@ export function jwtBearerAssertion(
   };
 }
 
+/** The assertion's claims as configured: `iss` defaults to the client id, `aud` to the token URL. */
+export function configuredClaims(
+  config: Pick<OAuthClientConfig, 'assertion' | 'clientId' | 'tokenUrl'>,
+): JwtBearerClaims {
+  const { iss, sub, aud, ...extra } = config.assertion ?? {};
+  return {
+    iss: iss !== undefined && iss !== '' ? iss : config.clientId,
+    sub,
+    aud: aud !== undefined && aud !== '' ? aud : config.tokenUrl,
+    extra,
+  };
+}
+
 /**
  * JWT Bearer Token grant, RFC 7523 §2.1: the assertion is the grant (`grant_type` and `assertion`),
- * with the configured scope (§2.1 allows it; Google reads the scope from the assertion instead) and
- * the client authentication the authentication is set to (often `none`: the assertion proves who
- * asks, §3.1).
+ * signed anew for every request with the authentication's key, with the configured scope as a
+ * parameter when there is one (§2.1 allows it; Google reads the scope from the assertion's claims
+ * instead) and the client authentication the authentication is set to (often `none`: the assertion
+ * proves who asks, §3.1).
  */
-export function jwtBearerGrant(
-  config: OAuthClientConfig,
-  assertion: string,
-  options: TokenRequestOptions,
-): Promise<TokenSet> {
+export function jwtBearerGrant(config: OAuthClientConfig, options: TokenRequestOptions): Promise<TokenSet> {
+  const key = config.signingKey;
+  if (key === undefined) {
+    throw new Problem('validation_failed', 'The JWT Bearer grant needs a private key, and none is stored.', {
+      hint: 'Give serviceAccountJson or privateKey, or set generateKey and register the public key at the provider.',
+      errors: [{ path: '/privateKey', message: 'is required with the JWT Bearer grant' }],
+    });
+  }
+  const claims = configuredClaims(config);
   return requestToken(
     config,
-    { grantType: JWT_BEARER_GRANT_TYPE, parameters: { assertion }, includeScope: true },
+    {
+      grantType: JWT_BEARER_GRANT_TYPE,
+      parameters: {},
+      includeScope: true,
+      assertion: () => jwtBearerAssertion(claims, { signer: { alg: key.alg, key: key.key }, kid: key.kid }),
+    },
     options,
     { step: 'token' },
   );
