@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { AccessControl } from './api/access.js';
 import type { ApiContext } from './api/context.js';
+import { apiReferenceRoutes } from './api/routes/api-reference.js';
 import { authenticationRoutes } from './api/routes/authentications.js';
 import { connectorCallRoutes } from './api/routes/connector-calls.js';
 import { connectorRoutes } from './api/routes/connectors.js';
@@ -237,6 +238,7 @@ export async function createApp(
     await server.register(oauthFlowRoutes, context);
     await server.register(providerRoutes, context);
     await server.register(jwksRoutes, context);
+    await server.register(apiReferenceRoutes);
     await server.register(webUiRoutes, context);
 
     // Deliveries stored before a restart (or by another instance) go out from now on.

@@ -28,6 +28,9 @@ export const PUBLIC_ROUTES: ReadonlySet<string> = new Set([
   'GET /healthz',
   'GET /readyz',
   'GET /openapi.json',
+  // The API reference drawn from /openapi.json, and its script and style files: a built page, no data.
+  'GET /docs',
+  'GET /docs/:asset',
   // Where the provider sends the browser back; it carries its own proof (state + browser cookie).
   'GET /oauth/redirect',
   // A one-time connect link: its token is the proof (256 random bits, single use, expiring).

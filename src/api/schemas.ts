@@ -5,6 +5,7 @@
  */
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { PROBLEM_CODES, type ProblemCode } from '../problem.js';
+import { ProviderPresetSchema as ProviderPresetFileSchema } from '../providers/provider-preset.js';
 import type { AuthenticationView } from '../services/authentication-view.js';
 import {
   AUTHENTICATION_TYPES,
@@ -16,6 +17,7 @@ import {
   secretFlag,
 } from '../services/catalogue/index.js';
 import { TEST_EVENT_TYPE, WEBHOOK_EVENT_TYPES } from '../webhooks/event-types.js';
+import { named } from './component-name.js';
 
 const StringMap = Type.Record(Type.String(), Type.String(), {
   description: 'An object whose values are strings.',
@@ -23,42 +25,54 @@ const StringMap = Type.Record(Type.String(), Type.String(), {
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 const Time = Type.String({ format: 'date-time' });
 
-export const GrantTypeSchema = Type.Union(
-  GRANT_TYPES.map((grant) => Type.Literal(grant)),
-  { description: 'OAuth 2.0 grant type.' },
+export const GrantTypeSchema = named(
+  'GrantType',
+  Type.Union(
+    GRANT_TYPES.map((grant) => Type.Literal(grant)),
+    { description: 'OAuth 2.0 grant type.' },
+  ),
 );
-export const AuthStatusSchema = Type.Union([
-  Type.Literal('ready'),
-  Type.Literal('connected'),
-  Type.Literal('needs_authorization'),
-  Type.Literal('error'),
-]);
+export const AuthStatusSchema = named(
+  'AuthenticationStatus',
+  Type.Union([
+    Type.Literal('ready'),
+    Type.Literal('connected'),
+    Type.Literal('needs_authorization'),
+    Type.Literal('error'),
+  ]),
+);
 
-export const FieldErrorSchema = Type.Object({ path: Type.String(), message: Type.String() });
-export const ProblemSchema = Type.Object(
-  {
-    code: Type.Unsafe<ProblemCode>(
-      Type.Union(
-        PROBLEM_CODES.map((code) => Type.Literal(code)),
-        { description: 'See docs/errors.md.' },
-      ),
-    ),
-    message: Type.String(),
-    hint: Type.Optional(Type.String()),
-    errors: Type.Optional(Type.Array(FieldErrorSchema)),
-    provider: Type.Optional(
-      Type.Object({
-        status: Type.Optional(Type.Integer()),
-        error: Type.Optional(Type.String()),
-        errorDescription: Type.Optional(Type.String()),
-        errorUri: Type.Optional(Type.String()),
-        wwwAuthenticate: Type.Optional(Type.String()),
-      }),
-    ),
-  },
-  {},
+export const FieldErrorSchema = named(
+  'FieldError',
+  Type.Object({ path: Type.String(), message: Type.String() }),
 );
-export const ErrorResponseSchema = Type.Object({ error: ProblemSchema });
+export const ProblemSchema = named(
+  'Problem',
+  Type.Object(
+    {
+      code: Type.Unsafe<ProblemCode>(
+        Type.Union(
+          PROBLEM_CODES.map((code) => Type.Literal(code)),
+          { description: 'See docs/errors.md.' },
+        ),
+      ),
+      message: Type.String(),
+      hint: Type.Optional(Type.String()),
+      errors: Type.Optional(Type.Array(FieldErrorSchema)),
+      provider: Type.Optional(
+        Type.Object({
+          status: Type.Optional(Type.Integer()),
+          error: Type.Optional(Type.String()),
+          errorDescription: Type.Optional(Type.String()),
+          errorUri: Type.Optional(Type.String()),
+          wwwAuthenticate: Type.Optional(Type.String()),
+        }),
+      ),
+    },
+    {},
+  ),
+);
+export const ErrorResponseSchema = named('Error', Type.Object({ error: ProblemSchema }));
 
 const FIELD_BY_NAME = new Map(allFields().map((field) => [field.name, field]));
 
@@ -116,27 +130,34 @@ export type AuthenticationPatch = {
 
 // `name` and `type` are required unless a provider preset supplies them, which the rules know and
 // a schema cannot say: the rules report them missing, in the same list as every other problem.
-export const AuthenticationCreateSchema = Type.Unsafe<AuthenticationCreate>(
-  Type.Object(fieldProperties(false), {
-    additionalProperties: false,
-    description:
-      'name and type are required (a provider preset fills them when omitted). The fields of each type are described in docs/api.md.',
-  }),
+export const AuthenticationCreateSchema = named(
+  'AuthenticationCreate',
+  Type.Unsafe<AuthenticationCreate>(
+    Type.Object(fieldProperties(false), {
+      additionalProperties: false,
+      description:
+        'name and type are required (a provider preset fills them when omitted). The fields of each type are described in docs/api.md.',
+    }),
+  ),
 );
-export const AuthenticationPatchSchema = Type.Unsafe<AuthenticationPatch>(
-  Type.Object(fieldProperties(true), { additionalProperties: false }),
+export const AuthenticationPatchSchema = named(
+  'AuthenticationPatch',
+  Type.Unsafe<AuthenticationPatch>(Type.Object(fieldProperties(true), { additionalProperties: false })),
 );
 
-export const TokenMetadataSchema = Type.Object({
-  tokenType: Type.String(),
-  obtainedAt: Time,
-  expiresAt: Type.Union([Time, Type.Null()], {
-    description:
-      'When the access token expires: at most one year after obtainedAt (longer lifetimes a provider claims are cut to that); equal to obtainedAt when the provider said expires_in ≤ 0; null when it did not say.',
+export const TokenMetadataSchema = named(
+  'TokenMetadata',
+  Type.Object({
+    tokenType: Type.String(),
+    obtainedAt: Time,
+    expiresAt: Type.Union([Time, Type.Null()], {
+      description:
+        'When the access token expires: at most one year after obtainedAt (longer lifetimes a provider claims are cut to that); equal to obtainedAt when the provider said expires_in ≤ 0; null when it did not say.',
+    }),
+    scope: Nullable(Type.String()),
+    hasRefreshToken: Type.Boolean(),
   }),
-  scope: Nullable(Type.String()),
-  hasRefreshToken: Type.Boolean(),
-});
+);
 
 function viewProperties(): Record<string, TSchema> {
   const properties: Record<string, TSchema> = {};
@@ -150,73 +171,84 @@ function viewProperties(): Record<string, TSchema> {
   return properties;
 }
 
-const PublicJwkSchema = Type.Record(Type.String(), Type.Union([Type.String(), Type.Array(Type.String())]), {
-  description: 'A public JWK (RFC 7517): never a private member.',
-});
+const SigningAlgSchema = Type.Union([
+  Type.Literal('RS256'),
+  Type.Literal('PS256'),
+  Type.Literal('ES256'),
+  Type.Literal('EdDSA'),
+]);
+
+export const PublicJwkSchema = named(
+  'PublicJwk',
+  Type.Record(Type.String(), Type.Union([Type.String(), Type.Array(Type.String())]), {
+    description: 'A public JWK (RFC 7517): never a private member.',
+  }),
+);
 
 /** One signing key as answered: its public half, its certificate, its place in a rotation. */
-export const PublicKeySchema = Type.Object({
-  kid: Type.String(),
-  alg: Type.Union([
-    Type.Literal('RS256'),
-    Type.Literal('PS256'),
-    Type.Literal('ES256'),
-    Type.Literal('EdDSA'),
-  ]),
-  status: Type.Union([Type.Literal('current'), Type.Literal('next'), Type.Literal('retiring')], {
-    description:
-      'current signs; next waits in a rotation (published, not signing); retiring is published until the rotation finishes.',
-  }),
-  origin: Type.Union([Type.Literal('generated'), Type.Literal('imported')]),
-  publicJwk: PublicJwkSchema,
-  publicKeyPem: Type.String(),
-  certificate: Nullable(Type.String({ description: 'PEM, leaf first: to register for mutual TLS.' })),
-  certificateSha256: Nullable(Type.String()),
-  certificateExpiresAt: Nullable(Time),
-  createdAt: Time,
-});
-
-export const AuthenticationViewSchema = Type.Unsafe<AuthenticationView>(
+export const PublicKeySchema = named(
+  'PublicKey',
   Type.Object({
-    id: Type.String(),
-    name: Type.String(),
-    type: fieldSchema(FIELD_BY_NAME.get('type') as FieldSpec),
-    ...viewProperties(),
-    redirectUri: Type.Optional(Type.String()),
-    keys: Type.Optional(Type.Array(PublicKeySchema)),
-    jwksUri: Type.Optional(
-      Type.String({
-        description: 'With publishJwks: the jwks_uri to give the provider (public, no key needed).',
-      }),
-    ),
-    dpopKey: Type.Optional(
-      Type.Object(
-        { jkt: Type.String(), alg: Type.String(), publicJwk: PublicJwkSchema },
-        {
-          description:
-            'With dpop: the DPoP key (RFC 9449) tokens are bound to; jkt is its RFC 7638 thumbprint.',
-        },
-      ),
-    ),
-    detectedClientAuthMethod: Type.Optional(
-      Type.Union([Type.Literal('client_secret_basic'), Type.Literal('client_secret_post'), Type.Null()], {
-        description:
-          'With clientAuthMethod auto: how the provider accepted the client secret (found on the first token request, kept with the tokens); null until then.',
-      }),
-    ),
-    status: AuthStatusSchema,
-    token: Nullable(TokenMetadataSchema),
-    lastError: Nullable(ProblemSchema),
-    usedBy: Type.Array(Type.String()),
-    usage: Type.Object({
-      calls: Type.Integer(),
-      unauthorized: Type.Integer(),
-      refreshes: Type.Integer(),
+    kid: Type.String(),
+    alg: SigningAlgSchema,
+    status: Type.Union([Type.Literal('current'), Type.Literal('next'), Type.Literal('retiring')], {
+      description:
+        'current signs; next waits in a rotation (published, not signing); retiring stays published until the rotation finishes.',
     }),
-    warnings: Type.Array(Type.String()),
+    origin: Type.Union([Type.Literal('generated'), Type.Literal('imported')]),
+    publicJwk: PublicJwkSchema,
+    publicKeyPem: Type.String(),
+    certificate: Nullable(Type.String({ description: 'PEM, leaf first: to register for mutual TLS.' })),
+    certificateSha256: Nullable(Type.String()),
+    certificateExpiresAt: Nullable(Time),
     createdAt: Time,
-    updatedAt: Time,
   }),
+);
+
+export const AuthenticationViewSchema = named(
+  'Authentication',
+  Type.Unsafe<AuthenticationView>(
+    Type.Object({
+      id: Type.String(),
+      name: Type.String(),
+      type: fieldSchema(FIELD_BY_NAME.get('type') as FieldSpec),
+      ...viewProperties(),
+      redirectUri: Type.Optional(Type.String()),
+      keys: Type.Optional(Type.Array(PublicKeySchema)),
+      jwksUri: Type.Optional(
+        Type.String({
+          description: 'With publishJwks: the jwks_uri to give the provider (public, no key needed).',
+        }),
+      ),
+      dpopKey: Type.Optional(
+        Type.Object(
+          { jkt: Type.String(), alg: Type.String(), publicJwk: PublicJwkSchema },
+          {
+            description:
+              'With dpop: the DPoP key (RFC 9449) tokens are bound to; jkt is its RFC 7638 thumbprint.',
+          },
+        ),
+      ),
+      detectedClientAuthMethod: Type.Optional(
+        Type.Union([Type.Literal('client_secret_basic'), Type.Literal('client_secret_post'), Type.Null()], {
+          description:
+            'With clientAuthMethod auto: how the provider accepted the client secret (found on the first token request, kept with the tokens); null until then.',
+        }),
+      ),
+      status: AuthStatusSchema,
+      token: Nullable(TokenMetadataSchema),
+      lastError: Nullable(ProblemSchema),
+      usedBy: Type.Array(Type.String()),
+      usage: Type.Object({
+        calls: Type.Integer(),
+        unauthorized: Type.Integer(),
+        refreshes: Type.Integer(),
+      }),
+      warnings: Type.Array(Type.String()),
+      createdAt: Time,
+      updatedAt: Time,
+    }),
+  ),
 );
 
 const NextCursor = Type.Union([Type.String(), Type.Null()], {
@@ -250,64 +282,88 @@ export const AuthenticationListQuerySchema = Type.Object(
   { additionalProperties: false },
 );
 
-export const AuthenticationListSchema = Type.Object({
-  items: Type.Array(AuthenticationViewSchema),
-  nextCursor: NextCursor,
-});
-
-export const TokenTestResultSchema = Type.Object({
-  ok: Type.Boolean(),
-  token: Type.Optional(
-    Nullable(
-      Type.Intersect([
-        TokenMetadataSchema,
-        Type.Object({
-          source: Type.Union([Type.Literal('cache'), Type.Literal('fetched'), Type.Literal('refreshed')]),
-        }),
-      ]),
-    ),
-  ),
-  error: Type.Optional(ProblemSchema),
-});
-
-export const AuthorizeRequestSchema = Type.Object(
-  {
-    expiresInSeconds: Type.Optional(
-      Type.Integer({
-        minimum: 60,
-        maximum: 604800,
-        description: 'Lifetime of the connect link; default 900.',
-      }),
-    ),
-  },
-  { additionalProperties: false },
+export const AuthenticationListSchema = named(
+  'AuthenticationList',
+  Type.Object({
+    items: Type.Array(AuthenticationViewSchema),
+    nextCursor: NextCursor,
+  }),
 );
-export const AuthorizeResultSchema = Type.Object({
-  authorizationUrl: Type.String({
-    description: 'The provider’s authorization URL, bound to the browser that made this request (cookie).',
-  }),
-  connectUrl: Type.String({
-    description: 'A one-time link any browser can open to connect (e.g. sent to the account’s owner).',
-  }),
-  expiresAt: Type.String({ format: 'date-time', description: 'When connectUrl stops working.' }),
-});
 
-export const EventSchema = Type.Object({
-  at: Time,
-  type: Type.String(),
-  detail: Type.Record(Type.String(), Type.Unknown()),
-});
-export const EventListSchema = Type.Object({ items: Type.Array(EventSchema) });
+/** Where a test's token came from: this instance's cache, a new token request, or a refresh. */
+export const TokenSourceSchema = named(
+  'TokenSource',
+  Type.Union([Type.Literal('cache'), Type.Literal('fetched'), Type.Literal('refreshed')]),
+);
 
-export const DiscoveryResultSchema = Type.Object({
-  issuer: Type.String(),
-  authorizationUrl: Nullable(Type.String()),
-  tokenUrl: Nullable(Type.String()),
-  revocationUrl: Nullable(Type.String()),
-  grantTypes: Nullable(Type.Array(Type.String())),
-  clientAuthMethods: Nullable(Type.Array(Type.String())),
-  scopes: Nullable(Type.Array(Type.String())),
-});
+export const TokenTestResultSchema = named(
+  'TokenTestResult',
+  Type.Object({
+    ok: Type.Boolean(),
+    token: Type.Optional(
+      Nullable(
+        Type.Intersect([
+          TokenMetadataSchema,
+          Type.Object({
+            source: TokenSourceSchema,
+          }),
+        ]),
+      ),
+    ),
+    error: Type.Optional(ProblemSchema),
+  }),
+);
+
+export const AuthorizeRequestSchema = named(
+  'AuthorizeRequest',
+  Type.Object(
+    {
+      expiresInSeconds: Type.Optional(
+        Type.Integer({
+          minimum: 60,
+          maximum: 604800,
+          description: 'Lifetime of the connect link; default 900.',
+        }),
+      ),
+    },
+    { additionalProperties: false },
+  ),
+);
+export const AuthorizeResultSchema = named(
+  'AuthorizeResult',
+  Type.Object({
+    authorizationUrl: Type.String({
+      description: 'The provider’s authorization URL, bound to the browser that made this request (cookie).',
+    }),
+    connectUrl: Type.String({
+      description: 'A one-time link any browser can open to connect (e.g. sent to the account’s owner).',
+    }),
+    expiresAt: Type.String({ format: 'date-time', description: 'When connectUrl stops working.' }),
+  }),
+);
+
+export const EventSchema = named(
+  'Event',
+  Type.Object({
+    at: Time,
+    type: Type.String(),
+    detail: Type.Record(Type.String(), Type.Unknown()),
+  }),
+);
+export const EventListSchema = named('EventList', Type.Object({ items: Type.Array(EventSchema) }));
+
+export const DiscoveryResultSchema = named(
+  'DiscoveryResult',
+  Type.Object({
+    issuer: Type.String(),
+    authorizationUrl: Nullable(Type.String()),
+    tokenUrl: Nullable(Type.String()),
+    revocationUrl: Nullable(Type.String()),
+    grantTypes: Nullable(Type.Array(Type.String())),
+    clientAuthMethods: Nullable(Type.Array(Type.String())),
+    scopes: Nullable(Type.Array(Type.String())),
+  }),
+);
 
 const connectorFields = {
   name: Type.String({ minLength: 1, maxLength: 100 }),
@@ -326,115 +382,143 @@ const connectorFields = {
   timeoutMs: Type.Integer({ minimum: 1, maximum: 300000 }),
 };
 
-export const ConnectorCreateSchema = Type.Object(
-  {
-    name: connectorFields.name,
-    baseUrl: connectorFields.baseUrl,
-    authenticationId: Type.Optional(connectorFields.authenticationId),
-    headers: Type.Optional(connectorFields.headers),
-    secretHeaders: Type.Optional(connectorFields.secretHeaders),
-    query: Type.Optional(connectorFields.query),
-    timeoutMs: Type.Optional(connectorFields.timeoutMs),
-  },
-  { additionalProperties: false },
+export const ConnectorCreateSchema = named(
+  'ConnectorCreate',
+  Type.Object(
+    {
+      name: connectorFields.name,
+      baseUrl: connectorFields.baseUrl,
+      authenticationId: Type.Optional(connectorFields.authenticationId),
+      headers: Type.Optional(connectorFields.headers),
+      secretHeaders: Type.Optional(connectorFields.secretHeaders),
+      query: Type.Optional(connectorFields.query),
+      timeoutMs: Type.Optional(connectorFields.timeoutMs),
+    },
+    { additionalProperties: false },
+  ),
 );
 /** Omitted fields keep their value; `null` clears an optional one; in secretHeaders, `null` for a name removes it. */
-export const ConnectorPatchSchema = Type.Object(
-  {
-    name: Type.Optional(Nullable(connectorFields.name)),
-    baseUrl: Type.Optional(Nullable(connectorFields.baseUrl)),
-    authenticationId: Type.Optional(connectorFields.authenticationId),
-    headers: Type.Optional(Nullable(connectorFields.headers)),
-    secretHeaders: Type.Optional(
-      Nullable(
-        Type.Record(Type.String(), Nullable(Type.String()), {
-          description: 'A value sets the header, null removes it; headers not named are kept.',
-          writeOnly: true,
-        }),
+export const ConnectorPatchSchema = named(
+  'ConnectorPatch',
+  Type.Object(
+    {
+      name: Type.Optional(Nullable(connectorFields.name)),
+      baseUrl: Type.Optional(Nullable(connectorFields.baseUrl)),
+      authenticationId: Type.Optional(connectorFields.authenticationId),
+      headers: Type.Optional(Nullable(connectorFields.headers)),
+      secretHeaders: Type.Optional(
+        Nullable(
+          Type.Record(Type.String(), Nullable(Type.String()), {
+            description: 'A value sets the header, null removes it; headers not named are kept.',
+            writeOnly: true,
+          }),
+        ),
       ),
-    ),
-    query: Type.Optional(Nullable(connectorFields.query)),
-    timeoutMs: Type.Optional(Nullable(connectorFields.timeoutMs)),
-  },
-  { additionalProperties: false },
+      query: Type.Optional(Nullable(connectorFields.query)),
+      timeoutMs: Type.Optional(Nullable(connectorFields.timeoutMs)),
+    },
+    { additionalProperties: false },
+  ),
 );
 
-export const ConnectorViewSchema = Type.Object(
-  {
-    id: Type.String(),
-    name: Type.String(),
-    baseUrl: Type.String(),
-    authenticationId: Nullable(Type.String()),
-    headers: StringMap,
-    secretHeaderNames: Type.Array(Type.String(), {
-      description: 'Lower-case names of the secret headers; their values are never shown.',
-    }),
-    query: StringMap,
-    timeoutMs: Type.Integer(),
-    createdAt: Time,
-    updatedAt: Time,
-  },
-  {},
+export const ConnectorViewSchema = named(
+  'Connector',
+  Type.Object(
+    {
+      id: Type.String(),
+      name: Type.String(),
+      baseUrl: Type.String(),
+      authenticationId: Nullable(Type.String()),
+      headers: StringMap,
+      secretHeaderNames: Type.Array(Type.String(), {
+        description: 'Lower-case names of the secret headers; their values are never shown.',
+      }),
+      query: StringMap,
+      timeoutMs: Type.Integer(),
+      createdAt: Time,
+      updatedAt: Time,
+    },
+    {},
+  ),
 );
 export const ConnectorListQuerySchema = Type.Object(
   { ...ListQueryFields, authenticationId: Type.Optional(Type.String({ maxLength: 100 })) },
   { additionalProperties: false },
 );
-export const ConnectorListSchema = Type.Object({
-  items: Type.Array(ConnectorViewSchema),
-  nextCursor: NextCursor,
-});
-
-export const HttpMethodSchema = Type.Union(
-  ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].map((m) => Type.Literal(m)),
+export const ConnectorListSchema = named(
+  'ConnectorList',
+  Type.Object({
+    items: Type.Array(ConnectorViewSchema),
+    nextCursor: NextCursor,
+  }),
 );
 
-export const ExecuteRequestSchema = Type.Object(
-  {
-    method: HttpMethodSchema,
-    path: Type.String({ maxLength: 8000 }),
-    query: Type.Optional(StringMap),
-    headers: Type.Optional(StringMap),
-    body: Type.Optional(Type.Unknown({ description: 'JSON value sent as JSON; a string is sent as given.' })),
-  },
-  { additionalProperties: false },
+export const HttpMethodSchema = named(
+  'HttpMethod',
+  Type.Union(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].map((m) => Type.Literal(m))),
 );
-export const ConnectorTestRequestSchema = Type.Partial(ExecuteRequestSchema, {
-  additionalProperties: false,
-});
 
-export const ExecuteResultSchema = Type.Object({
-  status: Type.Integer(),
-  headers: Type.Record(Type.String(), Type.Union([Type.String(), Type.Array(Type.String())])),
-  body: Type.Unknown(),
-  truncated: Type.Boolean(),
-  durationMs: Type.Number(),
-  attempts: Type.Integer(),
-  tokenRefreshed: Type.Boolean(),
-  error: Type.Optional(ProblemSchema),
-});
-
-export const ConnectorTestResultSchema = Type.Object({
-  ok: Type.Boolean(),
-  token: Nullable(
-    Type.Object({
-      ok: Type.Boolean(),
-      source: Type.Optional(
-        Type.Union([Type.Literal('cache'), Type.Literal('fetched'), Type.Literal('refreshed')]),
+export const ExecuteRequestSchema = named(
+  'ExecuteRequest',
+  Type.Object(
+    {
+      method: HttpMethodSchema,
+      path: Type.String({ maxLength: 8000 }),
+      query: Type.Optional(StringMap),
+      headers: Type.Optional(StringMap),
+      body: Type.Optional(
+        Type.Unknown({ description: 'JSON value sent as JSON; a string is sent as given.' }),
       ),
-      tokenType: Type.Optional(Type.String()),
-      expiresAt: Type.Optional(Nullable(Time)),
-      scope: Type.Optional(Nullable(Type.String())),
-      error: Type.Optional(ProblemSchema),
-    }),
+    },
+    { additionalProperties: false },
   ),
-  response: Nullable(ExecuteResultSchema),
-  error: Type.Optional(ProblemSchema),
-});
+);
+export const ConnectorTestRequestSchema = named(
+  'ConnectorTestRequest',
+  Type.Partial(ExecuteRequestSchema, {
+    additionalProperties: false,
+  }),
+);
 
-export const WebhookEventTypeSchema = Type.Union(
-  WEBHOOK_EVENT_TYPES.map((type) => Type.Literal(type)),
-  { description: 'An event a webhook can subscribe to.' },
+export const ExecuteResultSchema = named(
+  'ExecuteResult',
+  Type.Object({
+    status: Type.Integer(),
+    headers: Type.Record(Type.String(), Type.Union([Type.String(), Type.Array(Type.String())])),
+    body: Type.Unknown(),
+    truncated: Type.Boolean(),
+    durationMs: Type.Number(),
+    attempts: Type.Integer(),
+    tokenRefreshed: Type.Boolean(),
+    error: Type.Optional(ProblemSchema),
+  }),
+);
+
+export const ConnectorTestResultSchema = named(
+  'ConnectorTestResult',
+  Type.Object({
+    ok: Type.Boolean(),
+    token: Nullable(
+      Type.Object({
+        ok: Type.Boolean(),
+        source: Type.Optional(TokenSourceSchema),
+        tokenType: Type.Optional(Type.String()),
+        expiresAt: Type.Optional(Nullable(Time)),
+        scope: Type.Optional(Nullable(Type.String())),
+        error: Type.Optional(ProblemSchema),
+      }),
+    ),
+    response: Nullable(ExecuteResultSchema),
+    error: Type.Optional(ProblemSchema),
+  }),
+);
+
+export const WebhookEventTypeSchema = named(
+  'WebhookEventType',
+  Type.Union(
+    WEBHOOK_EVENT_TYPES.map((type) => Type.Literal(type)),
+    { description: 'An event a webhook can subscribe to.' },
+  ),
 );
 
 const webhookFields = {
@@ -447,23 +531,29 @@ const webhookFields = {
   enabled: Type.Boolean({ description: 'Default true. A disabled webhook is sent nothing.' }),
 };
 
-export const WebhookCreateSchema = Type.Object(
-  {
-    url: webhookFields.url,
-    events: webhookFields.events,
-    description: Type.Optional(webhookFields.description),
-    enabled: Type.Optional(webhookFields.enabled),
-  },
-  { additionalProperties: false },
+export const WebhookCreateSchema = named(
+  'WebhookCreate',
+  Type.Object(
+    {
+      url: webhookFields.url,
+      events: webhookFields.events,
+      description: Type.Optional(webhookFields.description),
+      enabled: Type.Optional(webhookFields.enabled),
+    },
+    { additionalProperties: false },
+  ),
 );
-export const WebhookPatchSchema = Type.Object(
-  {
-    url: Type.Optional(webhookFields.url),
-    events: Type.Optional(webhookFields.events),
-    description: Type.Optional(Nullable(webhookFields.description)),
-    enabled: Type.Optional(webhookFields.enabled),
-  },
-  { additionalProperties: false },
+export const WebhookPatchSchema = named(
+  'WebhookPatch',
+  Type.Object(
+    {
+      url: Type.Optional(webhookFields.url),
+      events: Type.Optional(webhookFields.events),
+      description: Type.Optional(Nullable(webhookFields.description)),
+      enabled: Type.Optional(webhookFields.enabled),
+    },
+    { additionalProperties: false },
+  ),
 );
 
 const webhookViewFields = {
@@ -476,50 +566,77 @@ const webhookViewFields = {
   updatedAt: Time,
 };
 /** A webhook as every answer but the create shows it: never its secret. */
-export const WebhookViewSchema = Type.Object(webhookViewFields, {});
-export const WebhookCreatedSchema = Type.Object(
-  {
-    ...webhookViewFields,
-    secret: Type.String({
-      description:
-        'The signing secret, `whsec_<base64>`, for a Standard Webhooks library. Shown in this answer only.',
-    }),
-  },
-  {},
-);
-export const WebhookListSchema = Type.Object({
-  items: Type.Array(WebhookViewSchema),
-  nextCursor: Nullable(Type.String()),
-});
-
-export const WebhookAttemptSchema = Type.Object({
-  attempt: Type.Integer(),
-  at: Time,
-  durationMs: Type.Integer(),
-  responseStatus: Nullable(Type.Integer()),
-  error: Nullable(
-    Type.Object({
-      kind: Type.String({
+export const WebhookViewSchema = named('Webhook', Type.Object(webhookViewFields, {}));
+export const WebhookCreatedSchema = named(
+  'WebhookCreated',
+  Type.Object(
+    {
+      ...webhookViewFields,
+      secret: Type.String({
         description:
-          '`http_status` (the receiver answered, not 2xx), or why no answer came: `timeout`, `refused`, `dns`, `tls`, `reset`, `unreachable`, `denied` (egress policy), `insecure_url`, `too_large`, `other`.',
+          'The signing secret, `whsec_<base64>`, for a Standard Webhooks library. Shown in this answer only.',
       }),
-      message: Type.String(),
-    }),
+    },
+    {},
   ),
-});
+);
+export const WebhookListSchema = named(
+  'WebhookList',
+  Type.Object({
+    items: Type.Array(WebhookViewSchema),
+    nextCursor: Nullable(Type.String()),
+  }),
+);
 
-export const WebhookDeliverySchema = Type.Object({
-  id: Type.String({ description: 'The `webhook-id` header of every attempt of this delivery.' }),
-  event: Type.String({ description: `The event type (or \`${TEST_EVENT_TYPE}\`).` }),
-  eventId: Type.String(),
-  at: Time,
-  attempts: Type.Integer({ description: 'Attempts made so far.' }),
-  status: Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed')]),
-  responseStatus: Nullable(Type.Integer({ description: 'The HTTP status of the last attempt.' })),
-  nextAttemptAt: Nullable(Time),
-  attemptLog: Type.Array(WebhookAttemptSchema, { description: 'Every attempt, oldest first.' }),
-});
-export const WebhookDeliveryListSchema = Type.Object({ items: Type.Array(WebhookDeliverySchema) });
+export const WebhookAttemptSchema = named(
+  'WebhookAttempt',
+  Type.Object({
+    attempt: Type.Integer(),
+    at: Time,
+    durationMs: Type.Integer(),
+    responseStatus: Nullable(Type.Integer()),
+    error: Nullable(
+      Type.Object({
+        kind: Type.String({
+          description:
+            '`http_status` (the receiver answered, not 2xx), or why no answer came: `timeout`, `refused`, `dns`, `tls`, `reset`, `unreachable`, `denied` (egress policy), `insecure_url`, `too_large`, `other`.',
+        }),
+        message: Type.String(),
+      }),
+    ),
+  }),
+);
+
+export const WebhookDeliverySchema = named(
+  'WebhookDelivery',
+  Type.Object({
+    id: Type.String({ description: 'The `webhook-id` header of every attempt of this delivery.' }),
+    event: Type.String({ description: `The event type (or \`${TEST_EVENT_TYPE}\`).` }),
+    eventId: Type.String(),
+    at: Time,
+    attempts: Type.Integer({ description: 'Attempts made so far.' }),
+    status: Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed')]),
+    responseStatus: Nullable(Type.Integer({ description: 'The HTTP status of the last attempt.' })),
+    nextAttemptAt: Nullable(Time),
+    attemptLog: Type.Array(WebhookAttemptSchema, { description: 'Every attempt, oldest first.' }),
+  }),
+);
+export const WebhookDeliveryListSchema = named(
+  'WebhookDeliveryList',
+  Type.Object({ items: Type.Array(WebhookDeliverySchema) }),
+);
+
+/** A preset as the API answers it: the schema every preset file is checked against. */
+export const ProviderPresetSchema = named('ProviderPreset', ProviderPresetFileSchema);
+export const ProviderPresetListSchema = named(
+  'ProviderPresetList',
+  Type.Object({
+    items: Type.Array(ProviderPresetSchema),
+    redirectUri: Type.String({
+      description: 'What to register at a provider as the redirect URI for Authorization Code.',
+    }),
+  }),
+);
 
 export type ProblemView = Static<typeof ProblemSchema>;
 export type { AuthenticationView };
@@ -540,30 +657,26 @@ export type WebhookCreated = Static<typeof WebhookCreatedSchema>;
 export type WebhookDeliveryView = Static<typeof WebhookDeliverySchema>;
 
 /** `POST /api/authentications/:id/rotate-key`: a key to bring in, or nothing (Grantry makes one). */
-export const RotateKeySchema = Type.Object(
-  {
-    privateKey: Type.Optional(
-      Type.String({
-        maxLength: 20000,
-        writeOnly: true,
-        description: 'PEM; without it Grantry makes the key.',
-      }),
-    ),
-    certificate: Type.Optional(
-      Type.String({ maxLength: 40000, description: 'PEM of the given key (mutual TLS).' }),
-    ),
-    keyId: Type.Optional(Type.String({ maxLength: 200 })),
-    signingAlg: Type.Optional(
-      Type.Union([
-        Type.Literal('RS256'),
-        Type.Literal('PS256'),
-        Type.Literal('ES256'),
-        Type.Literal('EdDSA'),
-      ]),
-    ),
-  },
-  { additionalProperties: false },
+export const RotateKeySchema = named(
+  'RotateKeyRequest',
+  Type.Object(
+    {
+      privateKey: Type.Optional(
+        Type.String({
+          maxLength: 20000,
+          writeOnly: true,
+          description: 'PEM; without it Grantry makes the key.',
+        }),
+      ),
+      certificate: Type.Optional(
+        Type.String({ maxLength: 40000, description: 'PEM of the given key, for mutual TLS.' }),
+      ),
+      keyId: Type.Optional(Type.String({ maxLength: 200 })),
+      signingAlg: Type.Optional(SigningAlgSchema),
+    },
+    { additionalProperties: false },
+  ),
 );
 
 /** The JWK Set served at `jwks_uri` (RFC 7517 §5). */
-export const JwksSchema = Type.Object({ keys: Type.Array(PublicJwkSchema) });
+export const JwksSchema = named('Jwks', Type.Object({ keys: Type.Array(PublicJwkSchema) }));

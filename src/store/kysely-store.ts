@@ -85,7 +85,9 @@ function namePageConditions(query: {
   const conditions: RawBuilder<boolean>[] = [];
   const after = query.after;
   if (after !== undefined) {
-    conditions.push(sql<boolean>`(name > ${after.name} or (name = ${after.name} and id > ${after.id}))`);
+    // A row value comparison: both engines read it as one range of the (name, id) index, where
+    // the spelled-out `name > ? or (name = ? and id > ?)` made SQLite filter instead.
+    conditions.push(sql<boolean>`(name, id) > (${after.name}, ${after.id})`);
   }
   if (query.nameContains !== undefined && query.nameContains !== '') {
     conditions.push(sql<boolean>`lower(name) like ${containsPattern(query.nameContains)} escape '\\'`);

@@ -1,52 +1,40 @@
 /**
- * The UI's only way to reach Grantry: the public HTTP API (docs/api.md), typed with the server's own
- * schemas. `import type` keeps the server's code out of the bundle; only the shapes are shared.
+ * The UI's only way to reach Grantry: the public HTTP API (docs/api.md), through openapi-fetch typed
+ * by `generated/grantry-api.ts` — the types openapi-typescript makes from GET /openapi.json
+ * (`npm run openapi:client`; a test fails when they fall behind the server). Paths, parameters,
+ * bodies and answers are checked against the document the server serves, and nothing of the
+ * server's code reaches the bundle.
  */
-import type {
-  AuthenticationCreate,
-  AuthenticationPatch,
-  AuthenticationView,
-  ConnectorCreate,
-  ConnectorPatch,
-  ConnectorTestResult,
-  ConnectorView,
-  DiscoveryResult,
-  EventView,
-  ExecuteRequest,
-  ExecuteResult,
-  ProblemView as ServerProblem,
-  TokenTestResult,
-  WebhookCreate,
-  WebhookCreated,
-  WebhookDeliveryView,
-  WebhookEventTypeName,
-  WebhookPatch,
-  WebhookView,
-} from '../../src/api/schemas.js';
-import type { ProviderPreset } from '../../src/providers/provider-preset.js';
+import createClient, { type Client } from 'openapi-fetch';
+import type { components, paths } from './generated/grantry-api.js';
 
-export type {
-  AuthenticationCreate,
-  AuthenticationPatch,
-  AuthenticationView,
-  ConnectorCreate,
-  ConnectorPatch,
-  ConnectorTestResult,
-  ConnectorView,
-  DiscoveryResult,
-  EventView,
-  ExecuteRequest,
-  ExecuteResult,
-  ProviderPreset,
-  ServerProblem,
-  TokenTestResult,
-  WebhookCreate,
-  WebhookCreated,
-  WebhookDeliveryView,
-  WebhookEventTypeName,
-  WebhookPatch,
-  WebhookView,
-};
+type Schemas = components['schemas'];
+
+export type AuthenticationView = Schemas['Authentication'];
+/**
+ * The document says every field is optional: `name` and `type` are required unless a provider
+ * preset supplies them, a rule the server's rules check (and report with every other problem)
+ * and that its schema leaves out on purpose. The console's drafts always send them.
+ */
+export type AuthenticationCreate = Schemas['AuthenticationCreate'];
+export type AuthenticationPatch = Schemas['AuthenticationPatch'];
+export type ConnectorCreate = Schemas['ConnectorCreate'];
+export type ConnectorPatch = Schemas['ConnectorPatch'];
+export type ConnectorTestResult = Schemas['ConnectorTestResult'];
+export type ConnectorView = Schemas['Connector'];
+export type DiscoveryResult = Schemas['DiscoveryResult'];
+export type EventView = Schemas['Event'];
+export type ExecuteRequest = Schemas['ExecuteRequest'];
+export type ExecuteResult = Schemas['ExecuteResult'];
+export type ProviderPreset = Schemas['ProviderPreset'];
+export type ServerProblem = Schemas['Problem'];
+export type TokenTestResult = Schemas['TokenTestResult'];
+export type WebhookCreate = Schemas['WebhookCreate'];
+export type WebhookCreated = Schemas['WebhookCreated'];
+export type WebhookDeliveryView = Schemas['WebhookDelivery'];
+export type WebhookEventTypeName = Schemas['WebhookEventType'];
+export type WebhookPatch = Schemas['WebhookPatch'];
+export type WebhookView = Schemas['Webhook'];
 
 /**
  * A problem as the UI shows it: the server's own (docs/api.md "Errors"), or one the UI makes when
@@ -55,8 +43,8 @@ export type {
 export type ProblemView = Omit<ServerProblem, 'code'> & { code: string };
 
 export type GrantType = NonNullable<AuthenticationView['grantType']>;
-export type AuthenticationStatus = AuthenticationView['status'];
-export type ConnectorTestRequest = Partial<ExecuteRequest>;
+export type AuthenticationStatus = Schemas['AuthenticationStatus'];
+export type ConnectorTestRequest = Schemas['ConnectorTestRequest'];
 
 /** A failed API call, carrying the server's problem (docs/api.md "Errors") for the screen to explain. */
 export class ApiError extends Error {
@@ -95,41 +83,33 @@ function isProblemBody(value: unknown): value is { error: ProblemView } {
   );
 }
 
-function send(
-  method: string,
-  path: string,
-  headers: Record<string, string>,
-  body?: string,
-): Promise<Response> {
-  const init: RequestInit = {
-    method,
-    headers: { accept: 'application/json', ...headers },
-    cache: 'no-store',
-    // same-origin credentials: the authorize call sets a cookie that binds the flow to this browser.
-    credentials: 'same-origin',
-  };
-  if (body !== undefined) init.body = body;
-  return fetch(path, init);
+/** What openapi-fetch answers: the parsed body of a success, or of a failure, and the response. */
+interface Answer<T> {
+  data?: T;
+  error?: unknown;
+  response: Response;
 }
 
-/** The JSON body of a success, or an ApiError carrying Grantry's problem (or a stand-in for it). */
-async function read<T>(response: Response): Promise<T> {
-  if (response.status === 204) return undefined as T;
-  const text = await response.text();
-  let parsed: unknown = null;
-  try {
-    parsed = text ? JSON.parse(text) : null;
-  } catch {
-    parsed = null;
-  }
-  if (response.ok) return parsed as T;
-  const problem: ProblemView = isProblemBody(parsed)
-    ? parsed.error
+/** The body of a success, or an ApiError carrying Grantry's problem (or a stand-in for it). */
+async function read<T>(call: Promise<Answer<T>>): Promise<T> {
+  const { data, error, response } = await call;
+  if (response.ok) return data as T;
+  const problem: ProblemView = isProblemBody(error)
+    ? error.error
     : {
         code: `http_${response.status}`,
         message: `Grantry answered ${response.status} ${response.statusText}`.trim().concat('.'),
       };
   throw new ApiError(response.status, problem);
+}
+
+/** Same origin, never cached, with this browser's cookies (authorize sets one that binds the flow). */
+function grantryClient(): Client<paths> {
+  return createClient<paths>({
+    headers: { accept: 'application/json' },
+    cache: 'no-store',
+    credentials: 'same-origin',
+  });
 }
 
 /** What a list may be narrowed by: a page size, the previous page's cursor, a search in the name. */
@@ -139,13 +119,12 @@ export interface ListQuery {
   q?: string;
 }
 
-function queryString(query: ListQuery): string {
-  const params = new URLSearchParams();
-  if (query.limit !== undefined) params.set('limit', String(query.limit));
-  if (query.cursor) params.set('cursor', query.cursor);
-  if (query.q) params.set('q', query.q);
-  const text = params.toString();
-  return text === '' ? '' : `?${text}`;
+function listQuery(query: ListQuery): { limit?: string; cursor?: string; q?: string } {
+  const params: { limit?: string; cursor?: string; q?: string } = {};
+  if (query.limit !== undefined) params.limit = String(query.limit);
+  if (query.cursor) params.cursor = query.cursor;
+  if (query.q) params.q = query.q;
+  return params;
 }
 
 const API_KEY_STORAGE = 'grantry.apiKey';
@@ -171,125 +150,123 @@ export const apiKeyStore = {
 };
 
 export class ApiClient {
-  readonly #key: () => string | null;
-  readonly #onUnauthorized: () => void;
+  /** Sends the key of the moment and reports every 401 to the app. */
+  readonly #api = grantryClient();
+  /** Without either: for checking a key the person has just typed. */
+  readonly #bare = grantryClient();
 
   constructor(key: () => string | null, onUnauthorized: () => void) {
-    this.#key = key;
-    this.#onUnauthorized = onUnauthorized;
-  }
-
-  async #request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = {};
-    const key = this.#key();
-    if (key) headers.authorization = `Bearer ${key}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const response = await send(method, path, headers, body === undefined ? undefined : JSON.stringify(body));
-    if (response.status === 401) this.#onUnauthorized();
-    return read<T>(response);
+    this.#api.use({
+      onRequest({ request }) {
+        const current = key();
+        if (current) request.headers.set('authorization', `Bearer ${current}`);
+        return request;
+      },
+      onResponse({ response }) {
+        if (response.status === 401) onUnauthorized();
+        return response;
+      },
+    });
   }
 
   /** Checks a key without reporting 401 to the app: the key screen explains it instead. */
   async checkKey(key: string): Promise<boolean> {
-    const response = await send('GET', '/api/authentications', { authorization: `Bearer ${key}` });
-    if (response.status === 401) return false;
-    await read(response);
+    const answer = await this.#bare.GET('/api/authentications', {
+      headers: { authorization: `Bearer ${key}` },
+    });
+    if (answer.response.status === 401) return false;
+    await read(Promise.resolve(answer));
     return true;
   }
 
-  listAuthentications(
-    query: ListQuery = {},
-  ): Promise<{ items: AuthenticationView[]; nextCursor: string | null }> {
-    return this.#request('GET', `/api/authentications${queryString(query)}`);
+  listAuthentications(query: ListQuery = {}): Promise<Schemas['AuthenticationList']> {
+    return read(this.#api.GET('/api/authentications', { params: { query: listQuery(query) } }));
   }
 
   getAuthentication(id: string): Promise<AuthenticationView> {
-    return this.#request('GET', `/api/authentications/${encodeURIComponent(id)}`);
+    return read(this.#api.GET('/api/authentications/{id}', { params: { path: { id } } }));
   }
 
   createAuthentication(body: AuthenticationCreate): Promise<AuthenticationView> {
-    return this.#request('POST', '/api/authentications', body);
+    return read(this.#api.POST('/api/authentications', { body }));
   }
 
   updateAuthentication(id: string, patch: AuthenticationPatch): Promise<AuthenticationView> {
-    return this.#request('PATCH', `/api/authentications/${encodeURIComponent(id)}`, patch);
+    return read(this.#api.PATCH('/api/authentications/{id}', { params: { path: { id } }, body: patch }));
   }
 
-  deleteAuthentication(id: string, force = false): Promise<void> {
-    const query = force ? '?force=true' : '';
-    return this.#request('DELETE', `/api/authentications/${encodeURIComponent(id)}${query}`);
+  async deleteAuthentication(id: string, force = false): Promise<void> {
+    const query = force ? { force: 'true' as const } : {};
+    await read(this.#api.DELETE('/api/authentications/{id}', { params: { path: { id }, query } }));
   }
 
   testAuthentication(id: string): Promise<TokenTestResult> {
-    return this.#request('POST', `/api/authentications/${encodeURIComponent(id)}/test`, {});
+    return read(this.#api.POST('/api/authentications/{id}/test', { params: { path: { id } } }));
   }
 
-  invalidateAuthentication(id: string): Promise<void> {
-    return this.#request('POST', `/api/authentications/${encodeURIComponent(id)}/invalidate`, {});
+  async invalidateAuthentication(id: string): Promise<void> {
+    await read(this.#api.POST('/api/authentications/{id}/invalidate', { params: { path: { id } } }));
   }
 
-  authorize(
-    id: string,
-    expiresInSeconds?: number,
-  ): Promise<{ authorizationUrl: string; connectUrl: string; expiresAt: string }> {
+  authorize(id: string, expiresInSeconds?: number): Promise<Schemas['AuthorizeResult']> {
     const body = expiresInSeconds === undefined ? {} : { expiresInSeconds };
-    return this.#request('POST', `/api/authentications/${encodeURIComponent(id)}/authorize`, body);
+    return read(this.#api.POST('/api/authentications/{id}/authorize', { params: { path: { id } }, body }));
   }
 
-  listEvents(id: string): Promise<{ items: EventView[] }> {
-    return this.#request('GET', `/api/authentications/${encodeURIComponent(id)}/events`);
+  listEvents(id: string): Promise<Schemas['EventList']> {
+    return read(this.#api.GET('/api/authentications/{id}/events', { params: { path: { id } } }));
   }
 
-  listProviders(): Promise<{ items: ProviderPreset[]; redirectUri: string }> {
-    return this.#request('GET', '/api/providers');
+  listProviders(): Promise<Schemas['ProviderPresetList']> {
+    return read(this.#api.GET('/api/providers'));
   }
 
   discover(issuer: string): Promise<DiscoveryResult> {
-    return this.#request('GET', `/api/discovery?issuer=${encodeURIComponent(issuer)}`);
+    return read(this.#api.GET('/api/discovery', { params: { query: { issuer } } }));
   }
 
-  listConnectors(query: ListQuery = {}): Promise<{ items: ConnectorView[]; nextCursor: string | null }> {
-    return this.#request('GET', `/api/connectors${queryString(query)}`);
+  listConnectors(query: ListQuery = {}): Promise<Schemas['ConnectorList']> {
+    return read(this.#api.GET('/api/connectors', { params: { query: listQuery(query) } }));
   }
 
   createConnector(body: ConnectorCreate): Promise<ConnectorView> {
-    return this.#request('POST', '/api/connectors', body);
+    return read(this.#api.POST('/api/connectors', { body }));
   }
 
   updateConnector(id: string, patch: ConnectorPatch): Promise<ConnectorView> {
-    return this.#request('PATCH', `/api/connectors/${encodeURIComponent(id)}`, patch);
+    return read(this.#api.PATCH('/api/connectors/{id}', { params: { path: { id } }, body: patch }));
   }
 
-  deleteConnector(id: string): Promise<void> {
-    return this.#request('DELETE', `/api/connectors/${encodeURIComponent(id)}`);
+  async deleteConnector(id: string): Promise<void> {
+    await read(this.#api.DELETE('/api/connectors/{id}', { params: { path: { id } } }));
   }
 
   testConnector(id: string, request: ConnectorTestRequest): Promise<ConnectorTestResult> {
-    return this.#request('POST', `/api/connectors/${encodeURIComponent(id)}/test`, request);
+    return read(this.#api.POST('/api/connectors/{id}/test', { params: { path: { id } }, body: request }));
   }
 
-  listWebhooks(): Promise<{ items: WebhookView[]; nextCursor: string | null }> {
-    return this.#request('GET', '/api/webhooks?limit=500');
+  listWebhooks(): Promise<Schemas['WebhookList']> {
+    return read(this.#api.GET('/api/webhooks', { params: { query: { limit: '500' } } }));
   }
 
   /** The answer carries the signing secret: the only time it is shown. */
   createWebhook(body: WebhookCreate): Promise<WebhookCreated> {
-    return this.#request('POST', '/api/webhooks', body);
+    return read(this.#api.POST('/api/webhooks', { body }));
   }
 
   updateWebhook(id: string, patch: WebhookPatch): Promise<WebhookView> {
-    return this.#request('PATCH', `/api/webhooks/${encodeURIComponent(id)}`, patch);
+    return read(this.#api.PATCH('/api/webhooks/{id}', { params: { path: { id } }, body: patch }));
   }
 
-  deleteWebhook(id: string): Promise<void> {
-    return this.#request('DELETE', `/api/webhooks/${encodeURIComponent(id)}`);
+  async deleteWebhook(id: string): Promise<void> {
+    await read(this.#api.DELETE('/api/webhooks/{id}', { params: { path: { id } } }));
   }
 
-  listWebhookDeliveries(id: string): Promise<{ items: WebhookDeliveryView[] }> {
-    return this.#request('GET', `/api/webhooks/${encodeURIComponent(id)}/deliveries`);
+  listWebhookDeliveries(id: string): Promise<Schemas['WebhookDeliveryList']> {
+    return read(this.#api.GET('/api/webhooks/{id}/deliveries', { params: { path: { id } } }));
   }
 
   sendTestWebhook(id: string): Promise<WebhookDeliveryView> {
-    return this.#request('POST', `/api/webhooks/${encodeURIComponent(id)}/test`, {});
+    return read(this.#api.POST('/api/webhooks/{id}/test', { params: { path: { id } } }));
   }
 }

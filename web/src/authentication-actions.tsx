@@ -86,6 +86,12 @@ const eventLabels: Record<string, string> = {
   authorized: 'Authorized',
   revoked: 'Revoked',
   configuration_changed: 'Configuration changed',
+  authorization_failed: 'Authorization failed',
+  needs_authorization: 'Needs authorization',
+  revocation_failed: 'Revocation failed',
+  client_auth_detected: 'Client authentication detected',
+  keep_alive_refreshed: 'Kept alive (refreshed in the background)',
+  keep_alive_failed: 'Keep-alive refresh failed',
 };
 
 const detailLabels: Record<string, string> = {

@@ -31,6 +31,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
       attachValidation: true,
       schema: {
         tags,
+        operationId: 'createAuthentication',
         summary: 'Create an authentication',
         description:
           'OAuth 2.0 (client_credentials, password, authorization_code) or a static credential (api_key, basic, bearer). Secrets are write-only: the answer says only whether each is set.',
@@ -51,6 +52,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
       attachValidation: true,
       schema: {
         tags,
+        operationId: 'listAuthentications',
         summary: 'List authentications',
         description:
           'Ordered by name, then id, a page at a time (limit, cursor); q searches the name; type and status filter.',
@@ -77,6 +79,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
       config: { access: 'runtime' },
       schema: {
         tags,
+        operationId: 'getAuthentication',
         summary: 'Get an authentication',
         params: IdParams,
         response: { 200: AuthenticationViewSchema, 404: ErrorResponseSchema },
@@ -91,6 +94,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
       attachValidation: true,
       schema: {
         tags,
+        operationId: 'updateAuthentication',
         summary: 'Change an authentication',
         description:
           'Omitted secrets keep their value; null clears an optional field (its default applies again). A change to any field that shapes the token request drops cached tokens. Moving tokenUrl, authorizationUrl or revocationUrl to another origin requires clientSecret (and password for the Password grant) in the same request, and drops the stored tokens. type cannot change.',
@@ -107,6 +111,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
     {
       schema: {
         tags,
+        operationId: 'deleteAuthentication',
         summary: 'Delete an authentication',
         description:
           '409 while connectors use it, unless ?force=true (then they are detached). Revokes stored tokens at the provider when it has a revocation endpoint.',
@@ -129,6 +134,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
       config: { access: 'runtime' },
       schema: {
         tags,
+        operationId: 'testAuthentication',
         summary: 'Fetch a token now and report it',
         description:
           'ok with the token metadata (never the token), or the diagnosis. A static credential (api_key, basic, bearer) answers {"ok":true,"token":null}: there is nothing to fetch; the connector test calls the API.',
@@ -144,6 +150,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
     {
       schema: {
         tags,
+        operationId: 'invalidateAuthentication',
         summary: 'Drop the cached access token (keeps a refresh token)',
         params: IdParams,
         response: { 204: Type.Null({ description: 'Dropped.' }), 404: ErrorResponseSchema },
@@ -161,6 +168,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
       attachValidation: true,
       schema: {
         tags,
+        operationId: 'rotateAuthenticationKey',
         summary: 'Rotate the key: add the next one (step 1 of 3)',
         description:
           'Adds a next key — made by Grantry, or the privateKey (with certificate and keyId) given — beside the current one: both are published (keys, jwksUri); the current key keeps signing. Register the new public key at the provider (or let it fetch the JWKS), then activate it. Tokens are kept. 409 while another rotation is under way. See docs/keys.md.',
@@ -181,6 +189,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
     {
       schema: {
         tags,
+        operationId: 'activateAuthenticationKey',
         summary: 'Sign with the next key (step 2 of 3)',
         description:
           'Says the provider has the next key: Grantry switches to it and checks at once with a token request signed with it (a refresh for Authorization Code; unchecked without a refresh token). Refused, the old key signs again and the answer is the diagnosis (409). The old key stays published until finish.',
@@ -196,6 +205,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
     {
       schema: {
         tags,
+        operationId: 'finishAuthenticationKeyRotation',
         summary: 'Drop the old key (step 3 of 3)',
         description:
           'Drops the retiring key: the JWKS lists the new key only. During step 1 it activates the next key first, checked as activate does.',
@@ -213,6 +223,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
       attachValidation: true,
       schema: {
         tags,
+        operationId: 'listAuthenticationEvents',
         summary: 'The authentication’s event timeline, newest first',
         params: IdParams,
         querystring: Type.Object({ limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$' })) }),

@@ -60,6 +60,7 @@ export async function connectorCallRoutes(app: FastifyInstance, context: ApiCont
       attachValidation: true,
       schema: {
         tags,
+        operationId: 'executeThroughConnector',
         summary: 'Call the API through the connector',
         description:
           "Sends the request below the connector's base URL with the authentication's token. The upstream's own status (also 4xx/5xx) is data; `error` is added for a 401 (after one retry with a fresh token) or a 403. 424 needs_authorization, 502 when no token can be had or the API cannot be reached, 503 server_busy (with Retry-After) when Grantry already holds as many upstream answers in memory as GRANTRY_EXECUTE_BUFFER_LIMIT allows.",
@@ -90,6 +91,7 @@ export async function connectorCallRoutes(app: FastifyInstance, context: ApiCont
       attachValidation: true,
       schema: {
         tags,
+        operationId: 'testConnector',
         summary: 'Test token fetch and API call in one',
         description:
           'Fetches (or reuses) a token and calls the API (default GET on the base URL). ok is true only when both steps succeed with a 2xx; a failed step carries its diagnosis. 503 server_busy (with Retry-After) when Grantry already holds as many upstream answers in memory as GRANTRY_EXECUTE_BUFFER_LIMIT allows.',

@@ -28,6 +28,7 @@ export async function connectorRoutes(app: FastifyInstance, context: ApiContext)
       attachValidation: true,
       schema: {
         tags,
+        operationId: 'createConnector',
         summary: 'Create a connector',
         body: ConnectorCreateSchema,
         response: { 201: ConnectorViewSchema, ...errors },
@@ -46,6 +47,7 @@ export async function connectorRoutes(app: FastifyInstance, context: ApiContext)
       attachValidation: true,
       schema: {
         tags,
+        operationId: 'listConnectors',
         summary: 'List connectors',
         description:
           'Ordered by name, then id, a page at a time (limit, cursor); q searches the name; authenticationId filters.',
@@ -71,6 +73,7 @@ export async function connectorRoutes(app: FastifyInstance, context: ApiContext)
       config: { access: 'runtime' },
       schema: {
         tags,
+        operationId: 'getConnector',
         summary: 'Get a connector',
         params: IdParams,
         response: { 200: ConnectorViewSchema, 404: ErrorResponseSchema },
@@ -85,6 +88,7 @@ export async function connectorRoutes(app: FastifyInstance, context: ApiContext)
       attachValidation: true,
       schema: {
         tags,
+        operationId: 'updateConnector',
         summary: 'Change a connector',
         description:
           'Omitted fields keep their value; null clears an optional one. In secretHeaders a value sets a header, null removes it, and headers not named are kept.',
@@ -101,6 +105,7 @@ export async function connectorRoutes(app: FastifyInstance, context: ApiContext)
     {
       schema: {
         tags,
+        operationId: 'deleteConnector',
         summary: 'Delete a connector',
         params: IdParams,
         response: { 204: Type.Null({ description: 'Deleted.' }), 404: ErrorResponseSchema },

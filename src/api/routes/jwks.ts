@@ -17,6 +17,7 @@ export async function jwksRoutes(app: FastifyInstance, context: ApiContext): Pro
     {
       schema: {
         tags: ['Authentications'],
+        operationId: 'getAuthenticationJwks',
         summary: 'The public keys of an authentication (jwks_uri)',
         description:
           'Public (no API key): the JWK Set of an authentication with publishJwks — the current key, and during a rotation the next and the retiring one. 404 when nothing is published at this address.',

@@ -42,6 +42,7 @@ export async function oauthFlowRoutes(app: FastifyInstance, context: ApiContext)
     {
       schema: {
         tags: ['Authentications'],
+        operationId: 'authorizeAuthentication',
         summary: 'Start connecting an Authorization Code authentication',
         description:
           'Answers the provider’s authorization URL (state, PKCE S256 challenge, our redirect_uri) and sets an HttpOnly cookie binding the flow to this browser (finish within 10 minutes, in the same browser); and connectUrl, a one-time link for any browser — e.g. sent to the account’s owner — that binds the flow to the browser that opens it, working once until expiresAt (body expiresInSeconds, 60 to 604800, default 900).',
@@ -74,10 +75,17 @@ export async function oauthFlowRoutes(app: FastifyInstance, context: ApiContext)
     {
       schema: {
         tags: ['Authentications'],
+        operationId: 'openConnectLink',
         summary: 'Open a connect link',
         description:
           'Unauthenticated (the link is the proof). Binds a new flow to this browser with a cookie and redirects to the provider (302); a used or expired link answers a page that says so (410), an unknown one 404.',
         params: Type.Object({ token: Type.String({ maxLength: 200 }) }),
+        response: {
+          302: Type.Null({ description: 'To the provider’s authorization page (Location).' }),
+          400: ErrorResponseSchema,
+          404: htmlPage('There is no such link: a page that says so.'),
+          410: htmlPage('The link was used, has expired or is out of date: a page that says which.'),
+        },
       },
     },
     async (request, reply) => {
@@ -105,6 +113,7 @@ export async function oauthFlowRoutes(app: FastifyInstance, context: ApiContext)
       attachValidation: true,
       schema: {
         tags: ['Authentications'],
+        operationId: 'finishAuthorization',
         summary: 'Where the provider sends the browser back (Authorization Code flow)',
         description:
           'Unauthenticated. Completes the flow and answers a small HTML page that says what happened and posts {type:"grantry:oauth",authenticationId,ok,error?} to the opener (Grantry’s origin only).',
@@ -116,6 +125,16 @@ export async function oauthFlowRoutes(app: FastifyInstance, context: ApiContext)
           error_description: Type.Optional(Type.String()),
           error_uri: Type.Optional(Type.String()),
         }),
+        response: {
+          200: htmlPage('Connected: a page that says so and tells the console that opened it.'),
+          400: htmlPage(
+            'The callback is not valid (invalid_state, or the provider refused): a page that says why.',
+          ),
+          500: htmlPage(
+            'Something went wrong inside Grantry: a page that says so (the log has the details).',
+          ),
+          502: htmlPage('The code could not be exchanged for a token: a page with the diagnosis.'),
+        },
       },
     },
     async (request, reply) => {
@@ -177,6 +196,7 @@ export async function oauthFlowRoutes(app: FastifyInstance, context: ApiContext)
       attachValidation: true,
       schema: {
         tags: ['Discovery'],
+        operationId: 'discoverIssuer',
         summary: 'Read an issuer’s OAuth metadata (RFC 8414 / OpenID Connect Discovery)',
         description:
           'Fills an authentication form from an issuer URL. Fields are null when the provider does not publish them. 502 when the metadata cannot be read or names another issuer.',
@@ -214,6 +234,11 @@ export async function oauthFlowRoutes(app: FastifyInstance, context: ApiContext)
   );
 }
 
+/** An answer that is a page for a person, documented in Fastify's form for answers by media type. */
+function htmlPage(description: string) {
+  return { description, content: { 'text/html': { schema: Type.String() } } };
+}
+
 /** What a connect link that cannot be used says, in words for the person who clicked it. */
 const CONNECT_LINK_PAGES = {
   used: {
@@ -243,7 +268,7 @@ const CONNECT_LINK_PAGES = {
   },
 } as const;
 
-function pageStatus(outcome: FlowOutcome): number {
+function pageStatus(outcome: FlowOutcome): 200 | 400 | 500 | 502 {
   if (outcome.ok) return 200;
   if (outcome.problem.code === 'internal_error') return 500;
   // The provider or the network failed Grantry at the code exchange; anything earlier is a bad request.

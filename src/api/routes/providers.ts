@@ -1,9 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { Problem } from '../../problem.js';
-import { ProviderPresetSchema } from '../../providers/provider-preset.js';
 import type { ApiContext } from '../context.js';
-import { ErrorResponseSchema } from '../schemas.js';
+import { ErrorResponseSchema, ProviderPresetListSchema, ProviderPresetSchema } from '../schemas.js';
 import type { TypeBoxProvider } from '../type-provider.js';
 
 const tags = ['Providers'];
@@ -19,12 +18,11 @@ export async function providerRoutes(app: FastifyInstance, context: ApiContext):
       config: { access: 'runtime' },
       schema: {
         tags,
+        operationId: 'listProviders',
         summary: 'List the provider presets',
         description:
           'Presets pre-fill an authentication (POST /api/authentications with provider and providerParams). Each names the provider documentation it was taken from. redirectUri is what to register at the provider for Authorization Code.',
-        response: {
-          200: Type.Object({ items: Type.Array(ProviderPresetSchema), redirectUri: Type.String() }),
-        },
+        response: { 200: ProviderPresetListSchema },
       },
     },
     async () => ({ items: providers.list(), redirectUri: context.redirectUri }),
@@ -36,6 +34,7 @@ export async function providerRoutes(app: FastifyInstance, context: ApiContext):
       config: { access: 'runtime' },
       schema: {
         tags,
+        operationId: 'getProvider',
         summary: 'Get a provider preset',
         params: Type.Object({ id: Type.String() }),
         response: { 200: ProviderPresetSchema, 404: ErrorResponseSchema },

@@ -77,6 +77,11 @@ export async function proxyRoutes(server: FastifyInstance, context: ApiContext):
       "Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's token, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. Grantry's own failures carry an x-grantry-error header.",
     params: Type.Object({ connectorId: Type.String() }, { additionalProperties: true }),
     response: {
+      200: {
+        description:
+          "The upstream's answer as it came: its own status (any, not only 200), headers and body, of any content type.",
+        content: { '*/*': { schema: {} } },
+      },
       400: ErrorResponseSchema,
       404: ErrorResponseSchema,
       424: ErrorResponseSchema,
@@ -86,6 +91,18 @@ export async function proxyRoutes(server: FastifyInstance, context: ApiContext):
   // The methods of RFC 9110 §9.3 a REST API uses (CONNECT and TRACE make no sense through a proxy).
   const method = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
   const config = { access: 'runtime' as const };
-  server.route({ method, url: '/proxy/:connectorId', schema, config, handler: handle });
-  server.route({ method, url: '/proxy/:connectorId/*', schema, config, handler: handle });
+  server.route({
+    method,
+    url: '/proxy/:connectorId',
+    schema: { ...schema, operationId: 'proxyBaseUrl' },
+    config,
+    handler: handle,
+  });
+  server.route({
+    method,
+    url: '/proxy/:connectorId/*',
+    schema: { ...schema, operationId: 'proxy' },
+    config,
+    handler: handle,
+  });
 }

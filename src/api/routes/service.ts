@@ -12,6 +12,7 @@ export async function serviceRoutes(server: FastifyInstance, context: ApiContext
     {
       schema: {
         tags,
+        operationId: 'getHealth',
         summary: 'The process runs',
         response: { 200: Type.Object({ status: Type.Literal('ok') }) },
       },
@@ -24,10 +25,14 @@ export async function serviceRoutes(server: FastifyInstance, context: ApiContext
     {
       schema: {
         tags,
+        operationId: 'getReadiness',
         summary: 'The store answers',
         response: {
           200: Type.Object({ status: Type.Literal('ready') }),
-          503: Type.Object({ status: Type.Literal('unavailable') }),
+          503: Type.Object(
+            { status: Type.Literal('unavailable') },
+            { description: 'The store does not answer.' },
+          ),
         },
       },
     },
@@ -37,9 +42,27 @@ export async function serviceRoutes(server: FastifyInstance, context: ApiContext
     },
   );
 
-  let document: Record<string, unknown> | undefined;
-  server.get('/openapi.json', { schema: { tags, summary: 'This document (OpenAPI 3.1)' } }, async () => {
-    document ??= buildOpenApiDocument(server, context.config.publicUrl);
-    return document;
-  });
+  // Built once, on the first request (every route is registered by then), and sent as text: a
+  // string with a JSON content type skips Fastify's serializer, so the 200 below only documents it.
+  let document: string | undefined;
+  server.get(
+    '/openapi.json',
+    {
+      schema: {
+        tags,
+        operationId: 'getOpenApiDocument',
+        summary: 'This document (OpenAPI 3.1)',
+        response: {
+          200: {
+            description: 'The OpenAPI 3.1 document of this server.',
+            content: { 'application/json': { schema: Type.Object({}, { additionalProperties: true }) } },
+          },
+        },
+      },
+    },
+    async (_request, reply) => {
+      document ??= JSON.stringify(buildOpenApiDocument(server, context.config.publicUrl));
+      return reply.type('application/json; charset=utf-8').send(document);
+    },
+  );
 }

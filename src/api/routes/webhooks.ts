@@ -95,6 +95,7 @@ export async function webhookRoutes(server: FastifyInstance, context: ApiContext
       attachValidation: true,
       schema: {
         tags,
+        operationId: 'createWebhook',
         summary: 'Create a webhook',
         description:
           'Answers the signing secret (`whsec_…`) once: it is stored encrypted and never shown again. Events are signed per Standard Webhooks.',
@@ -123,6 +124,7 @@ export async function webhookRoutes(server: FastifyInstance, context: ApiContext
       attachValidation: true,
       schema: {
         tags,
+        operationId: 'listWebhooks',
         summary: 'List webhooks',
         querystring: ListQuery,
         response: { 200: WebhookListSchema, 400: ErrorResponseSchema },
@@ -156,6 +158,7 @@ export async function webhookRoutes(server: FastifyInstance, context: ApiContext
     {
       schema: {
         tags,
+        operationId: 'getWebhook',
         summary: 'Get a webhook',
         params: IdParams,
         response: { 200: WebhookViewSchema, 404: ErrorResponseSchema },
@@ -170,6 +173,7 @@ export async function webhookRoutes(server: FastifyInstance, context: ApiContext
       attachValidation: true,
       schema: {
         tags,
+        operationId: 'updateWebhook',
         summary: 'Change a webhook',
         description: '`null` for description clears it. The secret cannot be changed: create a new webhook.',
         params: IdParams,
@@ -201,6 +205,7 @@ export async function webhookRoutes(server: FastifyInstance, context: ApiContext
     {
       schema: {
         tags,
+        operationId: 'deleteWebhook',
         summary: 'Delete a webhook',
         description: 'Its pending deliveries are dropped with it.',
         params: IdParams,
@@ -220,6 +225,7 @@ export async function webhookRoutes(server: FastifyInstance, context: ApiContext
       attachValidation: true,
       schema: {
         tags,
+        operationId: 'listWebhookDeliveries',
         summary: 'List the deliveries of a webhook, newest first, with their attempts',
         params: IdParams,
         querystring: DeliveryQuery,
@@ -241,6 +247,7 @@ export async function webhookRoutes(server: FastifyInstance, context: ApiContext
     {
       schema: {
         tags,
+        operationId: 'sendTestWebhook',
         summary: 'Send a test event',
         description:
           'Enqueues a `webhook.test` event for this webhook alone (whatever it subscribed to) and answers its delivery; follow it in the deliveries list.',
