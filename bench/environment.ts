@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type App, createApp } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
+import type { App } from '../src/app.js';
 import { type ChildServer, startChild } from './child-process.js';
+import { loadGrantry } from './grantry-build.js';
 
 /** The one OAuth client registered at the suite's oidc-provider. */
 export const BENCH_CLIENT = { id: 'grantry-bench', secret: 'bench-client-secret-not-a-real-one' };
@@ -75,10 +75,14 @@ export interface InProcessGrantry {
   api<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body?: unknown): Promise<T>;
 }
 
-/** Grantry built by its composition root in this process, on a SQLite file in a temp folder. */
+/**
+ * Grantry built by its composition root (of the build in dist/, see grantry-build.ts) in this
+ * process, on a SQLite file in a temp folder.
+ */
 export async function startInProcessGrantry(extra: Record<string, string> = {}): Promise<InProcessGrantry> {
   const dataDir = mkdtempSync(join(tmpdir(), 'grantry-bench-'));
   const env = grantryEnv(dataDir, extra);
+  const { createApp, loadConfig } = await loadGrantry();
   const app = await createApp(loadConfig(env), { printBootstrapKey: false });
   const apiKey = env.GRANTRY_API_KEY as string;
   return {

@@ -19,6 +19,12 @@ export interface HttpLoadOptions {
   body?: string;
   connections: number;
   durationSeconds: number;
+  /**
+   * Requests per second across all connections; absent: as fast as the server answers (a closed
+   * loop). At a fixed rate, both sides of a comparison serve the same load, so their CPU time per
+   * request is compared at equal batching of socket reads and writes.
+   */
+  ratePerSecond?: number;
 }
 
 /** One autocannon run (HTTP/1.1 keep-alive, no pipelining). */
@@ -33,6 +39,7 @@ export async function httpLoad(options: HttpLoadOptions): Promise<HttpLoadResult
         ...(options.body === undefined ? {} : { body: options.body }),
         connections: options.connections,
         duration: options.durationSeconds,
+        ...(options.ratePerSecond === undefined ? {} : { overallRate: options.ratePerSecond }),
       },
       (error, finished) => (error ? reject(error) : resolve(finished)),
     );

@@ -5,8 +5,13 @@
  * https://www.speedscope.app.
  *
  *   npx tsx bench/profile-summary.ts bench/profiles/<file>.cpuprofile [top] [function name]
+ *   npx tsx bench/profile-summary.ts <file> --areas [µs per request]
  *
- * With a function name, also prints the call stacks that spent the most time in it.
+ * With a function name, also prints the call stacks that spent the most time in it. With
+ * `--areas`, prints only where the busy time went by area (socket writes, Node's HTTP and stream
+ * code, undici, Fastify, Grantry's own code, …) as shares of the busy samples; given the CPU time
+ * per request measured in the same run, also as microseconds per request. That is the summary
+ * docs/performance.md shows before and after a change.
  */
 import { readFileSync } from 'node:fs';
 
@@ -30,10 +35,13 @@ interface CpuProfile {
 
 const [file, topArgument, focus] = process.argv.slice(2);
 if (file === undefined) {
-  process.stderr.write('usage: npx tsx bench/profile-summary.ts <file.cpuprofile> [top]\n');
+  process.stderr.write(
+    'usage: npx tsx bench/profile-summary.ts <file.cpuprofile> [top | --areas [µs per request]]\n',
+  );
   process.exit(2);
 }
-const top = Number(topArgument ?? 25);
+const byArea = topArgument === '--areas';
+const top = byArea ? 25 : Number(topArgument ?? 25);
 const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
 
 const byId = new Map(profile.nodes.map((node) => [node.id, node]));
@@ -55,8 +63,11 @@ function place(frame: CallFrame): string {
       .split('/')
       .slice(0, 1)
       .join('/');
-  const src = url.indexOf('/src/');
+  // Grantry's own code: its sources under tsx, or its build (dist/, what the suite measures).
+  const src = url.lastIndexOf('/src/');
   if (src >= 0) return url.slice(src + 1);
+  const dist = url.lastIndexOf('/dist/');
+  if (dist >= 0) return `src/${url.slice(dist + '/dist/'.length).replace(/\.js$/, '.ts')}`;
   return url === '' ? '(native/V8)' : url.startsWith('node:') ? url : url.split('/').slice(-2).join('/');
 }
 
@@ -87,11 +98,67 @@ for (const [id, micros] of selfMicros) {
   }
 }
 
+/** The area a frame's self time belongs to, for `--areas`. */
+function area(frame: CallFrame): string {
+  const name = frame.functionName;
+  if (name === '(idle)') return 'idle';
+  if (name === '(garbage collector)') return 'garbage collection';
+  if (frame.url === '' && /^write(v|Latin1String|Utf8String|Buffer)$/.test(name)) {
+    return 'socket writes (writev and the strings it copies)';
+  }
+  const where = place(frame);
+  if (where.startsWith('src/')) return "Grantry's own code (src/)";
+  if (
+    [
+      'fastify',
+      'find-my-way',
+      'ajv',
+      'fast-json-stringify',
+      'secure-json-parse',
+      'avvio',
+      'toad-cache',
+    ].includes(where)
+  ) {
+    return 'Fastify (router, hooks, body parsing, validation, serialisation)';
+  }
+  if (where === 'undici' || where.startsWith('wasm')) return 'undici (client, llhttp)';
+  if (where === 'prom-client') return 'prom-client';
+  if (where === 'kysely' || where === 'better-sqlite3' || where === 'pg') return 'store (kysely, sqlite, pg)';
+  if (/^node:internal\/modules|^tsx|^node:internal\/deps\/cjs/.test(where))
+    return 'module loading (start-up)';
+  if (where.startsWith('node:')) return "Node's HTTP server, streams, events and timers";
+  return 'V8 and other native (program, microtasks, …)';
+}
+
 function print(title: string, entries: Map<string, number>): void {
   process.stdout.write(`\n${title}\n`);
   for (const [name, micros] of [...entries].sort((a, b) => b[1] - a[1]).slice(0, top)) {
     process.stdout.write(`${((micros / total) * 100).toFixed(1).padStart(5)}%  ${name}\n`);
   }
+}
+
+if (byArea) {
+  const perRequest = Number(focus);
+  const areas = new Map<string, number>();
+  for (const [id, micros] of selfMicros) {
+    const node = byId.get(id);
+    if (node === undefined) continue;
+    const name = area(node.callFrame);
+    areas.set(name, (areas.get(name) ?? 0) + micros);
+  }
+  const busy = total - (areas.get('idle') ?? 0);
+  areas.delete('idle');
+  process.stdout.write(
+    `${file}: ${(busy / 1e6).toFixed(1)} s busy of ${(total / 1e6).toFixed(1)} s sampled\n`,
+  );
+  for (const [name, micros] of [...areas].sort((a, b) => b[1] - a[1])) {
+    const share = micros / busy;
+    const each = Number.isFinite(perRequest)
+      ? `  ${(share * perRequest).toFixed(1).padStart(6)} µs/request`
+      : '';
+    process.stdout.write(`${(share * 100).toFixed(1).padStart(5)}%${each}  ${name}\n`);
+  }
+  process.exit(0);
 }
 
 process.stdout.write(`${file}: ${(total / 1e6).toFixed(1)} s of samples\n`);

@@ -10,7 +10,7 @@
  * `--no-write` (print only), `--cpu-prof` (profiles the Grantry process of the HTTP scenarios
  * into bench/profiles/; see bench/profile-summary.ts).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import setupTestCa from '../test/support/global-setup.js';
 import { benchScript } from './child-process.js';
 import type { ScenarioOutput, Section } from './figures.js';
+import { measuresBuild } from './grantry-build.js';
 import { consoleTable, markdownResults } from './report.js';
 
 const SCENARIOS = [
@@ -72,6 +73,26 @@ function machine(): string[] {
   ];
 }
 
+if (measuresBuild()) {
+  // The suite measures the build (bench/grantry-build.ts): make it from the sources as they are.
+  process.stderr.write('Building dist/ (tsc -p tsconfig.build.json)…\n');
+  const built = spawnSync(
+    process.execPath,
+    [
+      fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url)),
+      '-p',
+      'tsconfig.build.json',
+    ],
+    {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      stdio: 'inherit',
+    },
+  );
+  if (built.status !== 0) {
+    process.stderr.write('The build failed; nothing was measured.\n');
+    process.exit(1);
+  }
+}
 const removeCa = setupTestCa();
 const startedAt = new Date();
 const started = performance.now();

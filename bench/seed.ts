@@ -50,6 +50,7 @@ export function connectorRecord(
     headers: {},
     secretHeaders: {},
     query: {},
+    refreshOn: null,
     timeoutMs: 30_000,
     createdAt: now,
     updatedAt: now,

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { AccessControl } from './api/access.js';
 import type { ApiContext } from './api/context.js';
+import { ProxyFront } from './api/proxy-front.js';
 import { apiReferenceRoutes } from './api/routes/api-reference.js';
 import { authenticationRoutes } from './api/routes/authentications.js';
 import { connectorCallRoutes } from './api/routes/connector-calls.js';
@@ -226,7 +227,9 @@ export async function createApp(
       redirectUri,
       webhooks,
     };
-    const server = createServer(context);
+    // `/proxy/<id>/…` is served ahead of Fastify (src/api/proxy-front.ts); all else goes through it.
+    const front = new ProxyFront({ engine, access, metrics, logger });
+    const server = createServer(context, { front });
     await server.register(serviceRoutes, context);
     await server.register(authenticationRoutes, context);
     await server.register(connectorRoutes, context);

@@ -1,13 +1,14 @@
 /**
- * A Grantry instance built by the composition root in a process of its own, started with
+ * A Grantry instance built by the composition root (of the build in dist/, see grantry-build.ts)
+ * in a process of its own, started with
  * --expose-gc so its memory can be read after a collection. It reports how long createApp and
  * listen took, and answers `memory` and `cacheTokens` from the configuration-scale scenario.
  */
-import { createApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
 import { serveParent } from '../child-process.js';
+import { loadGrantry } from '../grantry-build.js';
 
 const collect = (globalThis as { gc?: () => void }).gc;
+const { createApp, loadConfig } = await loadGrantry();
 const started = performance.now();
 const app = await createApp(loadConfig(process.env), { printBootstrapKey: false });
 const address = await app.listen();

@@ -51,13 +51,30 @@ export class AccessControl {
     const key = bearer(authorization);
     const verified = key === null ? null : await this.#verify(key, now);
     if (verified === null) return this.#failed(clientAddress, now);
+    return this.#admit(verified, now);
+  }
+
+  /**
+   * The decision for a key verified within the last few seconds, without awaiting anything (the
+   * data plane's hot path); undefined when the key must be looked up, by `check`. Counts against
+   * the per-key limit exactly as `check` does, so a request is decided by one of them, never both.
+   */
+  checkKnown(authorization: string | undefined, now = Date.now()): AccessDecision | undefined {
+    const key = bearer(authorization);
+    if (key === null) return undefined;
+    const known = this.#known.get(key);
+    if (known === undefined || now >= known.until) return undefined;
+    return this.#admit(known, now);
+  }
+
+  #admit(verified: VerifiedKey, now: number): AccessDecision {
     if (this.#perKeyPerMinute !== null) {
       const window = this.#tick(this.#usage, verified.keyId, now);
       if (window.count > this.#perKeyPerMinute) {
         return { ok: false, code: 'rate_limited', retryAfterSeconds: secondsLeft(window, now) };
       }
     }
-    return { ok: true, keyId: verified.keyId, scope: verified.scope };
+    return verified.admitted;
   }
 
   /** Forget a key at once (revoked in this process). */
@@ -73,11 +90,11 @@ export class AccessControl {
     let verified: VerifiedKey | null = null;
     if (this.#bootstrapHash !== null && sameDigest(hash, this.#bootstrapHash)) {
       // The bootstrap key is the operator's own: it can do everything (docs/api.md "Access").
-      verified = { keyId: 'bootstrap', scope: 'admin' };
+      verified = verifiedKey('bootstrap', 'admin');
     } else {
       const record = await this.#store.apiKeys.findByHash(hash);
       if (record !== null && record.revokedAt === null && sameDigest(hash, record.hash)) {
-        verified = { keyId: record.id, scope: record.scope };
+        verified = verifiedKey(record.id, record.scope);
         void this.#store.apiKeys.touch(record.id, now).catch(() => {});
       }
     }
@@ -111,12 +128,19 @@ export class AccessControl {
 interface VerifiedKey {
   keyId: string;
   scope: KeyScope;
+  /** The decision that lets this key in, made once: the hot path allocates nothing for it. */
+  admitted: AccessDecision & { ok: true };
 }
+
+function verifiedKey(keyId: string, scope: KeyScope): VerifiedKey {
+  return { keyId, scope, admitted: Object.freeze({ ok: true as const, keyId, scope }) };
+}
+
+const BEARER = /^Bearer[ ]+(\S+)\s*$/i;
 
 function bearer(header: string | undefined): string | null {
   if (header === undefined) return null;
-  const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-  return match?.[1] ?? null;
+  return BEARER.exec(header)?.[1] ?? null;
 }
 
 function secondsLeft(window: Window, now: number): number {

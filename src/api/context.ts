@@ -22,7 +22,7 @@ export interface ApiContext {
   egress: Egress;
   access: AccessControl;
   logger: Logger;
-  /** This instance's Prometheus metrics (GET /metrics). */
+  /** This instance's Prometheus metrics (GET /metrics); the connector engine counts upstream calls here. */
   metrics: Metrics;
   authentications: AuthenticationService;
   connectors: ConnectorService;

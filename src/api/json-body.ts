@@ -40,7 +40,7 @@ export function installBoundedJsonParser(server: FastifyInstance): void {
   server.removeContentTypeParser('application/json');
   server.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string;
-    if (text.trim() === '') {
+    if (isBlank(text)) {
       done(null, undefined);
       return;
     }
@@ -57,4 +57,13 @@ export function installBoundedJsonParser(server: FastifyInstance): void {
     }
     parseJson(request, text, done);
   });
+}
+
+/** Only JSON whitespace (RFC 8259 §2), without making a trimmed copy of every body. */
+function isBlank(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const char = text.charCodeAt(i);
+    if (char !== 0x20 && char !== 0x09 && char !== 0x0a && char !== 0x0d) return false;
+  }
+  return true;
 }

@@ -365,6 +365,14 @@ export const DiscoveryResultSchema = named(
   }),
 );
 
+/** docs/api.md "Connectors": the statuses that make Grantry replace the token and retry once. */
+export const RefreshOnSchema = Type.Array(Type.Union([Type.Literal(401), Type.Literal(403)]), {
+  uniqueItems: true,
+  maxItems: 2,
+  description:
+    'API statuses that make Grantry drop the token, fetch a fresh one and retry once (default [401]). Add 403 for APIs that answer 403 to an expired or revoked token; a 403 whose WWW-Authenticate says insufficient_scope never refreshes. In a PATCH, null restores the default.',
+});
+
 const connectorFields = {
   name: Type.String({ minLength: 1, maxLength: 100 }),
   baseUrl: Type.String(),
@@ -379,6 +387,7 @@ const connectorFields = {
     writeOnly: true,
   }),
   query: StringMap,
+  refreshOn: RefreshOnSchema,
   timeoutMs: Type.Integer({ minimum: 1, maximum: 300000 }),
 };
 
@@ -392,6 +401,7 @@ export const ConnectorCreateSchema = named(
       headers: Type.Optional(connectorFields.headers),
       secretHeaders: Type.Optional(connectorFields.secretHeaders),
       query: Type.Optional(connectorFields.query),
+      refreshOn: Type.Optional(Nullable(connectorFields.refreshOn)),
       timeoutMs: Type.Optional(connectorFields.timeoutMs),
     },
     { additionalProperties: false },
@@ -415,6 +425,7 @@ export const ConnectorPatchSchema = named(
         ),
       ),
       query: Type.Optional(Nullable(connectorFields.query)),
+      refreshOn: Type.Optional(Nullable(connectorFields.refreshOn)),
       timeoutMs: Type.Optional(Nullable(connectorFields.timeoutMs)),
     },
     { additionalProperties: false },
@@ -434,6 +445,7 @@ export const ConnectorViewSchema = named(
         description: 'Lower-case names of the secret headers; their values are never shown.',
       }),
       query: StringMap,
+      refreshOn: RefreshOnSchema,
       timeoutMs: Type.Integer(),
       createdAt: Time,
       updatedAt: Time,

@@ -1,13 +1,25 @@
 import { randomUUID } from 'node:crypto';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type ServerOptions,
+  type ServerResponse,
+} from 'node:http';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyRequest,
+  type FastifyServerFactory,
   LogController,
+  type RawServerDefault,
 } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
 import { Problem } from '../problem.js';
 import { MasterKeyError } from '../secrets/key-ring.js';
+import type { AccessDecision } from './access.js';
 import { limitConnectionsPerClient } from './connection-limits.js';
 import type { ApiContext } from './context.js';
 import { installBoundedJsonParser } from './json-body.js';
@@ -22,12 +34,31 @@ import {
 import { schemaErrorsToFieldErrors } from './validation.js';
 
 /**
+ * A handler that sees every request before Fastify does and may take it (the proxy front,
+ * src/api/proxy-front.ts). Whatever it does not take goes through Fastify's router and hooks.
+ */
+export interface RequestFront {
+  /** True when it took the request (and will answer it); false leaves it to Fastify. */
+  serve(req: IncomingMessage, res: ServerResponse): boolean;
+  /** Fastify is closing: from now on leave every request to it (it answers 503). */
+  close(): void;
+}
+
+/** `x-request-id`: the caller's, when it is a plain token of at most 64 characters; else a new UUID. */
+export function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+}
+
+/**
  * The Fastify instance with what every area shares: the error shape, access control on `/api`
  * and `/proxy`, `Cache-Control: no-store`, and logs that never carry a secret. Areas register
- * themselves as encapsulated plugins (src/api/routes/*).
+ * themselves as encapsulated plugins (src/api/routes/*). A `front`, when given, sees each request
+ * first (see RequestFront).
  */
-export function createServer(context: ApiContext): FastifyInstance {
+export function createServer(context: ApiContext, options: { front?: RequestFront } = {}): FastifyInstance {
   const { config } = context;
+  const { front } = options;
   const server = Fastify({
     // Slow clients are cut off (see config.ts); Node checks its timeouts every
     // connectionsCheckingInterval, so short timeouts are checked more often.
@@ -37,12 +68,11 @@ export function createServer(context: ApiContext): FastifyInstance {
       headersTimeout: config.headersTimeoutMs,
       connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(config.headersTimeoutMs / 4))),
     },
+    // The HTTP server Fastify would make, with the front's listener ahead of Fastify's own.
+    serverFactory: frontedServer(config, options.front),
     loggerInstance: context.logger as FastifyBaseLogger,
     bodyLimit: context.config.bodyLimitBytes,
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
-    },
+    genReqId: requestIdOf,
     // Ajv with every error reported, no coercion and no defaults: the request is what was sent.
     ajv: {
       customOptions: { allErrors: true, coerceTypes: false, useDefaults: false, removeAdditional: false },
@@ -55,6 +85,12 @@ export function createServer(context: ApiContext): FastifyInstance {
     childLoggerFactory: (logger) => logger,
     return503OnClosing: true,
   });
+  if (front !== undefined) {
+    server.addHook('preClose', (done) => {
+      front.close();
+      done();
+    });
+  }
 
   collectOpenApiRoutes(server);
   limitConnectionsPerClient(server.server, config.maxConnectionsPerClient);
@@ -62,44 +98,33 @@ export function createServer(context: ApiContext): FastifyInstance {
 
   // The access decision (docs/api.md "Access") is made on the route the router matched, never on the
   // raw target: every spelling of a path that reaches a handler meets that handler's rule.
-  server.addHook('onRequest', async (request, reply) => {
+  // Callback-style hooks: a key verified moments ago is decided without a promise.
+  server.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
     reply.header('x-content-type-options', 'nosniff');
     const required = accessRequirementOf(request);
-    if (required === 'public') return;
+    if (required === 'public') return done();
     // Nothing matched: the not-found handler runs. A target that reads as a protected path still
     // needs a key (a probe learns nothing), any other is the console's page or a plain 404.
-    if (required === 'unmatched' && !looksProtected(request.url)) return;
+    if (required === 'unmatched' && !looksProtected(request.url)) return done();
     reply.header('cache-control', 'no-store');
-    const decision = await context.access.check(request.headers.authorization, request.ip);
-    if (!decision.ok) {
-      if (decision.code === 'rate_limited') {
-        reply.header('retry-after', String(decision.retryAfterSeconds));
-        throw new Problem('rate_limited', 'Too many requests.', {
-          hint: `Wait ${decision.retryAfterSeconds} s before trying again.`,
-        });
-      }
-      reply.header('www-authenticate', 'Bearer realm="grantry"');
-      throw new Problem('unauthorized', 'A valid API key is required.', {
-        hint: 'Send it as "Authorization: Bearer <api key>".',
-      });
-    }
-    if (required !== 'unmatched' && !scopeAllows(decision.scope, required)) {
-      throw forbidden(decision.scope, required);
-    }
+    const known = context.access.checkKnown(request.headers.authorization);
+    if (known !== undefined) return done(refusalOf(known, required, reply));
+    context.access.check(request.headers.authorization, request.ip).then(
+      (decision) => done(refusalOf(decision, required, reply)),
+      (error: unknown) => done(error as Error),
+    );
   });
 
-  server.addHook('onResponse', async (request, reply) =>
-    logRequest(request, reply.statusCode, reply.elapsedTime),
-  );
+  server.addHook('onResponse', (request, reply, done) => {
+    logRequest(context.logger, request.id, request.method, request.url, reply.statusCode, reply.elapsedTime);
+    done();
+  });
 
   server.setErrorHandler((error: FastifyError | Problem | Error, request, reply) => {
     const problem = toProblem(error, request);
     if (problem.status >= 500 && problem.code === 'internal_error') {
-      request.log.error(
-        { reqId: request.id, err: safeError(error), path: pathOnly(request.url) },
-        'request failed',
-      );
+      logRequestFailure(context.logger, request.id, request.url, error);
     }
     reply.header('cache-control', 'no-store');
     if (problem.retryAfterSeconds !== undefined)
@@ -110,12 +135,87 @@ export function createServer(context: ApiContext): FastifyInstance {
   return server;
 }
 
-/** The one log line per request. Path only: query strings can carry codes, states and provider parameters. */
-export function logRequest(request: FastifyRequest, status: number, ms: number): void {
-  request.log.info(
-    { reqId: request.id, method: request.method, path: pathOnly(request.url), status, ms },
-    'request',
-  );
+/**
+ * Makes the HTTP server as Fastify would (its `http` options, keep-alive and request timeouts),
+ * with the front, when there is one, asked first for every request.
+ */
+function frontedServer(
+  config: Config,
+  front: RequestFront | undefined,
+): FastifyServerFactory<RawServerDefault> {
+  return (handler, factoryOptions) => {
+    const listener =
+      front === undefined
+        ? handler
+        : (req: IncomingMessage, res: ServerResponse) => {
+            if (!front.serve(req, res)) handler(req, res);
+          };
+    const httpServer = createHttpServer((factoryOptions.http ?? {}) as ServerOptions, listener);
+    httpServer.keepAliveTimeout = config.idleTimeoutMs;
+    httpServer.requestTimeout = config.requestTimeoutMs;
+    return httpServer;
+  };
+}
+
+/**
+ * Why an access decision refuses a request to a route that requires `required` (unmatched: any
+ * valid key), or undefined when it may pass. Sets the answer's fields the refusal needs.
+ */
+function refusalOf(
+  decision: AccessDecision,
+  required: RouteScope | 'unmatched',
+  reply: FastifyReply,
+): Problem | undefined {
+  const refused = accessRefusal(decision, required);
+  if (refused === undefined) return undefined;
+  // Retry-After comes with the problem (the error handler writes it).
+  if (refused.code === 'unauthorized') reply.header('www-authenticate', UNAUTHORIZED_CHALLENGE);
+  return refused;
+}
+
+/** RFC 6750 §3: the challenge of an answer refused for want of a valid API key. */
+export const UNAUTHORIZED_CHALLENGE = 'Bearer realm="grantry"';
+
+/** The Problem an access decision answers with (API.md "Access"), or undefined when it lets the request in. */
+export function accessRefusal(
+  decision: AccessDecision,
+  required: RouteScope | 'unmatched',
+): Problem | undefined {
+  if (!decision.ok) {
+    if (decision.code === 'rate_limited') {
+      return new Problem('rate_limited', 'Too many requests.', {
+        hint: `Wait ${decision.retryAfterSeconds} s before trying again.`,
+        retryAfterSeconds: decision.retryAfterSeconds,
+      });
+    }
+    return new Problem('unauthorized', 'A valid API key is required.', {
+      hint: 'Send it as "Authorization: Bearer <api key>".',
+    });
+  }
+  if (required !== 'unmatched' && !scopeAllows(decision.scope, required))
+    return forbidden(decision.scope, required);
+  return undefined;
+}
+
+/**
+ * The one log line per request, at info. Path only: query strings can carry codes, states and
+ * provider parameters. Nothing is built when info is off.
+ */
+export function logRequest(
+  log: Logger,
+  reqId: string,
+  method: string,
+  url: string,
+  status: number,
+  ms: number,
+): void {
+  if (!log.isLevelEnabled('info')) return;
+  log.info({ reqId, method, path: pathOnly(url), status, ms }, 'request');
+}
+
+/** The log line of a request that failed inside Grantry (internal_error): the error by name, code and stack. */
+export function logRequestFailure(log: Logger, reqId: string, url: string, error: unknown): void {
+  log.error({ reqId, err: safeError(error), path: pathOnly(url) }, 'request failed');
 }
 
 export function toProblem(error: unknown, request?: FastifyRequest): Problem {

@@ -1,5 +1,7 @@
 import { EgressError } from '../egress/egress-error.js';
 import type { ChangeEvent, ConnectorRecord, Store } from '../store/contract.js';
+import { DEFAULT_REFRESH_ON } from './call-policy.js';
+import type { CredentialSource } from './credential-source.js';
 import { type BaseTarget, compileBaseTarget } from './target-url.js';
 
 /**
@@ -15,6 +17,12 @@ export interface ConnectorTarget extends BaseTarget {
   readonly authId: string | null;
   /** Static headers, names lower-cased. */
   readonly headers: Readonly<Record<string, string>>;
+  /** The same as a field list `[name, value, …]`, the shape requests are sent with. */
+  readonly headerList: readonly string[];
+  /** Where calls get their credential; null when the connector has no authentication. */
+  readonly credentials: CredentialSource | null;
+  /** Statuses that make the pipeline replace the credential and retry once (`refreshOn`). */
+  readonly refreshOn: ReadonlySet<number>;
   readonly timeoutMs: number;
   /** Why the base URL cannot be used (not https, not parseable), or null. */
   readonly urlProblem: EgressError | null;
@@ -23,12 +31,21 @@ export interface ConnectorTarget extends BaseTarget {
 /** Vets a base URL the way egress will (https, or http to loopback when allowed). */
 export type UrlCheck = (url: URL) => void;
 
+/**
+ * The credential source of a connector's authentication. May load the authentication to see its
+ * kind (an OAuth client, a static key); called once per compiled connector, not per call.
+ */
+export type CredentialsFor = (
+  authenticationId: string,
+) => CredentialSource | null | Promise<CredentialSource | null>;
+
 /** Opens a connector's secret headers (lower-case name → value); they are sent like the static ones. */
 export type SecretHeaderOpener = (record: ConnectorRecord) => Record<string, string>;
 
 export function compileConnector(
   record: ConnectorRecord,
   checkUrl: UrlCheck,
+  credentials: CredentialSource | null = null,
   openSecretHeaders: SecretHeaderOpener = () => ({}),
 ): ConnectorTarget {
   let parsed: URL;
@@ -55,6 +72,9 @@ export function compileConnector(
     host: parsed.host,
     authId: record.authenticationId,
     headers,
+    headerList: Object.entries(headers).flat(),
+    credentials,
+    refreshOn: new Set(record.refreshOn ?? DEFAULT_REFRESH_ON),
     timeoutMs: record.timeoutMs,
     urlProblem,
   };
@@ -68,14 +88,21 @@ export function compileConnector(
 export class ConnectorCache {
   readonly #store: Store;
   readonly #checkUrl: UrlCheck;
+  readonly #credentialsFor: CredentialsFor;
   readonly #openSecretHeaders: SecretHeaderOpener;
   readonly #entries = new Map<string, ConnectorTarget | Promise<ConnectorTarget | null>>();
   readonly #unsubscribe: () => void;
 
-  constructor(store: Store, checkUrl: UrlCheck, openSecretHeaders?: SecretHeaderOpener) {
+  constructor(
+    store: Store,
+    checkUrl: UrlCheck,
+    credentialsFor: CredentialsFor,
+    openSecretHeaders: SecretHeaderOpener = () => ({}),
+  ) {
     this.#store = store;
     this.#checkUrl = checkUrl;
-    this.#openSecretHeaders = openSecretHeaders ?? (() => ({}));
+    this.#credentialsFor = credentialsFor;
+    this.#openSecretHeaders = openSecretHeaders;
     this.#unsubscribe = store.subscribe((event) => this.#onChange(event));
   }
 
@@ -83,10 +110,8 @@ export class ConnectorCache {
   get(id: string): ConnectorTarget | Promise<ConnectorTarget | null> {
     const entry = this.#entries.get(id);
     if (entry !== undefined) return entry;
-    const loading: Promise<ConnectorTarget | null> = this.#store.connectors.get(id).then(
-      (record) => {
-        const target =
-          record === null ? null : compileConnector(record, this.#checkUrl, this.#openSecretHeaders);
+    const loading: Promise<ConnectorTarget | null> = this.#load(id).then(
+      (target) => {
         // Replace our own promise only: if it was invalidated meanwhile, the record may be stale.
         if (this.#entries.get(id) === loading) {
           if (target === null) this.#entries.delete(id);
@@ -101,6 +126,14 @@ export class ConnectorCache {
     );
     this.#entries.set(id, loading);
     return loading;
+  }
+
+  async #load(id: string): Promise<ConnectorTarget | null> {
+    const record = await this.#store.connectors.get(id);
+    if (record === null) return null;
+    const credentials =
+      record.authenticationId === null ? null : await this.#credentialsFor(record.authenticationId);
+    return compileConnector(record, this.#checkUrl, credentials, this.#openSecretHeaders);
   }
 
   close(): void {

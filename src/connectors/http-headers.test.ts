@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { retryAfterMs } from './execute.js';
+import { retryAfterMs } from '../egress/retry-after.js';
 import {
   forwardableResponseHeaders,
   headerValueProblem,

@@ -48,34 +48,109 @@ export function headerValueProblem(value: string): string | null {
 
 /** Field names listed in `Connection` (RFC 9110 §7.6.1): hop-by-hop for this message only. */
 function connectionListed(value: string | string[] | undefined): Set<string> | null {
-  if (value === undefined) return null;
+  // Nearly every message says just one of these; they name no field.
+  if (value === undefined || value === 'keep-alive' || value === 'close') return null;
   const names = new Set<string>();
   for (const part of (Array.isArray(value) ? value.join(',') : value).split(',')) {
     const name = part.trim().toLowerCase();
-    if (name !== '') names.add(name);
+    // `keep-alive` and `close` are the usual values; they name no field the caller sent.
+    if (name !== '' && name !== 'keep-alive' && name !== 'close') names.add(name);
   }
-  return names;
+  return names.size === 0 ? null : names;
+}
+
+/** What the proxy reads from its caller's request head, in one pass over Node's raw field list. */
+export interface ProxiedRequestHead {
+  /** The caller's fields that may be forwarded, `[name, value, …]`, names lower-cased. */
+  readonly fields: string[];
+  readonly contentLength: string | undefined;
+  /** The body is chunked (Transfer-Encoding): its length is unknown until it ends. */
+  readonly chunked: boolean;
 }
 
 /**
- * The proxy's outgoing request fields: the connector's static headers, then the caller's (minus
- * hop-by-hop fields, those named in Connection, Host, our own API key in Authorization, and
- * `expect`, which undici does not support), ready for the token to be added.
+ * The caller's request fields as the proxy may forward them: minus hop-by-hop fields, those named
+ * in Connection, Host, our own API key in Authorization, and `expect`, which undici does not
+ * support. Content-Length and Transfer-Encoding are read, not kept: framing is set per attempt.
+ * `raw` is Node's `rawHeaders` (names as sent, repeats kept), so no header object is built.
+ */
+export function readProxiedRequestHead(raw: readonly string[]): ProxiedRequestHead {
+  const fields: string[] = [];
+  let contentLength: string | undefined;
+  let chunked = false;
+  const connection: string[] = [];
+  for (let index = 0; index < raw.length; index += 2) {
+    const name = (raw[index] as string).toLowerCase();
+    const value = raw[index + 1] as string;
+    if (name === 'content-length') contentLength = value;
+    else if (name === 'transfer-encoding') chunked = true;
+    else if (name === 'connection') connection.push(value);
+    else if (!HOP_BY_HOP.has(name) && name !== 'host' && name !== 'authorization' && name !== 'expect') {
+      fields.push(name, value);
+    }
+  }
+  const listed =
+    connection.length === 0 ? null : connectionListed(connection.length === 1 ? connection[0] : connection);
+  if (listed === null) return { fields, contentLength, chunked };
+  const kept: string[] = [];
+  for (let index = 0; index < fields.length; index += 2) {
+    const name = fields[index] as string;
+    if (!listed.has(name)) kept.push(name, fields[index + 1] as string);
+  }
+  return { fields: kept, contentLength, chunked };
+}
+
+/**
+ * The proxy's outgoing request fields: the caller's forwardable fields, the connector's static
+ * fields the caller did not set itself, and Content-Length when the body is streamed as it came
+ * (a buffered body gets its length from undici), ready for the credential to be added.
+ */
+export function proxyRequestFields(
+  head: ProxiedRequestHead,
+  staticFields: readonly string[],
+  keepContentLength: boolean,
+): string[] {
+  const out = head.fields;
+  const callerCount = out.length;
+  for (let index = 0; index < staticFields.length; index += 2) {
+    const name = staticFields[index] as string;
+    if (!hasField(out, callerCount, name)) out.push(name, staticFields[index + 1] as string);
+  }
+  if (keepContentLength && head.contentLength !== undefined) out.push('content-length', head.contentLength);
+  return out;
+}
+
+function hasField(fields: readonly string[], end: number, name: string): boolean {
+  for (let index = 0; index < end; index += 2) if (fields[index] === name) return true;
+  return false;
+}
+
+/**
+ * `proxyRequestFields` over header objects: the connector's static headers, then the caller's
+ * (minus hop-by-hop fields, those named in Connection, Host, Authorization and Expect).
  */
 export function proxyRequestHeaders(
   staticHeaders: Readonly<Record<string, string>>,
   incoming: IncomingHttpHeaders,
   keepContentLength: boolean,
 ): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = { ...staticHeaders };
-  const listed = connectionListed(incoming.connection);
+  const raw: string[] = [];
   for (const name in incoming) {
     const value = incoming[name];
     if (value === undefined) continue;
-    if (HOP_BY_HOP.has(name) || name === 'host' || name === 'authorization' || name === 'expect') continue;
-    if (name === 'content-length' && !keepContentLength) continue;
-    if (listed?.has(name)) continue;
-    out[name] = value;
+    for (const one of Array.isArray(value) ? value : [value]) raw.push(name, one);
+  }
+  const fields = proxyRequestFields(
+    readProxiedRequestHead(raw),
+    Object.entries(staticHeaders).flat(),
+    keepContentLength,
+  );
+  const out: Record<string, string | string[]> = {};
+  for (let index = 0; index < fields.length; index += 2) {
+    const name = fields[index] as string;
+    const value = fields[index + 1] as string;
+    const earlier = out[name];
+    out[name] = earlier === undefined ? value : [...valuesOf(earlier), value];
   }
   return out;
 }
@@ -143,13 +218,15 @@ export const PROXY_CONTENT_SECURITY_POLICY = 'sandbox';
 export function proxyResponseHeaders(
   headers: Record<string, string | string[] | undefined>,
 ): Record<string, string | string[]> {
-  const forwardable = forwardableResponseHeaders(headers, true);
   const out: Record<string, string | string[]> = {};
   const policies: string[] = [];
-  for (const name in forwardable) {
-    const value = forwardable[name] as string | string[];
+  const listed = connectionListed(headers.connection);
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
     const lower = name.toLowerCase();
-    if (ORIGIN_STATE_FIELDS.has(lower) || GRANTRY_FIELDS.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower) || ORIGIN_STATE_FIELDS.has(lower) || GRANTRY_FIELDS.has(lower)) continue;
+    if (listed?.has(lower)) continue;
     if (lower === 'content-security-policy') {
       policies.push(...valuesOf(value));
       continue;
@@ -157,8 +234,8 @@ export function proxyResponseHeaders(
     const earlier = out[lower];
     out[lower] = earlier === undefined ? value : [...valuesOf(earlier), ...valuesOf(value)];
   }
-  policies.push(PROXY_CONTENT_SECURITY_POLICY);
-  out['content-security-policy'] = policies.length === 1 ? PROXY_CONTENT_SECURITY_POLICY : policies;
+  out['content-security-policy'] =
+    policies.length === 0 ? PROXY_CONTENT_SECURITY_POLICY : [...policies, PROXY_CONTENT_SECURITY_POLICY];
   return out;
 }
 

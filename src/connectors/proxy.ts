@@ -1,134 +1,148 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
 import { Problem, type ProblemCode } from '../problem.js';
-import type { CachedToken } from '../tokens/token-manager.js';
+import type { CallRules } from './call-decision.js';
+import { type CallPipeline, type UpstreamAnswer, unreachable } from './call-pipeline.js';
+import {
+  PASS_REDIRECTS_THROUGH,
+  PROXY_RETRY,
+  proxiedBodyHandling,
+  REPLAYABLE_BODY_BYTES,
+} from './call-policy.js';
 import type { ConnectorTarget } from './connector-cache.js';
-import type { ConnectorEngine } from './execute.js';
-import { proxyRequestHeaders, proxyResponseHeaders } from './http-headers.js';
+import { proxyRequestFields, proxyResponseHeaders, readProxiedRequestHead } from './http-headers.js';
 import { resolveCallPath } from './target-url.js';
 
-/**
- * Bodies up to this size are read into memory before forwarding, so that the request can be sent
- * again with a fresh token after a 401. Larger (or chunked) bodies stream straight through and a
- * 401 is passed back to the caller, since the bytes already sent cannot be sent twice.
- */
-export const REPLAYABLE_BODY_BYTES = 64 * 1024;
+export { REPLAYABLE_BODY_BYTES } from './call-policy.js';
+
+/** The proxy: connection failures that are safe to repeat are retried; statuses and redirects are the caller's. */
+export const PROXY_RULES: CallRules = { retry: PROXY_RETRY, redirects: PASS_REDIRECTS_THROUGH };
 
 export interface IncomingProxyCall {
   method: string;
   /** What follows `/proxy/:connectorId` in the request target, still percent-encoded, query included. */
   target: string;
-  headers: IncomingHttpHeaders;
+  /** Node's `rawHeaders`: names as sent, repeats kept. */
+  rawHeaders: readonly string[];
   /** The raw request body stream; read only when the request has a body. */
   body: Readable;
 }
 
-export interface ProxiedResponse {
-  status: number;
-  headers: Record<string, string | string[]>;
-  /** The upstream body stream, to be piped to the caller (never buffered). */
-  body: Dispatcher.ResponseData['body'];
-  /** The diagnosis of a 401/403 passed through, for the `x-grantry-error` header; else null. */
-  diagnosis: ProblemCode | null;
-}
+/** Fields Grantry sets on every proxied answer itself (x-request-id, cache-control, …), written last. */
+export type OwnFields = Readonly<Record<string, string>>;
+
+const ERROR_HEADER = 'x-grantry-error';
 
 /**
- * The transparent proxy: method, path, query, headers and body to `baseUrl + path`, the token
- * added, the answer streamed back unchanged (3xx included: redirects are the caller's business),
- * except for the fields that would speak for Grantry's own origin (`proxyResponseHeaders`).
+ * The transparent proxy: method, path, query, headers and body to `baseUrl + path` through the
+ * call pipeline (credential added, connection failures that are safe to repeat retried, a refused
+ * credential replaced once when the body can be sent again), the answer streamed back unchanged
+ * (3xx included: redirects are the caller's business), except for the fields that would speak for
+ * Grantry's own origin (`proxyResponseHeaders`).
  *
  * It takes no share of the execute buffer budget (ExecuteBufferBudget): no answer is buffered —
- * it is piped to the caller as it arrives and backpressure bounds what one call holds — and a
- * request body is held only up to REPLAYABLE_BODY_BYTES.
+ * each chunk is written to the caller as undici hands it over, and the upstream connection pauses
+ * while the caller's socket is full — and a request body is held only up to REPLAYABLE_BODY_BYTES.
  *
- * Uses the egress dispatcher directly: its connector enforces the address policy and the https
- * rule, and the base URL was vetted once when the connector was compiled.
+ * Resolves once the answer's head is written, with its status; `finished` is told when the answer
+ * is complete or the caller has gone. Rejects with a Problem when nothing was written, for the
+ * entry point to answer in the error shape.
  */
 export async function forwardThroughConnector(
-  engine: ConnectorEngine,
+  pipeline: CallPipeline,
   target: ConnectorTarget,
   incoming: IncomingProxyCall,
-): Promise<ProxiedResponse> {
-  if (target.urlProblem !== null) throw engine.unreachable(target.urlProblem, target);
+  res: ServerResponse,
+  own: OwnFields,
+  finished: (status: number) => void,
+): Promise<number> {
+  if (target.urlProblem !== null) throw unreachable(target.urlProblem, target);
   const resolved = resolveCallPath(target, incoming.target);
   if (!resolved.ok) {
     throw new Problem('validation_failed', 'The proxied path is not allowed.', {
       errors: [{ path: '/path', message: resolved.message }],
     });
   }
+  const head = readProxiedRequestHead(incoming.rawHeaders);
+  const handling = proxiedBodyHandling(head.contentLength, head.chunked);
+  const body =
+    handling === 'none' ? null : handling === 'buffer' ? await readSmallBody(incoming.body) : incoming.body;
+  const answer = await pipeline.run(
+    target,
+    {
+      method: incoming.method,
+      path: resolved.pathAndQuery,
+      headers: proxyRequestFields(head, target.headerList, handling === 'stream' && !head.chunked),
+      headersOutsideBase: [],
+      body,
+      replayable: handling !== 'stream',
+    },
+    PROXY_RULES,
+  );
+  writeAnswer(answer, res, own, finished);
+  return answer.head.status;
+}
 
-  const declared = incoming.headers['content-length'];
-  const chunked = incoming.headers['transfer-encoding'] !== undefined;
-  let body: Buffer | Readable | null = null;
-  let replayable = true;
-  if (chunked || (declared !== undefined && Number(declared) > REPLAYABLE_BODY_BYTES)) {
-    body = incoming.body;
-    replayable = false;
-  } else if (declared !== undefined && declared !== '0') {
-    body = await readSmallBody(incoming.body);
-  }
-  const headers = proxyRequestHeaders(target.headers, incoming.headers, !replayable && !chunked);
+/** Writes the head and pipes the body, pausing the upstream while the caller's socket is full. */
+function writeAnswer(
+  answer: UpstreamAnswer,
+  res: ServerResponse,
+  own: OwnFields,
+  finished: (status: number) => void,
+): void {
+  const { exchange } = answer;
+  const { status } = answer.head;
+  const fields = proxyResponseHeaders(answer.head.headers);
+  // Grantry's own fields go last, so they win; the upstream's versions were already dropped.
+  for (const name in own) fields[name] = own[name] as string;
+  const diagnosis = refusalCode(answer);
+  if (diagnosis !== null) fields[ERROR_HEADER] = diagnosis;
 
-  const authId = target.authId;
-  let token: CachedToken | undefined;
-  if (authId !== null) {
-    engine.usage.count(authId, 'calls');
-    token = await engine.token(authId);
+  if (res.destroyed) {
+    // The caller is gone: the answer is not wanted.
+    exchange.abort();
+    finished(status);
+    return;
   }
-  const request: Dispatcher.RequestOptions = {
-    origin: target.origin,
-    path: resolved.pathAndQuery,
-    method: incoming.method as Dispatcher.HttpMethod,
-    headers,
-    body,
-    headersTimeout: target.timeoutMs,
-  };
+  try {
+    res.writeHead(status, fields);
+  } catch (error) {
+    exchange.abort();
+    // Node refuses to write a field value with control characters (RFC 9110 §5.5).
+    throw new Problem('upstream_failed', 'The API answered with a header field that cannot be forwarded.', {
+      hint: 'The API sent a header value with control characters; fix the API, or call it through execute, which does not forward headers verbatim.',
+      provider: { status },
+      status: 502,
+      cause: error,
+    });
+  }
+  let complete = false;
+  res.once('close', () => {
+    if (!complete) exchange.abort();
+    finished(status);
+  });
+  const resume = () => exchange.resume();
+  exchange.receive({
+    chunk: (data) => {
+      if (res.write(data)) return true;
+      res.once('drain', resume);
+      return false;
+    },
+    end: (last) => {
+      complete = true;
+      if (last === undefined) res.end();
+      // Head and whole body in one write: no cork, no second syscall.
+      else res.end(last);
+    },
+    // The head is out: a broken body can only be told by a broken connection.
+    fail: () => res.destroy(),
+  });
+}
 
-  for (let retried = false; ; retried = true) {
-    if (token !== undefined) headers.authorization = token.authorization;
-    let response: Dispatcher.ResponseData;
-    try {
-      response = await engine.egress.dispatcher.request(request);
-      engine.observer.upstreamResponded(response.statusCode);
-    } catch (error) {
-      engine.observer.upstreamFailed();
-      throw engine.unreachable(error, target);
-    }
-    const status = response.statusCode;
-    let diagnosis: ProblemCode | null = null;
-    if (status === 401 && token !== undefined && authId !== null) {
-      engine.usage.count(authId, 'unauthorized');
-      // While fresh tokens of this authentication are refused too, no new one is forced: neither
-      // for a replay nor in the background (RefusedTokenBackoff).
-      const backoff = engine.tokens.refusalBackoff;
-      const pausedUntil = backoff.refused(token, retried);
-      if (replayable && !retried && pausedUntil === null) {
-        await response.body.dump({ limit: REPLAYABLE_BODY_BYTES }).catch(() => {});
-        token = await engine.token(authId, token);
-        backoff.replaced(token);
-        engine.usage.count(authId, 'refreshes');
-        continue;
-      }
-      diagnosis = 'upstream_unauthorized';
-      // The refused token must not serve the next call; fetched once for all callers refused now.
-      // Its refusal by the next call, soon, starts the pause.
-      if (!retried && pausedUntil === null) {
-        Promise.resolve(engine.token(authId, token)).then(
-          (fresh) => backoff.replaced(fresh),
-          () => {},
-        );
-      }
-    } else if (status === 403 && token !== undefined) {
-      diagnosis = 'upstream_forbidden';
-    }
-    return {
-      status,
-      headers: proxyResponseHeaders(response.headers),
-      body: response.body,
-      diagnosis,
-    };
-  }
+/** The diagnosis of a 401/403 to a request that carried the credential, for `x-grantry-error`. */
+function refusalCode(answer: UpstreamAnswer): ProblemCode | null {
+  if (answer.refusedCredential === undefined) return null;
+  return answer.head.status === 401 ? 'upstream_unauthorized' : 'upstream_forbidden';
 }
 
 async function readSmallBody(stream: Readable): Promise<Buffer> {

@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import { readBodyCapped } from '../egress/egress.js';
 
 export interface ResponseBody {
   /** Parsed JSON when the upstream said JSON and sent valid JSON; the text otherwise; null when empty. */
@@ -19,9 +18,61 @@ export function isJsonContentType(contentType: string | undefined): boolean {
 export type ReserveBytes = (heldBytes: number) => void;
 
 /**
- * Reads an upstream body for an execute result, at most `maxBytes`. A truncated JSON body is
- * returned as text: a cut document cannot be parsed, and pretending otherwise would hide the cut.
- * With `reserve`, each chunk is accounted for before it is kept (the execute buffer budget).
+ * Collects an upstream body for an execute result, at most `maxBytes`. The chunks are kept as they
+ * arrive and joined once, when the body is decoded; with `reserve`, each chunk is accounted for
+ * before it is kept (the execute buffer budget).
+ */
+export class BodyCollector {
+  readonly #maxBytes: number;
+  readonly #reserve: ReserveBytes | undefined;
+  readonly #chunks: Buffer[] = [];
+  #held = 0;
+  #truncated = false;
+
+  constructor(maxBytes: number, reserve?: ReserveBytes) {
+    this.#maxBytes = maxBytes;
+    this.#reserve = reserve;
+  }
+
+  /**
+   * Keeps a chunk (its first bytes, when it passes the cap). False once the cap is reached: the
+   * rest is not wanted. Throws what `reserve` throws, keeping nothing of the chunk.
+   */
+  add(chunk: Buffer): boolean {
+    const room = this.#maxBytes - this.#held;
+    const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    this.#reserve?.(this.#held + kept.length);
+    if (kept.length > 0) this.#chunks.push(kept);
+    this.#held += kept.length;
+    if (kept === chunk) return true;
+    this.#truncated = true;
+    return false;
+  }
+
+  /**
+   * The body as the execute result carries it. A truncated JSON body is returned as text: a cut
+   * document cannot be parsed, and pretending otherwise would hide the cut.
+   */
+  result(contentType: string | undefined): ResponseBody {
+    const truncated = this.#truncated;
+    if (this.#held === 0) return { body: null, truncated };
+    const chunks = this.#chunks;
+    const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, this.#held);
+    const text = bytes.toString('utf8');
+    if (!truncated && isJsonContentType(contentType)) {
+      try {
+        return { body: JSON.parse(text) as unknown, truncated };
+      } catch {
+        // The upstream mislabelled its body: hand it over as text rather than failing the call.
+      }
+    }
+    return { body: text, truncated };
+  }
+}
+
+/**
+ * Reads a body stream into an execute result's body (see BodyCollector). The stream is destroyed
+ * in every case — read to the end, cut at `maxBytes`, or refused — so its connection is released.
  */
 export async function readResponseBody(
   stream: Readable | AsyncIterable<Uint8Array>,
@@ -29,34 +80,16 @@ export async function readResponseBody(
   maxBytes: number,
   reserve?: ReserveBytes,
 ): Promise<ResponseBody> {
-  const source = reserve === undefined ? stream : reserved(stream, maxBytes, reserve);
-  const { bytes, truncated } = await readBodyCapped(source, maxBytes);
-  if (bytes.length === 0) return { body: null, truncated };
-  const text = bytes.toString('utf8');
-  if (!truncated && isJsonContentType(contentType)) {
-    try {
-      return { body: JSON.parse(text) as unknown, truncated };
-    } catch {
-      // The upstream mislabelled its body: hand it over as text rather than failing the call.
-    }
-  }
-  return { body: text, truncated };
-}
-
-async function* reserved(
-  stream: Readable | AsyncIterable<Uint8Array>,
-  maxBytes: number,
-  reserve: ReserveBytes,
-): AsyncGenerator<Uint8Array> {
-  let received = 0;
+  const collector = new BodyCollector(maxBytes, reserve);
   try {
     for await (const chunk of stream as AsyncIterable<Uint8Array>) {
-      received += chunk.byteLength;
-      reserve(Math.min(received, maxBytes));
-      yield chunk;
+      const bytes = Buffer.isBuffer(chunk)
+        ? chunk
+        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      if (!collector.add(bytes)) break;
     }
   } finally {
-    // Stopped early (cut at maxBytes, or refused): the connection must not wait for the rest.
     if ('destroy' in stream && !stream.destroyed) stream.destroy();
   }
+  return collector.result(contentType);
 }

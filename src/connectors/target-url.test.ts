@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compileBaseTarget, isBelowBase, resolveCallPath } from './target-url.js';
+import { compileBaseTarget, isBelowBase, resolveCallPath, resolveCallPathInFull } from './target-url.js';
 
 const base = compileBaseTarget(new URL('https://api.example.test/v1/'), { key: 'a b', n: '1' });
 const root = compileBaseTarget(new URL('https://api.example.test'), {});
@@ -105,5 +106,48 @@ describe('isBelowBase (where a redirect may take credentials)', () => {
   it('takes the whole origin for a base URL at the root', () => {
     expect(at(root, 'https://api.example.test/anything/at/all')).toBe(true);
     expect(at(root, 'https://other.example.test/')).toBe(false);
+  });
+});
+
+describe('resolveCallPath on plain paths', () => {
+  // Characters that matter to some rule: separators, dots, escapes, schemes, non-ASCII, controls.
+  const alphabet = [
+    'a',
+    'Z',
+    '0',
+    '/',
+    '.',
+    '..',
+    '%',
+    '%2e',
+    '%2F',
+    ';',
+    ':',
+    '?',
+    '=',
+    '&',
+    '#',
+    '\\',
+    ' ',
+    'é',
+    '~',
+    '@',
+    '\u0000',
+    "'",
+  ];
+  const raws = fc.array(fc.constantFrom(...alphabet), { maxLength: 12 }).map((parts) => parts.join(''));
+
+  it('gives what the full rules give, for any path (property)', () => {
+    fc.assert(
+      fc.property(raws, fc.constantFrom('', 'x=1'), (raw, extra) => {
+        for (const target of [base, root]) {
+          expect(resolveCallPath(target, raw, extra)).toEqual(resolveCallPathInFull(target, raw, extra));
+          expect(resolveCallPath(target, `/${raw}`, extra)).toEqual(
+            resolveCallPathInFull(target, `/${raw}`, extra),
+          );
+        }
+      }),
+      { numRuns: 3000 },
+    );
   });
 });

@@ -52,8 +52,69 @@ const QUERY_UNSAFE = /[^A-Za-z0-9\-._~!$&'()*+,;=:@%/?]/gu;
  * Resolves a caller's `path[?query]` below the base path. Dot segments are resolved (RFC 3986
  * §5.2.4); one that would climb above the base path is refused, as is every encoded variant.
  * Characters that may not appear raw in a path are percent-encoded; existing `%XX` stay.
+ *
+ * Most paths are plain — `/items/42?page=2` — and need none of that: they are recognised in one
+ * pass and used as they are (`plainResolution`); every other path takes the full rules.
  */
 export function resolveCallPath(base: BaseTarget, raw: string, extraQuery = ''): ResolvedPath {
+  return plainResolution(base, raw, extraQuery) ?? resolveCallPathInFull(base, raw, extraQuery);
+}
+
+/**
+ * The resolution of a path that only the full rules can change in nothing: it starts with one
+ * `/`, its path holds only unreserved characters and sub-delims, `@` and `/` (no `%`, no `:`, no
+ * segment starting with `.`, nothing outside ASCII), and its query only characters a query may
+ * carry raw (no `%`, no `#`). Null for every other path. A test holds it equal to the full rules.
+ */
+function plainResolution(base: BaseTarget, raw: string, extraQuery: string): ResolvedPath | null {
+  const length = raw.length;
+  if (length < 2 || raw.charCodeAt(0) !== 0x2f || raw.charCodeAt(1) === 0x2f) return null;
+  let index = 1;
+  let segmentStart = true;
+  for (; index < length; index++) {
+    const code = raw.charCodeAt(index);
+    if (code === 0x3f /* ? */) break;
+    if (code === 0x2f /* / */) {
+      segmentStart = true;
+      continue;
+    }
+    if (segmentStart && code === 0x2e /* . */) return null;
+    segmentStart = false;
+    if (!(code < 128 && PLAIN_PATH[code] === 1)) return null;
+  }
+  const queryAt = index;
+  for (index++; index < length; index++) {
+    const code = raw.charCodeAt(index);
+    if (!(code < 128 && PLAIN_QUERY[code] === 1)) return null;
+  }
+  const path = queryAt === length ? raw : raw.slice(0, queryAt);
+  const query = queryAt >= length - 1 ? '' : raw.slice(queryAt + 1);
+  let fullQuery = base.staticQuery;
+  if (query !== '') fullQuery = fullQuery === '' ? query : `${fullQuery}&${query}`;
+  if (extraQuery !== '') fullQuery = fullQuery === '' ? extraQuery : `${fullQuery}&${extraQuery}`;
+  const resolved = base.basePath + path;
+  return { ok: true, pathAndQuery: fullQuery === '' ? resolved : `${resolved}?${fullQuery}` };
+}
+
+/** ASCII lookup tables: 1 for the characters a plain path (or query) may hold as they are. */
+const PLAIN_PATH = asciiTable("A-Za-z0-9-._~!$&'()*+,;=@");
+const PLAIN_QUERY = asciiTable("A-Za-z0-9-._~!$&'()*+,;=:@/?");
+
+function asciiTable(ranges: string): Uint8Array {
+  const table = new Uint8Array(128);
+  for (let index = 0; index < ranges.length; index++) {
+    if (ranges[index + 1] === '-' && index + 2 < ranges.length) {
+      for (let code = ranges.charCodeAt(index); code <= ranges.charCodeAt(index + 2); code++) table[code] = 1;
+      index += 2;
+    } else {
+      table[ranges.charCodeAt(index)] = 1;
+    }
+  }
+  return table;
+}
+
+/** `resolveCallPath` by the full rules, for every path (exported for the test of `plainResolution`). */
+export function resolveCallPathInFull(base: BaseTarget, raw: string, extraQuery = ''): ResolvedPath {
   if (CONTROL_OR_BACKSLASH.test(raw)) {
     return { ok: false, message: 'must not contain control characters or backslashes' };
   }

@@ -480,6 +480,18 @@ const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 function capResponse(response: UndiciResponse, maxBytes: number, host: string): UndiciResponse {
   const source = response.body;
   if (source === null || NULL_BODY_STATUSES.has(response.status)) return response;
+  // A declared length within the cap already bounds the body: the HTTP/1.1 parser reads exactly
+  // Content-Length bytes (RFC 9112 §6.3) and fails the response on fewer. Not so for an encoded
+  // body, which fetch decodes to any size.
+  const declared = Number(response.headers.get('content-length') ?? Number.NaN);
+  const encoding = response.headers.get('content-encoding');
+  if (
+    Number.isSafeInteger(declared) &&
+    declared <= maxBytes &&
+    (encoding === null || encoding === 'identity')
+  ) {
+    return response;
+  }
   const reader = source.getReader();
   let received = 0;
   const capped = new ReadableStream<Uint8Array>(

@@ -73,8 +73,11 @@ export interface SecretRedaction {
 }
 
 export function secretRedaction(sent: SentSecrets): SecretRedaction {
-  const forms = secretForms(sent);
+  // Built on first use: most requests succeed and never have anything to redact, while building
+  // every encoded form of every secret costs more than the rest of a token request's own work.
+  let forms: string[] | null = null;
   const text = (value: string): string => {
+    forms ??= secretForms(sent);
     let redacted = value;
     for (const form of forms) if (redacted.includes(form)) redacted = redacted.split(form).join(REDACTED);
     return redacted;

@@ -1,3 +1,4 @@
+import { retryAfterMs } from '../egress/retry-after.js';
 import type { ProviderAnswer } from '../problem.js';
 import { isHeaderSafeValue } from './header-value.js';
 import { OAuthError, problemCodeForProviderError, type ResponseFacts } from './oauth-error.js';
@@ -64,11 +65,8 @@ export function parseTokenResponse(response: RawTokenResponse, options: ReadOpti
 
 /** Seconds from a Retry-After header (delay-seconds or an HTTP-date), or undefined. */
 export function retryAfterSeconds(header: string | null, now = Date.now()): number | undefined {
-  if (header === null || header.trim() === '') return undefined;
-  const trimmed = header.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed);
-  const date = Date.parse(trimmed);
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
+  const ms = retryAfterMs(header ?? undefined, now);
+  return ms === null ? undefined : Math.ceil(ms / 1000);
 }
 
 function parseOrThrow(response: RawTokenResponse, redact: Redact): TokenSet {

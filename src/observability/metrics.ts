@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { HotPathHistogram } from './hot-path-histogram.js';
 
 /** What the token manager reports (its `observe` option). */
 export type TokenObservation =
@@ -23,7 +24,9 @@ const NO_RESPONSE = 'error';
 /** Lock waits are usually near zero; a wait of seconds means another instance is refreshing slowly. */
 const LOCK_WAIT_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 /** Proxied calls span fast internal APIs to slow third-party ones (timeouts up to 300 s). */
-const PROXY_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+const PROXY_DURATION_BUCKETS: number[] = [
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
+];
 
 /**
  * The Prometheus metrics of one Grantry instance (GET /metrics). Each app owns its own registry, so
@@ -34,10 +37,12 @@ export class Metrics {
   readonly #tokenRequests: Counter<'outcome'>;
   readonly #refreshes: Counter;
   readonly #lockWait: Histogram;
-  readonly #proxyDuration: Histogram;
-  /** Per status class, so counting an answer looks up no labels. */
-  readonly #upstreamByClass: { inc(): void }[];
-  readonly #upstreamFailed: { inc(): void };
+  readonly #proxyDuration: HotPathHistogram;
+  /**
+   * Upstream answers per status class (1xx–5xx), then answerless requests: plain numbers counted
+   * on the hot path, read into the counter when scraped (as the cache hits are).
+   */
+  readonly #upstream = [0, 0, 0, 0, 0, 0];
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -62,15 +67,23 @@ export class Metrics {
         if (readCacheHits !== undefined) this.inc(readCacheHits());
       },
     });
-    const upstream = new Counter({
+    const upstream = this.#upstream;
+    new Counter({
       name: 'grantry_upstream_requests_total',
       help: 'HTTP requests sent to connector APIs (every attempt), by status class; "error" when none answered.',
       labelNames: ['status_class'],
       registers,
+      collect() {
+        this.reset();
+        STATUS_CLASSES.forEach((statusClass, index) => {
+          const count = upstream[index] as number;
+          if (count > 0) this.inc({ status_class: statusClass }, count);
+        });
+        const failed = upstream[STATUS_CLASSES.length] as number;
+        if (failed > 0) this.inc({ status_class: NO_RESPONSE }, failed);
+      },
     });
-    this.#upstreamByClass = STATUS_CLASSES.map((statusClass) => upstream.labels(statusClass));
-    this.#upstreamFailed = upstream.labels(NO_RESPONSE);
-    this.#proxyDuration = new Histogram({
+    this.#proxyDuration = new HotPathHistogram({
       name: 'grantry_proxy_duration_seconds',
       help: 'Time from receiving a /proxy request to the end of the upstream response.',
       buckets: PROXY_DURATION_BUCKETS,
@@ -98,13 +111,15 @@ export class Metrics {
 
   /** An upstream API answered with `status` (count every attempt: retries and the 401 retry too). */
   upstreamResponded(status: number): void {
-    const counter = this.#upstreamByClass[Math.floor(status / 100) - 1];
-    (counter ?? this.#upstreamFailed).inc();
+    const index = Math.floor(status / 100) - 1;
+    const slot = index >= 0 && index < STATUS_CLASSES.length ? index : STATUS_CLASSES.length;
+    this.#upstream[slot] = (this.#upstream[slot] as number) + 1;
   }
 
   /** An upstream request ended without an HTTP answer (connection, TLS, timeout, egress denied). */
   upstreamFailed(): void {
-    this.#upstreamFailed.inc();
+    const slot = STATUS_CLASSES.length;
+    this.#upstream[slot] = (this.#upstream[slot] as number) + 1;
   }
 
   /** One `/proxy` request took `seconds`, until the response was streamed back or failed. */

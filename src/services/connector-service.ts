@@ -75,6 +75,7 @@ export class ConnectorService {
       headers: draft.headers ?? {},
       secretHeaders: this.#sealHeaders(id, given.secretHeaders, {}),
       query: draft.query ?? {},
+      refreshOn: given.refreshOn ?? null,
       timeoutMs: draft.timeoutMs ?? DEFAULT_CONNECTOR_TIMEOUT_MS,
       createdAt: now,
       updatedAt: now,
@@ -142,6 +143,8 @@ export class ConnectorService {
       headers: draft.headers ?? {},
       secretHeaders: this.#sealHeaders(record.id, given.secretHeaders, keptSealed),
       query: draft.query ?? {},
+      // null restores the default (docs/api.md: in a PATCH, null clears an optional field).
+      refreshOn: cleared('refreshOn') ? null : (given.refreshOn ?? record.refreshOn),
       timeoutMs: draft.timeoutMs ?? DEFAULT_CONNECTOR_TIMEOUT_MS,
       updatedAt: Date.now(),
     };
@@ -201,6 +204,8 @@ export class ConnectorService {
 
 interface ConnectorRequest {
   values: Omit<ConnectorDraft, 'secretHeaders' | 'storedSecretHeaders'>;
+  /** The statuses that replace the token, deduplicated and in order; undefined when absent or malformed. */
+  refreshOn: ConnectorRecord['refreshOn'] | undefined;
   secretHeaders: Record<string, string>;
   removedSecretHeaders: string[];
   nulls: Set<string>;
@@ -230,7 +235,13 @@ function readConnectorRequest(body: Record<string, unknown>): ConnectorRequest {
       else if (value === null) removedSecretHeaders.push(name);
     }
   }
-  return { values, secretHeaders, removedSecretHeaders, nulls };
+  return { values, refreshOn: refreshOnOf(body.refreshOn), secretHeaders, removedSecretHeaders, nulls };
+}
+
+/** `refreshOn` as sent: the statuses in their order of importance, or undefined (the schema says what is wrong). */
+function refreshOnOf(value: unknown): NonNullable<ConnectorRecord['refreshOn']> | undefined {
+  if (!Array.isArray(value) || !value.every((status) => status === 401 || status === 403)) return undefined;
+  return ([401, 403] as const).filter((status) => value.includes(status));
 }
 
 function isStringMap(value: unknown): value is Record<string, string> {

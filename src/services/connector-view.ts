@@ -1,3 +1,4 @@
+import { DEFAULT_REFRESH_ON } from '../connectors/call-policy.js';
 import type { ConnectorRecord } from '../store/contract.js';
 
 /** A connector as the API answers it (docs/api.md "Connectors"): secret header values never, their names only. */
@@ -10,6 +11,8 @@ export interface ConnectorView {
   /** Lower-case names of the secret headers (their values are write-only). */
   secretHeaderNames: string[];
   query: Record<string, string>;
+  /** The statuses that make Grantry replace the token and retry once; [401] unless set. */
+  refreshOn: (401 | 403)[];
   timeoutMs: number;
   createdAt: string;
   updatedAt: string;
@@ -26,6 +29,7 @@ export function connectorView(record: ConnectorRecord): ConnectorView {
     headers: record.headers,
     secretHeaderNames: Object.keys(record.secretHeaders).sort(),
     query: record.query,
+    refreshOn: [...(record.refreshOn ?? DEFAULT_REFRESH_ON)],
     timeoutMs: record.timeoutMs,
     createdAt: iso(record.createdAt),
     updatedAt: iso(record.updatedAt),

@@ -106,6 +106,7 @@ function connector(overrides: Partial<ConnectorRecord> = {}): ConnectorRecord {
     headers: { 'x-tenant': 'acme' },
     secretHeaders: {},
     query: { version: '2' },
+    refreshOn: null,
     timeoutMs: 30_000,
     createdAt: 1_700_000_000_000,
     updatedAt: 1_700_000_000_000,
@@ -418,7 +419,13 @@ describe.each(targets)('store contract: $name', (target) => {
       await store.connectors.insert(first);
       await store.connectors.insert(second);
 
-      const changed = { ...first, baseUrl: 'https://api.example.test/v2', timeoutMs: 5_000, updatedAt: 99 };
+      const changed: ConnectorRecord = {
+        ...first,
+        baseUrl: 'https://api.example.test/v2',
+        refreshOn: [401, 403],
+        timeoutMs: 5_000,
+        updatedAt: 99,
+      };
       expect(await store.connectors.update(changed)).toBe(true);
       expect(await store.connectors.get(first.id)).toEqual(changed);
       expect(await store.connectors.update(connector())).toBe(false);

@@ -99,6 +99,11 @@ export interface ConnectorRecord {
   /** Headers whose values are secret, sealed, keyed by lower-case name. */
   secretHeaders: SealedSecrets;
   query: Record<string, string>;
+  /**
+   * API statuses that make Grantry replace the credential and retry once; null means the default
+   * (401 only), so a connector that never chose follows the default if it changes.
+   */
+  refreshOn: (401 | 403)[] | null;
   timeoutMs: number;
   createdAt: number;
   updatedAt: number;

@@ -6,7 +6,7 @@
  */
 import BetterSqlite3 from 'better-sqlite3';
 import type { ColumnDataType, ColumnDefinitionBuilder, Kysely, SelectQueryBuilder } from 'kysely';
-import { PostgresDialect, SqliteDialect } from 'kysely';
+import { PostgresDialect, type SqliteDatabase, SqliteDialect } from 'kysely';
 import pg from 'pg';
 import type { ChangeEvent } from './contract.js';
 import type { Database } from './schema.js';
@@ -71,7 +71,34 @@ export function createSqliteDialect(file: string): {
   database.pragma('synchronous = NORMAL');
   database.pragma('busy_timeout = 5000');
   database.pragma('foreign_keys = ON');
-  return { dialect: new SqliteDialect({ database }), database };
+  return { dialect: new SqliteDialect({ database: withStatementCache(database) }), database };
+}
+
+/** Distinct statements kept prepared; Grantry's repositories issue a few dozen. */
+const STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * The database as Kysely sees it, with its statements prepared once. Kysely's SQLite driver
+ * prepares every query anew, and preparing costs about as much as running the small queries of
+ * the token path; the SQL text of a query is the same each time (values are bound parameters),
+ * so a prepared statement is reused. A statement still busy (an open iterator) is not handed out
+ * again: a fresh one is prepared instead.
+ */
+function withStatementCache(database: BetterSqlite3.Database): SqliteDatabase {
+  const prepared = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => database.close(),
+    prepare(sql) {
+      const cached = prepared.get(sql);
+      if (cached !== undefined && !cached.busy) return cached;
+      const statement = database.prepare(sql);
+      if (cached === undefined) {
+        if (prepared.size >= STATEMENT_CACHE_SIZE) prepared.clear();
+        prepared.set(sql, statement);
+      }
+      return statement;
+    },
+  };
 }
 
 const INT8_OID = 20;

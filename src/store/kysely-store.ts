@@ -159,6 +159,7 @@ function connectorToRow(record: ConnectorRecord): ConnectorsTable {
     headers: toJson(record.headers),
     secret_headers: toJson(record.secretHeaders),
     query: toJson(record.query),
+    refresh_on: record.refreshOn === null ? null : toJson(record.refreshOn),
     timeout_ms: record.timeoutMs,
     created_at: record.createdAt,
     updated_at: record.updatedAt,
@@ -174,6 +175,7 @@ function connectorFromRow(row: Selectable<ConnectorsTable>): ConnectorRecord {
     headers: JSON.parse(row.headers) as Record<string, string>,
     secretHeaders: JSON.parse(row.secret_headers) as SealedSecrets,
     query: JSON.parse(row.query) as Record<string, string>,
+    refreshOn: row.refresh_on === null ? null : (JSON.parse(row.refresh_on) as (401 | 403)[]),
     timeoutMs: row.timeout_ms,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -594,25 +596,28 @@ export class KyselyStore implements Store {
     const db = this.#db;
     return {
       append: async (authId, event, keep) => {
-        await db.transaction().execute(async (trx) => {
-          await trx
-            .insertInto('events')
-            .values({ auth_id: authId, at: event.at, type: event.type, detail: toJson(event.detail) })
-            .execute();
-          await trx
-            .deleteFrom('events')
-            .where('auth_id', '=', authId)
-            .where('id', 'not in', (eb) =>
-              eb
-                .selectFrom('events')
-                .select('id')
-                .where('auth_id', '=', authId)
-                .orderBy('at', 'desc')
-                .orderBy('id', 'desc')
-                .limit(Math.max(0, Math.floor(keep))),
-            )
-            .execute();
-        });
+        await db
+          .insertInto('events')
+          .values({ auth_id: authId, at: event.at, type: event.type, detail: toJson(event.detail) })
+          .execute();
+        // Deletes only what lies past the newest `keep` (usually one row, or none), found through
+        // the (auth_id, at) index, rather than testing every row of the authentication against
+        // the kept ones. Not in one transaction with the insert: a crash in between leaves one
+        // event too many, which the next append trims; the timeline is a record, not a ledger.
+        await db
+          .deleteFrom('events')
+          .where('id', 'in', (eb) =>
+            eb
+              .selectFrom('events')
+              .select('id')
+              .where('auth_id', '=', authId)
+              .orderBy('at', 'desc')
+              .orderBy('id', 'desc')
+              // SQLite takes OFFSET only after a LIMIT; this one is no limit at all.
+              .limit(Number.MAX_SAFE_INTEGER)
+              .offset(Math.max(0, Math.floor(keep))),
+          )
+          .execute();
       },
       list: async (authId, limit) => {
         const rows = await db

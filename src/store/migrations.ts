@@ -175,30 +175,12 @@ export function buildMigrations(engine: Pick<Engine, 'serialPrimaryKey'>): Recor
           .execute();
       },
     },
-    '0006_connect_links': {
+    '0004_connector_refresh_on': {
+      // The statuses that make Grantry replace a refused token (docs/api.md "Connectors": refreshOn).
+      // Null for every existing connector: they keep the default, a 401 only.
       // biome-ignore lint/suspicious/noExplicitAny: a migration sees the database as it was then.
       async up(db: Kysely<any>): Promise<void> {
-        await db.schema
-          .createTable('connect_links')
-          .addColumn('token_hash', 'text', (column) => column.primaryKey())
-          .addColumn('auth_id', 'text', (column) =>
-            column.notNull().references('authentications.id').onDelete('cascade'),
-          )
-          .addColumn('generation', 'integer', (column) => column.notNull())
-          .addColumn('created_at', 'bigint', (column) => column.notNull())
-          .addColumn('expires_at', 'bigint', (column) => column.notNull())
-          .addColumn('used_at', 'bigint')
-          .execute();
-        await db.schema
-          .createIndex('connect_links_expires_at_index')
-          .on('connect_links')
-          .column('expires_at')
-          .execute();
-        await db.schema
-          .createIndex('connect_links_auth_id_index')
-          .on('connect_links')
-          .column('auth_id')
-          .execute();
+        await db.schema.alterTable('connectors').addColumn('refresh_on', 'text').execute();
       },
     },
     '0005_webhooks': {
@@ -292,6 +274,32 @@ export function buildMigrations(engine: Pick<Engine, 'serialPrimaryKey'>): Recor
           .addColumn('failures', 'integer', (column) => column.notNull())
           .addColumn('first_failure_at', 'bigint')
           .addColumn('updated_at', 'bigint', (column) => column.notNull())
+          .execute();
+      },
+    },
+    '0006_connect_links': {
+      // biome-ignore lint/suspicious/noExplicitAny: a migration sees the database as it was then.
+      async up(db: Kysely<any>): Promise<void> {
+        await db.schema
+          .createTable('connect_links')
+          .addColumn('token_hash', 'text', (column) => column.primaryKey())
+          .addColumn('auth_id', 'text', (column) =>
+            column.notNull().references('authentications.id').onDelete('cascade'),
+          )
+          .addColumn('generation', 'integer', (column) => column.notNull())
+          .addColumn('created_at', 'bigint', (column) => column.notNull())
+          .addColumn('expires_at', 'bigint', (column) => column.notNull())
+          .addColumn('used_at', 'bigint')
+          .execute();
+        await db.schema
+          .createIndex('connect_links_expires_at_index')
+          .on('connect_links')
+          .column('expires_at')
+          .execute();
+        await db.schema
+          .createIndex('connect_links_auth_id_index')
+          .on('connect_links')
+          .column('auth_id')
           .execute();
       },
     },

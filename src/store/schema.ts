@@ -41,6 +41,8 @@ export interface ConnectorsTable {
   secret_headers: string;
   /** JSON object of string values. */
   query: string;
+  /** JSON array of statuses (401, 403); null for the default. Added by 0004_connector_refresh_on. */
+  refresh_on: string | null;
   timeout_ms: number;
   created_at: number;
   updated_at: number;

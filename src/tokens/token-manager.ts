@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EgressError } from '../egress/egress-error.js';
+import { RETRYABLE_STATUSES } from '../egress/retry-after.js';
 import {
   clientAuthCandidates,
   isClientAuthMethod,
@@ -782,9 +783,16 @@ export class TokenManager {
     this.#behind(() => this.#onStatusChange(change));
   }
 
-  /** Runs a write after the caller has its token; failures are only logged by the caller of `settled`. */
+  /**
+   * Runs a write after the caller has its token; failures are only logged by the caller of
+   * `settled`. It starts on the next turn of the event loop, not at once: the store's queries run
+   * one at a time (SQLite: one connection, synchronous), so a write started now would hold up
+   * whatever the caller does next — typically the next store read — while started later it runs
+   * in the time the process waits on the network anyway.
+   */
   #behind(write: () => Promise<void>): void {
-    const pending = write()
+    const pending = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(write)
       .catch(() => {
         // A lost timeline entry is not worth failing a call for (the authentication was deleted).
       })
@@ -1029,7 +1037,7 @@ function retryDelay(error: unknown, delay: number | undefined): number | null {
   }
   if (error instanceof Problem && error.code === 'token_fetch_failed') {
     const status = error.provider?.status;
-    if (status !== 429 && status !== 502 && status !== 503 && status !== 504) return null;
+    if (status === undefined || !RETRYABLE_STATUSES.has(status)) return null;
     const retryAfter = error instanceof OAuthError ? error.facts.retryAfterSeconds : undefined;
     if (retryAfter === undefined) return delay;
     const wait = retryAfter * 1000;

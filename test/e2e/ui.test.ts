@@ -262,9 +262,16 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
       (select) => (select as HTMLSelectElement).selectedOptions[0]?.textContent ?? '',
     );
     expect(selected).toContain('CRM (password grant)');
+    // This CRM answers 403 to an expired token: one fresh token and one retry then too.
+    await sidebar.getByLabel('Also refresh on 403').check();
 
     await sidebar.getByRole('button', { name: 'Create connector' }).click();
     await sidebar.getByRole('heading', { name: 'CRM API' }).waitFor();
+    const saved = (await grantry.api('GET', '/api/connectors')).body.items.find(
+      (item: { name: string }) => item.name === 'CRM API',
+    );
+    expect(saved?.refreshOn).toEqual([401, 403]);
+    expect(await sidebar.getByLabel('Also refresh on 403').isChecked()).toBe(true);
     // /status/200 answers JSON without echoing the request (an echo would show the bearer token).
     await sidebar.getByLabel('Path').fill('/status/200');
     await sidebar.getByRole('button', { name: 'Test', exact: true }).click();

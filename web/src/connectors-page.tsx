@@ -47,6 +47,8 @@ interface ConnectorDraft {
   removedSecretHeaders: string[];
   query: KeyValueRow[];
   timeoutMs: string;
+  /** The API statuses that make Grantry fetch a fresh token and retry once (docs/api.md refreshOn). */
+  refreshOn: (401 | 403)[];
   authenticationId: string;
   creatingAuthentication: boolean;
   authenticationDraft: AuthenticationDraft;
@@ -64,6 +66,7 @@ function emptyConnectorDraft(): ConnectorDraft {
     removedSecretHeaders: [],
     query: [],
     timeoutMs: '30000',
+    refreshOn: [401],
     authenticationId: '',
     creatingAuthentication: false,
     authenticationDraft: emptyAuthenticationDraft(),
@@ -81,8 +84,18 @@ function draftFromConnector(view: ConnectorView): ConnectorDraft {
     headers: rowsFromRecord(view.headers),
     query: rowsFromRecord(view.query),
     timeoutMs: String(view.timeoutMs),
+    refreshOn: view.refreshOn,
     authenticationId: view.authenticationId ?? '',
   };
+}
+
+/** A draft kept from before refreshOn existed has none: it means the default. */
+function refreshOnOf(draft: ConnectorDraft): (401 | 403)[] {
+  return draft.refreshOn ?? [401];
+}
+
+function isDefaultRefreshOn(refreshOn: readonly number[]): boolean {
+  return refreshOn.length === 1 && refreshOn[0] === 401;
 }
 
 /** Secret headers to send: the typed ones, and `null` for each stored one removed. */
@@ -110,6 +123,9 @@ function requestOf(draft: ConnectorDraft): ConnectorRequest {
   if (Object.keys(secrets).length > 0) body.secretHeaders = secrets;
   const timeout = draft.timeoutMs.trim();
   if (timeout) body.timeoutMs = /^\d+$/.test(timeout) ? Number(timeout) : Number.NaN;
+  // null is the default ([401]), so a connector that never chose follows the default.
+  const refreshOn = refreshOnOf(draft);
+  body.refreshOn = isDefaultRefreshOn(refreshOn) ? null : refreshOn;
   return body;
 }
 
@@ -125,7 +141,8 @@ function isConnectorDirty(draft: ConnectorDraft, view: ConnectorView | undefined
     !same(next.headers, view.headers) ||
     !same(next.query, view.query) ||
     next.secretHeaders !== undefined ||
-    (next.timeoutMs ?? 30000) !== view.timeoutMs
+    (next.timeoutMs ?? 30000) !== view.timeoutMs ||
+    JSON.stringify(next.refreshOn ?? [401]) !== JSON.stringify(view.refreshOn)
   );
 }
 
@@ -139,6 +156,7 @@ const connectorFieldLabels: Record<string, string> = {
   '/query': 'Query parameters',
   '/timeoutMs': 'Timeout',
   '/authenticationId': 'Authentication',
+  '/refreshOn': 'Also refresh on 403',
 };
 
 /** Path B: Integrations › REST API connectors — the list and the configuration sidebar. */
@@ -484,6 +502,26 @@ function ConnectorSidebar({
         </div>
         {!draft.creatingAuthentication && selectedAuth && (
           <SelectedAuthentication authentication={selectedAuth} />
+        )}
+        {(draft.authenticationId !== '' || draft.creatingAuthentication) && (
+          <div className={errors['/refreshOn'] ? 'field checkbox has-error' : 'field checkbox'}>
+            <input
+              id={id('refreshOn')}
+              type="checkbox"
+              checked={refreshOnOf(draft).includes(403)}
+              aria-describedby={id('refreshOn-hint')}
+              onChange={(event) => set('refreshOn', event.target.checked ? [401, 403] : [401])}
+            />
+            <label htmlFor={id('refreshOn')}>Also refresh on 403</label>
+            <p className="field-hint" id={id('refreshOn-hint')}>
+              A 401 always gets one fresh token and one retry. Tick this for APIs that answer 403 to an
+              expired or revoked token (Django OAuth Toolkit does); a 403 that names insufficient_scope never
+              refreshes.
+            </p>
+            {errors['/refreshOn'] && (
+              <p className="field-error">{errorFor(errors, '/refreshOn', 'Also refresh on 403')}</p>
+            )}
+          </div>
         )}
       </form>
 

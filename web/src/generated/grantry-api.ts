@@ -415,33 +415,33 @@ export interface paths {
         };
         /**
          * Forward a request through a connector
-         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's token, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. Grantry's own failures carry an x-grantry-error header.
+         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's credential, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. A request whose connection failed before the API could act on it (refused, or reset for an idempotent method) is sent again, at most twice; a 401 (or a status of the connector's refreshOn) gets one fresh token and one retry when the body is at most 64 KiB. The connector's timeoutMs covers connecting, TLS, the answer's head and its body. Grantry's own failures carry an x-grantry-error header.
          */
         get: operations["proxyBaseUrlGet"];
         /**
          * Forward a request through a connector
-         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's token, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. Grantry's own failures carry an x-grantry-error header.
+         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's credential, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. A request whose connection failed before the API could act on it (refused, or reset for an idempotent method) is sent again, at most twice; a 401 (or a status of the connector's refreshOn) gets one fresh token and one retry when the body is at most 64 KiB. The connector's timeoutMs covers connecting, TLS, the answer's head and its body. Grantry's own failures carry an x-grantry-error header.
          */
         put: operations["proxyBaseUrlPut"];
         /**
          * Forward a request through a connector
-         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's token, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. Grantry's own failures carry an x-grantry-error header.
+         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's credential, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. A request whose connection failed before the API could act on it (refused, or reset for an idempotent method) is sent again, at most twice; a 401 (or a status of the connector's refreshOn) gets one fresh token and one retry when the body is at most 64 KiB. The connector's timeoutMs covers connecting, TLS, the answer's head and its body. Grantry's own failures carry an x-grantry-error header.
          */
         post: operations["proxyBaseUrlPost"];
         /**
          * Forward a request through a connector
-         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's token, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. Grantry's own failures carry an x-grantry-error header.
+         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's credential, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. A request whose connection failed before the API could act on it (refused, or reset for an idempotent method) is sent again, at most twice; a 401 (or a status of the connector's refreshOn) gets one fresh token and one retry when the body is at most 64 KiB. The connector's timeoutMs covers connecting, TLS, the answer's head and its body. Grantry's own failures carry an x-grantry-error header.
          */
         delete: operations["proxyBaseUrlDelete"];
         /**
          * Forward a request through a connector
-         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's token, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. Grantry's own failures carry an x-grantry-error header.
+         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's credential, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. A request whose connection failed before the API could act on it (refused, or reset for an idempotent method) is sent again, at most twice; a 401 (or a status of the connector's refreshOn) gets one fresh token and one retry when the body is at most 64 KiB. The connector's timeoutMs covers connecting, TLS, the answer's head and its body. Grantry's own failures carry an x-grantry-error header.
          */
         options: operations["proxyBaseUrlOptions"];
         head?: never;
         /**
          * Forward a request through a connector
-         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's token, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. Grantry's own failures carry an x-grantry-error header.
+         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's credential, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. A request whose connection failed before the API could act on it (refused, or reset for an idempotent method) is sent again, at most twice; a 401 (or a status of the connector's refreshOn) gets one fresh token and one retry when the body is at most 64 KiB. The connector's timeoutMs covers connecting, TLS, the answer's head and its body. Grantry's own failures carry an x-grantry-error header.
          */
         patch: operations["proxyBaseUrlPatch"];
         trace?: never;
@@ -455,33 +455,33 @@ export interface paths {
         };
         /**
          * Forward a request through a connector
-         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's token, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. Grantry's own failures carry an x-grantry-error header.
+         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's credential, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. A request whose connection failed before the API could act on it (refused, or reset for an idempotent method) is sent again, at most twice; a 401 (or a status of the connector's refreshOn) gets one fresh token and one retry when the body is at most 64 KiB. The connector's timeoutMs covers connecting, TLS, the answer's head and its body. Grantry's own failures carry an x-grantry-error header.
          */
         get: operations["proxyGet"];
         /**
          * Forward a request through a connector
-         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's token, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. Grantry's own failures carry an x-grantry-error header.
+         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's credential, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. A request whose connection failed before the API could act on it (refused, or reset for an idempotent method) is sent again, at most twice; a 401 (or a status of the connector's refreshOn) gets one fresh token and one retry when the body is at most 64 KiB. The connector's timeoutMs covers connecting, TLS, the answer's head and its body. Grantry's own failures carry an x-grantry-error header.
          */
         put: operations["proxyPut"];
         /**
          * Forward a request through a connector
-         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's token, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. Grantry's own failures carry an x-grantry-error header.
+         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's credential, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. A request whose connection failed before the API could act on it (refused, or reset for an idempotent method) is sent again, at most twice; a 401 (or a status of the connector's refreshOn) gets one fresh token and one retry when the body is at most 64 KiB. The connector's timeoutMs covers connecting, TLS, the answer's head and its body. Grantry's own failures carry an x-grantry-error header.
          */
         post: operations["proxyPost"];
         /**
          * Forward a request through a connector
-         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's token, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. Grantry's own failures carry an x-grantry-error header.
+         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's credential, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. A request whose connection failed before the API could act on it (refused, or reset for an idempotent method) is sent again, at most twice; a 401 (or a status of the connector's refreshOn) gets one fresh token and one retry when the body is at most 64 KiB. The connector's timeoutMs covers connecting, TLS, the answer's head and its body. Grantry's own failures carry an x-grantry-error header.
          */
         delete: operations["proxyDelete"];
         /**
          * Forward a request through a connector
-         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's token, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. Grantry's own failures carry an x-grantry-error header.
+         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's credential, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. A request whose connection failed before the API could act on it (refused, or reset for an idempotent method) is sent again, at most twice; a 401 (or a status of the connector's refreshOn) gets one fresh token and one retry when the body is at most 64 KiB. The connector's timeoutMs covers connecting, TLS, the answer's head and its body. Grantry's own failures carry an x-grantry-error header.
          */
         options: operations["proxyOptions"];
         head?: never;
         /**
          * Forward a request through a connector
-         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's token, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. Grantry's own failures carry an x-grantry-error header.
+         * @description Forwards method, path, query, headers and body to the connector's base URL + path with the authentication's credential, and streams the answer back unchanged, except that Set-Cookie (and other fields that would set state for Grantry's origin) are dropped, `Content-Security-Policy: sandbox` is added, and Cache-Control, x-request-id and x-grantry-error are Grantry's own. A request whose connection failed before the API could act on it (refused, or reset for an idempotent method) is sent again, at most twice; a 401 (or a status of the connector's refreshOn) gets one fresh token and one retry when the body is at most 64 KiB. The connector's timeoutMs covers connecting, TLS, the answer's head and its body. Grantry's own failures carry an x-grantry-error header.
          */
         patch: operations["proxyPatch"];
         trace?: never;
@@ -944,6 +944,7 @@ export interface components {
             query?: {
                 [key: string]: string;
             };
+            refreshOn?: (401 | 403)[] | null;
             timeoutMs?: number;
         };
         Connector: {
@@ -961,6 +962,8 @@ export interface components {
             query: {
                 [key: string]: string;
             };
+            /** @description API statuses that make Grantry drop the token, fetch a fresh one and retry once (default [401]). Add 403 for APIs that answer 403 to an expired or revoked token; a 403 whose WWW-Authenticate says insufficient_scope never refreshes. In a PATCH, null restores the default. */
+            refreshOn: (401 | 403)[];
             timeoutMs: number;
             /** Format: date-time */
             createdAt: string;
@@ -985,6 +988,7 @@ export interface components {
             query?: {
                 [key: string]: string;
             } | null;
+            refreshOn?: (401 | 403)[] | null;
             timeoutMs?: number | null;
         };
         /** @description An event a webhook can subscribe to. */
