@@ -453,7 +453,8 @@ export function diagnoseApiResponse(
   context: DiagnosisContext = {},
 ): Problem | null {
   if (status !== 401 && status !== 403) return null;
-  const challenge = parseBearerChallenge(wwwAuthenticate);
+  const dpopChallenge = parseBearerChallenge(wwwAuthenticate, 'dpop');
+  const challenge = parseBearerChallenge(wwwAuthenticate) ?? dpopChallenge;
   const provider: ProviderAnswer = { status };
   if (challenge?.error !== undefined) provider.error = shorten(challenge.error, 100);
   if (challenge?.errorDescription !== undefined)
@@ -461,6 +462,27 @@ export function diagnoseApiResponse(
   if (challenge?.errorUri !== undefined) provider.errorUri = shorten(challenge.errorUri, 500);
   if (wwwAuthenticate !== null && wwwAuthenticate !== undefined && wwwAuthenticate !== '') {
     provider.wwwAuthenticate = shorten(wwwAuthenticate, 500);
+  }
+  // RFC 9449 §7.1, §9: the API refused the proof, not the token — or wants a nonce again after the one retry.
+  const dpopError = dpopChallenge?.error;
+  if (dpopError === 'invalid_dpop_proof' || dpopError === 'use_dpop_nonce') {
+    const claim =
+      dpopError === 'use_dpop_nonce' ? 'nonce' : refusedDpopClaim(dpopChallenge?.errorDescription);
+    return new Problem(
+      'invalid_dpop_proof',
+      `The API refused the DPoP proof${claim === null ? '' : `'s ${claim}`} (${dpopError}${describe(provider)}).`,
+      {
+        hint:
+          context.dpopProof === undefined
+            ? DIAGNOSIS_HINTS.invalid_dpop_proof
+            : dpopRefusalHint(claim, context.dpopProof.sent, {
+                where: 'API',
+                providerDate: context.dpopProof.providerDate,
+                receivedAt: context.dpopProof.receivedAt,
+              }),
+        provider,
+      },
+    );
   }
   const audience =
     context.audience === undefined || context.audience === ''

@@ -6,7 +6,7 @@ import {
   isClientAuthMethod,
   withClientAuthDetection,
 } from '../oauth/client-auth-detection.js';
-import type { ClientAuthMethod } from '../oauth/client-config.js';
+import type { ClientAuthMethod, DpopBinding } from '../oauth/client-config.js';
 import { diagnose } from '../oauth/diagnosis.js';
 import { type DpopNonces, isDpopTokenType } from '../oauth/dpop.js';
 import { authorizationHeaderValue, isHeaderSafeValue } from '../oauth/header-value.js';
@@ -25,14 +25,14 @@ import type {
 } from '../store/contract.js';
 import { LockTimeoutError } from '../store/lock-timeout.js';
 import { recordEvent } from './auth-events.js';
-import { type ClientCertificate, clientCertificateOf } from './authentication-keys.js';
+import { type ClientCertificate, clientCertificateOf, dpopBindingOf } from './authentication-keys.js';
 import { failureBackoffMs } from './failure-backoff.js';
 import { type GrantContext, type GrantRun, runGrant } from './grant-runner.js';
 import { oauthOf } from './oauth-settings.js';
 import type { ProviderMetadata } from './provider-metadata.js';
 import { refreshSchedule } from './refresh-schedule.js';
 import { RefusedTokenBackoff, type RefusedTokenBackoffOptions } from './refused-token-backoff.js';
-import { openAuthenticationSecrets, sealContext, sealOptional } from './sealed-columns.js';
+import { openAuthenticationSecrets, openKeySet, sealContext, sealOptional } from './sealed-columns.js';
 import { type RefreshReason, shouldRefresh } from './should-refresh.js';
 
 /** A usable access token, as the hot path hands it out. Never logged, never returned by the API. */
@@ -54,6 +54,13 @@ export interface CachedToken {
   readonly generation: number;
   /** A DPoP-bound token (RFC 9449 §5: `token_type` DPoP): every call needs a proof with `ath`. */
   readonly dpop: boolean;
+  /** The DPoP key and nonces a call's proof is made with, for a DPoP-bound token. */
+  readonly dpopBinding?: DpopBinding;
+  /**
+   * The client certificate an API call presents, when the provider binds tokens to it
+   * (`certificateBoundTokens`, RFC 8705 §3).
+   */
+  readonly clientCertificate?: ClientCertificate;
 }
 
 export type TokenSource = 'cache' | 'fetched' | 'refreshed';
@@ -957,7 +964,10 @@ export class TokenManager {
       expiresAt === null
         ? { refreshAt: Number.POSITIVE_INFINITY, hardExpiresAt: Number.POSITIVE_INFINITY }
         : refreshSchedule(row.obtainedAt, expiresAt);
+    const dpop = isDpopTokenType(row.tokenType);
+    const binding = this.#callBinding(record, dpop);
     return {
+      ...binding,
       authId: record.id,
       // RFC 9449 §7.1: a DPoP-bound token goes with the DPoP scheme, whatever prefix is configured.
       authorization: authorizationHeaderValue(
@@ -974,8 +984,35 @@ export class TokenManager {
       hasRefreshToken: row.refreshToken !== null,
       version: row.version,
       generation: row.generation,
-      dpop: isDpopTokenType(row.tokenType),
+      dpop,
     };
+  }
+
+  /**
+   * What calls with a token of this authentication need besides the token: the DPoP key (a bound
+   * token), the client certificate (tokens bound to it). Opened here, once per token, not per call.
+   */
+  #callBinding(
+    record: AuthenticationRecord,
+    dpop: boolean,
+  ): { dpopBinding?: DpopBinding; clientCertificate?: ClientCertificate } {
+    const settings = record.settings;
+    const certificateBound =
+      settings.certificateBoundTokens === true &&
+      (settings.clientAuthMethod === 'tls_client_auth' ||
+        settings.clientAuthMethod === 'self_signed_tls_client_auth');
+    if (!(dpop && this.#dpopNonces !== undefined) && !certificateBound) return {};
+    const keys = openKeySet(this.#ring, record);
+    const binding: { dpopBinding?: DpopBinding; clientCertificate?: ClientCertificate } = {};
+    if (dpop && this.#dpopNonces !== undefined) {
+      const found = dpopBindingOf(keys, this.#dpopNonces);
+      if (found !== undefined) binding.dpopBinding = found;
+    }
+    if (certificateBound) {
+      const certificate = clientCertificateOf(keys);
+      if (certificate !== null) binding.clientCertificate = certificate;
+    }
+    return binding;
   }
 
   #onChange(event: ChangeEvent): void {
