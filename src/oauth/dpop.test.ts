@@ -1,4 +1,5 @@
 import { calculateJwkThumbprint, EmbeddedJWK, jwtVerify } from 'jose';
+import { Headers as UndiciHeaders } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { generatePrivateKey, jwkThumbprint } from '../keys/key-material.js';
 import {
@@ -70,6 +71,10 @@ describe('DPoP proofs (RFC 9449)', () => {
     expect(nonces.get('k', 'https://a.example/other')).toBe('n1');
     expect(nonces.get('other', 'https://a.example/token')).toBeUndefined();
     expect(nonceOf({ 'dpop-nonce': 'has space' })).toBeNull();
+    // Regression: Egress answers with the npm undici's Headers, which is not Node's global class.
+    expect(nonceOf(new UndiciHeaders({ 'DPoP-Nonce': 'from-undici' }) as unknown as Headers)).toBe(
+      'from-undici',
+    );
     nonces.learn('k', 'https://b.example/', { 'dpop-nonce': 'n2' });
     nonces.learn('k', 'https://c.example/', { 'dpop-nonce': 'n3' });
     expect(nonces.get('k', 'https://a.example/')).toBeUndefined();

@@ -89,8 +89,10 @@ export function isDpopTokenType(tokenType: string | null | undefined): boolean {
 type HeaderSource = Headers | Record<string, string | string[] | undefined>;
 
 function header(headers: HeaderSource, name: string): string | null {
-  if (headers instanceof Headers) return headers.get(name);
-  const value = headers[name] ?? headers[name.toLowerCase()];
+  // Duck-typed: the npm undici's Headers (what Egress.fetch answers with) is not Node's global class.
+  if (typeof (headers as Headers).get === 'function') return (headers as Headers).get(name);
+  const record = headers as Record<string, string | string[] | undefined>;
+  const value = record[name] ?? record[name.toLowerCase()];
   if (value === undefined) return null;
   return Array.isArray(value) ? (value[0] ?? null) : value;
 }
