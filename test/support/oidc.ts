@@ -160,6 +160,11 @@ export interface OidcFixture {
   readonly tokenRequests: Readonly<TokenRequestCounts>;
   /** POST /token/revocation requests received. */
   readonly revocations: number;
+  /**
+   * What token requests carried that a client made for that one request: client assertions, grant
+   * assertions (RFC 7523) and DPoP proofs — for tests that look for them where they must not be.
+   */
+  readonly received: { readonly assertions: string[]; readonly dpopProofs: string[] };
   resetCounts(): void;
   setTokenDelay(ms: number): void;
   /** Checks a token against the provider's own store (opaque) or signing key (JWT), in-process. */
@@ -604,6 +609,7 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
     other: 0,
   };
   let revocations = 0;
+  const received = { assertions: [] as string[], dpopProofs: [] as string[] };
   const handle = provider.callback();
 
   const handleTokenRequest = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -618,6 +624,11 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
     const isForm = (req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
     const form = new URLSearchParams(isForm ? body.toString('utf8') : '');
     const grantType = form.get('grant_type') ?? '';
+    for (const name of ['client_assertion', 'assertion']) {
+      const value = form.get(name);
+      if (value !== null) received.assertions.push(value);
+    }
+    if (typeof req.headers.dpop === 'string') received.dpopProofs.push(req.headers.dpop);
     if (COUNTED_GRANT_TYPES.has(grantType)) counts[grantType as CountedGrantType] += 1;
     else counts.other += 1;
 
@@ -721,6 +732,7 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
     discoveryUrl: `${issuer}/.well-known/openid-configuration`,
     provider,
     tokenRequests: counts,
+    received,
     get revocations() {
       return revocations;
     },
