@@ -207,12 +207,8 @@ export class CallPipeline {
 
     // RFC 9449 §9: a 401 asking for a DPoP nonce is not a refused token; the same request goes
     // once more with the nonce (and a fresh proof), when its body can be sent again.
-    if (
-      proof !== undefined &&
-      proof.answered(url, status, headers) &&
-      state.nonceRetried !== true &&
-      call.replayable
-    ) {
+    const nonceAsked = proof?.answered(url, status, headers) === true;
+    if (nonceAsked && state.nonceRetried !== true && call.replayable) {
       exchange.discard(DRAIN_LIMIT);
       return this.#attempt(target, call, rules, {
         ...state,
