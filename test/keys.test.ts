@@ -836,3 +836,46 @@ describe('the JWT-bearer grant (RFC 7523 §2.1) with a Google service-account ke
     );
   });
 });
+
+describe('clientAuthMethod auto with a provider that takes the secret only in an assertion', () => {
+  let oidc: OidcFixture;
+  let g: GrantryHandle;
+  beforeAll(async () => {
+    oidc = await startOidcProvider({
+      clientAuthMethods: ['client_secret_jwt', 'private_key_jwt', 'none'],
+      clients: [
+        {
+          client_id: 'jwt-only',
+          client_secret: 'a secret this provider only accepts inside an HS256 assertion',
+          grant_types: ['client_credentials'],
+          token_endpoint_auth_method: 'client_secret_jwt',
+        },
+      ],
+    });
+    g = await startGrantry();
+  });
+  afterAll(async () => {
+    await g?.stop();
+    await oidc?.close();
+  });
+
+  it('reads the metadata, signs an assertion with the secret, and keeps what worked', async () => {
+    const created = await g.api('POST', '/api/authentications', {
+      name: 'auto jwt',
+      type: 'oauth2',
+      grantType: 'client_credentials',
+      tokenUrl: oidc.tokenUrl,
+      clientId: 'jwt-only',
+      clientSecret: 'a secret this provider only accepts inside an HS256 assertion',
+      clientAuthMethod: 'auto',
+    });
+    expect(created.status, created.text).toBe(201);
+    oidc.resetCounts();
+    const tested = (await g.api('POST', `/api/authentications/${created.body.id}/test`)).body;
+    expect(tested, JSON.stringify(tested)).toMatchObject({ ok: true });
+    // One request: the metadata said how, nothing was guessed.
+    expect(oidc.tokenRequests.client_credentials).toBe(1);
+    const view = await g.api('GET', `/api/authentications/${created.body.id}`);
+    expect(view.body.detectedClientAuthMethod).toBe('client_secret_jwt');
+  });
+});

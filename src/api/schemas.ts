@@ -230,10 +230,18 @@ export const AuthenticationViewSchema = named(
         ),
       ),
       detectedClientAuthMethod: Type.Optional(
-        Type.Union([Type.Literal('client_secret_basic'), Type.Literal('client_secret_post'), Type.Null()], {
-          description:
-            'With clientAuthMethod auto: how the provider accepted the client secret (found on the first token request, kept with the tokens); null until then.',
-        }),
+        Type.Union(
+          [
+            Type.Literal('client_secret_basic'),
+            Type.Literal('client_secret_post'),
+            Type.Literal('client_secret_jwt'),
+            Type.Null(),
+          ],
+          {
+            description:
+              'With clientAuthMethod auto: how the provider accepted the client secret (found on the first token request, kept with the tokens; client_secret_jwt when its metadata lists only that); null until then.',
+          },
+        ),
       ),
       status: AuthStatusSchema,
       token: Nullable(TokenMetadataSchema),

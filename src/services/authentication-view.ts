@@ -43,7 +43,7 @@ export type AuthenticationView = {
     /** The DPoP key's thumbprint and public JWK (`dpop`). */
     dpopKey?: { jkt: string; alg: string; publicJwk: PublicJwk };
     /** `clientAuthMethod: auto`: the method detection found (kept with the tokens), or null. */
-    detectedClientAuthMethod?: 'client_secret_basic' | 'client_secret_post' | null;
+    detectedClientAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'client_secret_jwt' | null;
     status: AuthStatus;
     token: TokenMetadata | null;
     lastError: ProblemBody | null;
@@ -120,7 +120,13 @@ export function authenticationView(
   }
   if (record.type === 'oauth2' && settings.clientAuthMethod === 'auto') {
     const current = token !== null && token.generation === record.generation ? token.clientAuthMethod : null;
-    view.detectedClientAuthMethod = isClientAuthMethod(current) ? current : null;
+    view.detectedClientAuthMethod =
+      isClientAuthMethod(current) &&
+      (current === 'client_secret_basic' ||
+        current === 'client_secret_post' ||
+        current === 'client_secret_jwt')
+        ? current
+        : null;
   }
   Object.assign(view, {
     status: record.status,

@@ -513,8 +513,12 @@ function FieldWithNotes(props: {
         {children}
         <p className="field-hint" role="note">
           Detected: the provider accepts the credentials{' '}
-          {detected === 'client_secret_post' ? 'in the request body' : 'in an HTTP Basic header'} (
-          <code>{detected}</code>).
+          {detected === 'client_secret_post'
+            ? 'in the request body'
+            : detected === 'client_secret_jwt'
+              ? 'as an assertion signed with them'
+              : 'in an HTTP Basic header'}{' '}
+          (<code>{detected}</code>).
         </p>
       </>
     );

@@ -832,8 +832,8 @@ export interface components {
                 alg: string;
                 publicJwk: components["schemas"]["PublicJwk"];
             };
-            /** @description With clientAuthMethod auto: how the provider accepted the client secret (found on the first token request, kept with the tokens); null until then. */
-            detectedClientAuthMethod?: "client_secret_basic" | "client_secret_post" | null;
+            /** @description With clientAuthMethod auto: how the provider accepted the client secret (found on the first token request, kept with the tokens; client_secret_jwt when its metadata lists only that); null until then. */
+            detectedClientAuthMethod?: "client_secret_basic" | "client_secret_post" | "client_secret_jwt" | null;
             status: components["schemas"]["AuthenticationStatus"];
             token: components["schemas"]["TokenMetadata"] | null;
             lastError: components["schemas"]["Problem"] | null;
