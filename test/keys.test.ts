@@ -622,6 +622,14 @@ describe('keys instead of shared secrets, against a real oidc-provider over HTTP
       expect(refused.body.error.code).toBe('invalid_dpop_proof');
       expect(refused.body.error.message).toContain("refused the DPoP proof's htu");
       expect(refused.body.error.hint).toContain(`htu (${api.url}/dpop/4)`);
+      // A refused proof is no refused token: no new token was fetched for it.
+      expect(refused.body.tokenRefreshed).toBe(false);
+      expect(oidc.tokenRequests.client_credentials).toBe(2);
+      const viaProxy = await fetch(`${g.url}/proxy/${connector.body.id}/dpop/5`, {
+        headers: { authorization: `Bearer ${g.apiKey}` },
+      });
+      expect(viaProxy.status).toBe(401);
+      expect(viaProxy.headers.get('x-grantry-error')).toBe('invalid_dpop_proof');
     } finally {
       api.forceRefusal = null;
     }
