@@ -18,6 +18,7 @@ import { webUiRoutes } from './api/routes/web-ui.js';
 import { webhookRoutes } from './api/routes/webhooks.js';
 import { createServer } from './api/server.js';
 import type { Config } from './config.js';
+import { credentialsForAuthentications } from './connectors/credentials-for.js';
 import { ConnectorEngine } from './connectors/execute.js';
 import { Egress } from './egress/egress.js';
 import { createLogger } from './logger.js';
@@ -205,6 +206,7 @@ export async function createApp(
     const connectors = new ConnectorService({ store, keyRing, allowHttp: config.allowHttp });
     const engine = new ConnectorEngine({
       store,
+      credentialsFor: credentialsForAuthentications({ store, tokens, keyRing }),
       openSecretHeaders: (record) => openSecretHeaders(keyRing, record),
       egress,
       tokens,

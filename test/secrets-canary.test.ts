@@ -175,6 +175,104 @@ describe('no secret leaves the service', () => {
     }
   }, 60_000);
 
+  it('finds no static credential or secret header in the log, the database or the answers', async () => {
+    const KEY = 'CANARY-API-KEY-3f8d';
+    const QUERY_KEY = 'CANARY-QUERY-KEY-a61e';
+    const PASSWORD = 'CANARY-BASIC:PASSWORD-ü-72c4';
+    const TOKEN = 'CANARY-BEARER-TOKEN-e09b';
+    const SECRET_HEADER = 'CANARY-SECRET-HEADER-1d5a';
+    const WRONG_KEY = 'CANARY-WRONG-KEY-88b2';
+    const basic = `Basic ${Buffer.from(`canary:${PASSWORD}`, 'utf8').toString('base64')}`;
+    const upstream = await startApiServer({
+      verify: async () => false,
+      authenticate: async ({ headers, query }) =>
+        headers['x-api-key'] === KEY ||
+        query.get('key') === QUERY_KEY ||
+        headers.authorization === basic ||
+        headers.authorization === `Bearer ${TOKEN}`,
+    });
+    const g = await spawnGrantry({ env: { GRANTRY_LOG_LEVEL: 'trace' } });
+    const answers: string[] = [];
+    const call = async (method: string, path: string, body?: unknown) => {
+      const answer = await g.api(method, path, body);
+      answers.push(answer.text, JSON.stringify([...answer.headers]));
+      return answer;
+    };
+    try {
+      const authentications = [
+        { name: 'canary key', type: 'api_key', apiKey: KEY, apiKeyName: 'X-API-Key' },
+        {
+          name: 'canary query key',
+          type: 'api_key',
+          apiKey: QUERY_KEY,
+          apiKeyIn: 'query',
+          apiKeyName: 'key',
+        },
+        { name: 'canary basic', type: 'basic', username: 'canary', password: PASSWORD },
+        { name: 'canary bearer', type: 'bearer', token: TOKEN },
+        { name: 'canary wrong key', type: 'api_key', apiKey: WRONG_KEY, apiKeyName: 'X-API-Key' },
+      ];
+      for (const body of authentications) {
+        const auth = await call('POST', '/api/authentications', body);
+        expect(auth.status, auth.text).toBe(201);
+        const connector = await call('POST', '/api/connectors', {
+          name: `connector of ${body.name}`,
+          baseUrl: upstream.url,
+          authenticationId: auth.body.id,
+          secretHeaders: { 'X-Tenant-Secret': SECRET_HEADER },
+        });
+        expect(connector.status, connector.text).toBe(201);
+        await call('POST', `/api/authentications/${auth.body.id}/test`);
+        // /text answers plain text: nothing the API received is echoed into Grantry's answers.
+        await call('POST', `/api/connectors/${connector.body.id}/execute`, { method: 'GET', path: '/text' });
+        await call('POST', `/api/connectors/${connector.body.id}/test`, { method: 'GET', path: '/text' });
+        const proxied = await fetch(`${g.url}/proxy/${connector.body.id}/text`, {
+          headers: { authorization: `Bearer ${g.apiKey}` },
+        });
+        answers.push(await proxied.text(), JSON.stringify([...proxied.headers]));
+        await call('PATCH', `/api/connectors/${connector.body.id}`, { timeoutMs: 20_000 });
+        await call('GET', `/api/connectors/${connector.body.id}`);
+        await call('GET', `/api/authentications/${auth.body.id}`);
+        await call('GET', `/api/authentications/${auth.body.id}/events`);
+      }
+      await call('GET', '/api/authentications');
+      await call('GET', '/api/connectors');
+    } finally {
+      await g.stop();
+      await upstream.close();
+    }
+    // Every credential reached the API (so every path above ran with it), the wrong key refused.
+    const sent = upstream.requests.map((r) => JSON.stringify([r.headers, r.query]));
+    for (const value of [KEY, QUERY_KEY, TOKEN, SECRET_HEADER, WRONG_KEY]) {
+      expect(sent.some((request) => request.includes(value))).toBe(true);
+    }
+    expect(answers.some((answer) => answer.includes('upstream_unauthorized'))).toBe(true);
+
+    const canaries = [
+      KEY,
+      QUERY_KEY,
+      encodeURIComponent(QUERY_KEY),
+      PASSWORD,
+      // Files are searched as latin1: the password's ASCII part finds it however it was encoded.
+      PASSWORD.slice(0, PASSWORD.indexOf('ü')),
+      basic.slice('Basic '.length),
+      TOKEN,
+      SECRET_HEADER,
+      WRONG_KEY,
+    ];
+    const places: Array<[string, string]> = [['answers', answers.join('\n')]];
+    for (const file of readdirSync(g.dataDir)) {
+      places.push([file, readFileSync(join(g.dataDir, file)).toString('latin1')]);
+    }
+    expect(places.some(([name]) => name.endsWith('.log'))).toBe(true);
+    expect(places.some(([name]) => name === 'grantry.db')).toBe(true);
+    for (const [name, content] of places) {
+      for (const canary of canaries) {
+        expect(content.includes(canary), `${canary.slice(0, 14)}… found in ${name}`).toBe(false);
+      }
+    }
+  }, 60_000);
+
   /**
    * Keys (docs/keys.md): an imported private key, a key Grantry makes, a Google key file, every
    * client assertion and JWT-bearer assertion Grantry signed, and every DPoP proof it made — sent to

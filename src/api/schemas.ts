@@ -522,6 +522,16 @@ export const ConnectorTestResultSchema = named(
       Type.Object({
         ok: Type.Boolean(),
         source: Type.Optional(TokenSourceSchema),
+        kind: Type.Optional(
+          Type.Union([Type.Literal('api_key'), Type.Literal('basic'), Type.Literal('bearer')], {
+            description: 'A static credential: sent as saved, nothing fetched.',
+          }),
+        ),
+        sentAs: Type.Optional(
+          Type.String({
+            description: 'Where a static credential is sent ("header X-API-Key"), never its value.',
+          }),
+        ),
         tokenType: Type.Optional(Type.String()),
         expiresAt: Type.Optional(Nullable(Time)),
         scope: Type.Optional(Nullable(Type.String())),

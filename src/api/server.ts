@@ -40,7 +40,7 @@ import { schemaErrorsToFieldErrors } from './validation.js';
 export interface RequestFront {
   /** True when it took the request (and will answer it); false leaves it to Fastify. */
   serve(req: IncomingMessage, res: ServerResponse): boolean;
-  /** Fastify is closing: from now on leave every request to it (it answers 503). */
+  /** Fastify is closing: from now on leave every request to it (it answers 503 server_busy). */
   close(): void;
 }
 
@@ -83,7 +83,8 @@ export function createServer(context: ApiContext, options: { front?: RequestFron
     // No pino child per request (it cost ~11 µs of every proxied call): our own log lines carry
     // the request id themselves.
     childLoggerFactory: (logger) => logger,
-    return503OnClosing: true,
+    // Fastify's own 503 while closing has a body of its own shape; ours (below) has the Error shape.
+    return503OnClosing: false,
   });
   if (front !== undefined) {
     server.addHook('preClose', (done) => {
@@ -98,10 +99,33 @@ export function createServer(context: ApiContext, options: { front?: RequestFron
 
   // The access decision (docs/api.md "Access") is made on the route the router matched, never on the
   // raw target: every spelling of a path that reaches a handler meets that handler's rule.
+  // A request that arrives on a kept-alive connection while the server closes is refused in the
+  // Error shape, and the connection with it; in-flight requests finish.
+  let closing = false;
+  server.addHook('preClose', (done) => {
+    closing = true;
+    // Node closes the connections idle at this moment only: one whose request finishes later would
+    // hold the close for the whole idle timeout. Those are closed as they go idle.
+    const sweep = setInterval(() => server.server.closeIdleConnections(), 100);
+    sweep.unref();
+    server.server.once('close', () => clearInterval(sweep));
+    done();
+  });
+
   // Callback-style hooks: a key verified moments ago is decided without a promise.
   server.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
     reply.header('x-content-type-options', 'nosniff');
+    if (closing) {
+      reply.header('connection', 'close');
+      return done(
+        new Problem('server_busy', 'Grantry is shutting down.', {
+          status: 503,
+          retryAfterSeconds: 1,
+          hint: 'Send the request again: another instance answers it, or this one once it has restarted.',
+        }),
+      );
+    }
     const required = accessRequirementOf(request);
     if (required === 'public') return done();
     // Nothing matched: the not-found handler runs. A target that reads as a protected path still

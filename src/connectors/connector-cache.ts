@@ -60,12 +60,19 @@ export function compileConnector(
         ? error
         : new EgressError('insecure_url', '', "the connector's base URL is not a valid absolute URL");
   }
+  // The credential wins: a static field of a name it sets is not sent beside it.
+  const setByCredential = credentials?.names;
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(record.headers)) headers[name.toLowerCase()] = value;
   // Opened once per compile, not per call: the hot path decrypts nothing.
   Object.assign(headers, openSecretHeaders(record));
+  for (const name of setByCredential?.headers ?? []) delete headers[name];
+  const query =
+    setByCredential === undefined || setByCredential.query.size === 0
+      ? record.query
+      : Object.fromEntries(Object.entries(record.query).filter(([name]) => !setByCredential.query.has(name)));
   return {
-    ...compileBaseTarget(parsed, record.query),
+    ...compileBaseTarget(parsed, query),
     id: record.id,
     name: record.name,
     baseUrl: record.baseUrl,

@@ -56,10 +56,23 @@ export interface RefusalVerdict {
   readonly pausedUntil: number | null;
 }
 
+/**
+ * The header and query parameter names a source's credentials set. The credential wins: a caller's
+ * or the connector's own field of one of these names is not sent beside it.
+ */
+export interface CredentialNames {
+  /** Lower-cased. */
+  readonly headers: ReadonlySet<string>;
+  readonly query: ReadonlySet<string>;
+}
+
 /** The credential step of the connector test: where the credential came from, or why there is none. */
 export interface CredentialStep {
   ok: boolean;
   source?: 'cache' | 'fetched' | 'refreshed';
+  /** A static credential (API key, Basic, bearer): its kind and where it is sent, never its value. */
+  kind?: 'api_key' | 'basic' | 'bearer';
+  sentAs?: string;
   tokenType?: string;
   expiresAt?: string | null;
   scope?: string | null;
@@ -79,6 +92,8 @@ export interface CredentialStep {
 export interface CredentialSource<C extends Credential = Credential> {
   /** The authentication the calls are counted against (calls, 401s, refreshes). */
   readonly authenticationId: string;
+  /** What its credentials set: see {@link CredentialNames}. */
+  readonly names: CredentialNames;
   /** The credential when it is in memory and fresh, without awaiting anything; else undefined. */
   peek(): C | undefined;
   /** A usable credential: from memory, the store or the provider. */

@@ -32,6 +32,7 @@ import {
 } from './http-headers.js';
 import { OAuthTokenCredentials } from './oauth-token-credentials.js';
 import { BodyCollector, type ResponseBody } from './response-body.js';
+import { isStaticCredential } from './static-credentials.js';
 import { resolveCallPath } from './target-url.js';
 
 /** What an integration step asks for (docs/api.md `POST /api/connectors/:id/execute`). */
@@ -182,6 +183,17 @@ export class ConnectorEngine {
     const errors: FieldError[] = [];
     const method = call.method ?? 'GET';
     const extraQuery = call.query === undefined ? '' : new URLSearchParams(call.query).toString();
+    const credentialQuery = target.credentials?.names.query;
+    if (credentialQuery !== undefined && credentialQuery.size > 0) {
+      for (const name in call.query) {
+        if (credentialQuery.has(name)) {
+          errors.push({
+            path: `/query/${name.replace(/~/g, '~0').replace(/\//g, '~1')}`,
+            message: "is set from the connector's authentication",
+          });
+        }
+      }
+    }
     const resolved = resolveCallPath(target, call.path ?? '', extraQuery);
     let path = '';
     if (resolved.ok) path = resolved.pathAndQuery;
@@ -199,7 +211,10 @@ export class ConnectorEngine {
         errors.push({ path: at, message: 'is not a valid header name' });
       } else if (isTransportRequestHeader(lower)) {
         errors.push({ path: at, message: 'is set by the HTTP transport and cannot be sent' });
-      } else if (lower === 'authorization' && target.authId !== null) {
+      } else if (
+        (lower === 'authorization' && target.authId !== null) ||
+        target.credentials?.names.headers.has(lower) === true
+      ) {
         errors.push({ path: at, message: "is set from the connector's authentication" });
       } else if (valueProblem !== null) {
         errors.push({ path: at, message: valueProblem });
@@ -409,9 +424,12 @@ export class ConnectorEngine {
         receivedAt: Date.now(),
       };
     }
+    if (isStaticCredential(credential)) {
+      context.staticCredential = { kind: credential.kind, sentAs: credential.sentAs };
+    }
     const source = target.credentials;
     if (source !== null) context.tokenRefreshPausedUntil = source.pausedUntil(credential);
-    if (target.authId !== null) {
+    if (target.authId !== null && context.staticCredential === undefined) {
       const record = await this.#store.authentications.get(target.authId).catch(() => null);
       if (record !== null) {
         context.scope = record.settings.scope;

@@ -1,7 +1,13 @@
 import type { Dispatcher } from 'undici';
 import type { ClientCertificate } from '../tokens/authentication-keys.js';
 import type { CachedToken, TokenManager } from '../tokens/token-manager.js';
-import type { Credential, CredentialSource, CredentialStep, RefusalVerdict } from './credential-source.js';
+import type {
+  Credential,
+  CredentialNames,
+  CredentialSource,
+  CredentialStep,
+  RefusalVerdict,
+} from './credential-source.js';
 import { DpopRequestProof } from './dpop-request-proof.js';
 import { asGatewayProblem } from './gateway-problem.js';
 
@@ -16,8 +22,12 @@ export interface OAuthCredential extends Credential {
  * caller refused at the same time, and the refused-token back-off (RefusedTokenBackoff) deciding
  * whether a refusal may force a new one.
  */
+/** A token goes in the Authorization header, and nowhere else. */
+const OAUTH_NAMES: CredentialNames = { headers: new Set(['authorization']), query: new Set() };
+
 export class OAuthTokenCredentials implements CredentialSource<OAuthCredential> {
   readonly authenticationId: string;
+  readonly names = OAUTH_NAMES;
   readonly #tokens: TokenManager;
   /** The credential of the token handed out last: the hot path builds no object per call. */
   #last: OAuthCredential | null = null;

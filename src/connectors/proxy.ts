@@ -70,6 +70,16 @@ export async function forwardThroughConnector(
     });
   }
   const head = readProxiedRequestHead(incoming.rawHeaders);
+  const names = target.credentials?.names;
+  // An OAuth token goes in Authorization, which the caller's fields never carry on (it holds the
+  // caller's Grantry key); other credentials (an API key) may share a name with a caller's field.
+  if (names !== undefined && (names.headers.size > 1 || !names.headers.has('authorization'))) {
+    dropFields(head.fields, names.headers);
+  }
+  const pathAndQuery =
+    names === undefined || names.query.size === 0
+      ? resolved.pathAndQuery
+      : withoutQueryParameters(resolved.pathAndQuery, names.query);
   const handling = proxiedBodyHandling(head.contentLength, head.chunked);
   const body =
     handling === 'none' ? null : handling === 'buffer' ? await readSmallBody(incoming.body) : incoming.body;
@@ -77,7 +87,7 @@ export async function forwardThroughConnector(
     target,
     {
       method: incoming.method,
-      path: resolved.pathAndQuery,
+      path: pathAndQuery,
       headers: proxyRequestFields(head, target.headerList, handling === 'stream' && !head.chunked),
       headersOutsideBase: [],
       body,
@@ -87,6 +97,36 @@ export async function forwardThroughConnector(
   );
   writeAnswer(answer, res, own, finished);
   return answer.head.status;
+}
+
+/** Removes the fields of these names from a `[name, value, …]` list, in place: the credential sets them. */
+function dropFields(fields: string[], names: ReadonlySet<string>): void {
+  let kept = 0;
+  for (let index = 0; index < fields.length; index += 2) {
+    if (names.has(fields[index] as string)) continue;
+    fields[kept] = fields[index] as string;
+    fields[kept + 1] = fields[index + 1] as string;
+    kept += 2;
+  }
+  fields.length = kept;
+}
+
+/** The path with the caller's query parameters of these names removed: the credential adds its own. */
+function withoutQueryParameters(pathAndQuery: string, names: ReadonlySet<string>): string {
+  const at = pathAndQuery.indexOf('?');
+  if (at === -1) return pathAndQuery;
+  const kept = pathAndQuery
+    .slice(at + 1)
+    .split('&')
+    .filter((pair) => {
+      const name = pair.split('=')[0] ?? '';
+      try {
+        return !names.has(decodeURIComponent(name.replace(/\+/g, ' ')));
+      } catch {
+        return true;
+      }
+    });
+  return kept.length === 0 ? pathAndQuery.slice(0, at) : `${pathAndQuery.slice(0, at)}?${kept.join('&')}`;
 }
 
 /** Writes the head and pipes the body, pausing the upstream while the caller's socket is full. */

@@ -31,6 +31,11 @@ export interface DiagnosisContext {
    * the authentication, because fresh ones were refused too.
    */
   tokenRefreshPausedUntil?: number | null | undefined;
+  /**
+   * For a refusal from the API of a static credential (docs/api.md "Static credentials"): its kind
+   * and where it was sent ("header X-API-Key"), never its value.
+   */
+  staticCredential?: { kind: 'api_key' | 'basic' | 'bearer'; sentAs: string } | undefined;
   step?: DiagnosisStep | undefined;
   /** A signed assertion went with the refused request (client authentication or the grant itself). */
   assertion?: { facts: AssertionFacts; refusal: RefusalContext } | undefined;
@@ -39,6 +44,18 @@ export interface DiagnosisContext {
   /** Key facts (a rotation under way, the JWKS URL, the client certificate's fingerprint). */
   keyFacts?: KeyFacts | undefined;
 }
+
+const STATIC_KIND_NAMES = { api_key: 'API key', basic: 'Basic credentials', bearer: 'bearer token' } as const;
+
+/** What to check when an API refuses a static credential, by kind: it was sent exactly as saved. */
+const STATIC_REFUSAL_HINTS = {
+  api_key:
+    'Check the key itself (revoked, expired, or for another environment such as test vs live), the name of the header or query parameter the API reads it from, and the prefix it expects before the key (some want none, some "Bearer" or "Token").',
+  basic:
+    "Check the username and password. Many APIs want an API token as the password rather than the account password, or the key as the username with an empty password: see the API's documentation.",
+  bearer:
+    'Check that the token is still valid (static tokens get revoked or expire) and the header prefix the API expects (Bearer, Token, or none).',
+} as const;
 
 /** Every code {@link diagnose} and {@link diagnoseApiResponse} can produce, for docs/errors.md. */
 export const DIAGNOSIS_CODES = [
@@ -489,6 +506,26 @@ export function diagnoseApiResponse(
       ? 'No audience is configured; many APIs only accept tokens issued for them: set audience.'
       : `The configured audience is "${context.audience}"${context.audienceParam === undefined ? '' : ` (sent as ${context.audienceParam})`}: check it is the one this API expects.`;
   const scope = context.scope === undefined || context.scope === '' ? '(none)' : `"${context.scope}"`;
+  const fixed = context.staticCredential;
+  if (fixed !== undefined) {
+    // Sent as saved: nothing to refresh, no retry; say what was sent and what to check.
+    const what = STATIC_KIND_NAMES[fixed.kind];
+    const said = challenge?.error === undefined ? '' : ` (${challenge.error})`;
+    if (status === 401) {
+      return new Problem(
+        'upstream_unauthorized',
+        `The API answered 401 Unauthorized to the ${what} (sent as ${fixed.sentAs})${said}.`,
+        {
+          hint: `${STATIC_REFUSAL_HINTS[fixed.kind]} Grantry does not retry: the same ${what} would be sent again.`,
+          provider,
+        },
+      );
+    }
+    return new Problem('upstream_forbidden', `The API answered 403 Forbidden to the ${what}${said}.`, {
+      hint: `The API accepted who is calling but refuses this operation: give the ${what}'s account or key the permission (or scope) the operation needs.`,
+      provider,
+    });
+  }
   if (status === 401) {
     const said = challenge?.error === undefined ? '' : ` (${challenge.error}${describe(provider)})`;
     const paused = refreshPauseSentence(context.tokenRefreshPausedUntil);

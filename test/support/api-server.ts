@@ -22,6 +22,11 @@ export type VerifyResult = boolean | { ok: boolean; wwwAuthenticate?: string; st
 export interface ApiServerOptions {
   /** Decides whether the bearer token is acceptable; called once per request that carries one. */
   verify: (token: string) => Promise<VerifyResult>;
+  /**
+   * Decides instead of `verify`, from the whole request: for credentials that are not bearer
+   * tokens (an API key in a header or the query, Basic).
+   */
+  authenticate?: (request: { headers: IncomingHttpHeaders; query: URLSearchParams }) => Promise<VerifyResult>;
   /** Serve plain HTTP instead of HTTPS (proxy benchmarks). Default false. */
   http?: boolean;
   /** Host name in `url`; default 'localhost' for HTTPS, '127.0.0.1' for HTTP. Listens on 127.0.0.1. */
@@ -156,12 +161,15 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiFixt
       const remaining = behaviour.count - 1;
       behaviour = remaining > 0 ? { kind: 'unauthorized-next', count: remaining } : 'normal';
     }
-    if (forcedUnauthorized || token === undefined) {
+    if (forcedUnauthorized || (token === undefined && options.authenticate === undefined)) {
       sendJson(res, 401, { error: 'invalid_token' }, { 'www-authenticate': INVALID_TOKEN });
       return;
     }
 
-    const verdict = await verify(token);
+    const verdict =
+      options.authenticate === undefined
+        ? await verify(token as string)
+        : await options.authenticate({ headers: req.headers, query: url.searchParams });
     const ok = typeof verdict === 'boolean' ? verdict : verdict.ok;
     if (!ok) {
       const status = typeof verdict === 'object' ? (verdict.status ?? 401) : 401;

@@ -792,13 +792,27 @@ export function ConnectorTestView({ result }: { result: ConnectorTestResult }) {
         ) : (
           <span className="badge error">Failed</span>
         )}{' '}
-        {result.ok ? 'Token and API call both worked.' : 'The test did not succeed.'}
+        {result.ok
+          ? token?.kind
+            ? 'The API accepted the credential.'
+            : 'Token and API call both worked.'
+          : 'The test did not succeed.'}
       </p>
       <ol className="steps">
         <li className={token && !token.ok ? 'step failed' : 'step'}>
-          <h4>1. Token</h4>
+          <h4>{token?.kind ? '1. Credential' : '1. Token'}</h4>
           {!token && <p className="muted">No authentication attached: the call was sent without a token.</p>}
-          {token?.ok && (
+          {token?.ok && token.kind && (
+            <dl className="facts">
+              <dt>Kind</dt>
+              <dd>{KINDS[token.kind].label}</dd>
+              <dt>Sent as</dt>
+              <dd>{token.sentAs}</dd>
+              <dt>Fetched</dt>
+              <dd className="muted">Nothing: a static credential is sent as saved.</dd>
+            </dl>
+          )}
+          {token?.ok && !token.kind && (
             <dl className="facts">
               <dt>Result</dt>
               <dd>

@@ -1114,6 +1114,10 @@ export interface components {
             token: {
                 ok: boolean;
                 source?: components["schemas"]["TokenSource"];
+                /** @description A static credential: sent as saved, nothing fetched. */
+                kind?: "api_key" | "basic" | "bearer";
+                /** @description Where a static credential is sent ("header X-API-Key"), never its value. */
+                sentAs?: string;
                 tokenType?: string;
                 expiresAt?: string | null;
                 scope?: string | null;
