@@ -206,7 +206,12 @@ export async function createApp(
     const connectors = new ConnectorService({ store, keyRing, allowHttp: config.allowHttp });
     const engine = new ConnectorEngine({
       store,
-      credentialsFor: credentialsForAuthentications({ store, tokens, keyRing }),
+      credentialsFor: credentialsForAuthentications({
+        store,
+        tokens,
+        keyRing,
+        certificateDispatcher: (certificate) => egress.clientCertificateDispatcher(certificate),
+      }),
       openSecretHeaders: (record) => openSecretHeaders(keyRing, record),
       egress,
       tokens,
