@@ -8,6 +8,7 @@ import { apiReferenceRoutes } from './api/routes/api-reference.js';
 import { authenticationRoutes } from './api/routes/authentications.js';
 import { connectorCallRoutes } from './api/routes/connector-calls.js';
 import { connectorRoutes } from './api/routes/connectors.js';
+import { jwksRoutes } from './api/routes/jwks.js';
 import { metricsRoutes } from './api/routes/metrics.js';
 import { oauthFlowRoutes } from './api/routes/oauth-flow.js';
 import { providerRoutes } from './api/routes/providers.js';
@@ -21,6 +22,7 @@ import { credentialsForAuthentications } from './connectors/credentials-for.js';
 import { ConnectorEngine } from './connectors/execute.js';
 import { Egress } from './egress/egress.js';
 import { createLogger } from './logger.js';
+import { DpopNonces } from './oauth/dpop.js';
 import { Metrics } from './observability/metrics.js';
 import { ProviderCatalogue } from './providers/provider-catalogue.js';
 import { type KeyRing, MasterKeyError } from './secrets/key-ring.js';
@@ -140,6 +142,9 @@ export async function createApp(
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
     });
     const metadata = new ProviderMetadata({ fetch: egress.fetch, timeoutMs: config.tokenTimeoutMs });
+    // DPoP nonces (RFC 9449 §8, §9) are per server: one store for token endpoints and APIs.
+    const dpopNonces = new DpopNonces();
+    const jwksBaseUrl = `${config.publicUrl}/oauth/jwks`;
     const tokens = new TokenManager({
       store,
       keyRing,
@@ -151,6 +156,9 @@ export async function createApp(
       onStatusChange: (change) => webhooks.authenticationStatusChanged(change),
       metadata,
       lockTimeoutMs: config.refreshLockTimeoutMs,
+      dpopNonces,
+      clientCertificateFetch: (certificate) => egress.clientCertificateFetch(certificate),
+      jwksUriOf: (authId) => `${jwksBaseUrl}/${encodeURIComponent(authId)}`,
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
     });
     const keepAlive = new KeepAliveScheduler({
@@ -187,16 +195,23 @@ export async function createApp(
         timeoutMs: config.tokenTimeoutMs,
         metadata,
         log: logger,
+        clientCertificateFetch: (certificate) => egress.clientCertificateFetch(certificate),
       }),
       redirectUri,
       allowHttp: config.allowHttp,
       providers,
       connectBaseUrl: `${config.publicUrl}/oauth/connect`,
+      jwksBaseUrl,
     });
     const connectors = new ConnectorService({ store, keyRing, allowHttp: config.allowHttp });
     const engine = new ConnectorEngine({
       store,
-      credentialsFor: credentialsForAuthentications({ store, tokens, keyRing }),
+      credentialsFor: credentialsForAuthentications({
+        store,
+        tokens,
+        keyRing,
+        certificateDispatcher: (certificate) => egress.clientCertificateDispatcher(certificate),
+      }),
       openSecretHeaders: (record) => openSecretHeaders(keyRing, record),
       egress,
       tokens,
@@ -232,6 +247,7 @@ export async function createApp(
     await server.register(proxyRoutes, context);
     await server.register(oauthFlowRoutes, context);
     await server.register(providerRoutes, context);
+    await server.register(jwksRoutes, context);
     await server.register(apiReferenceRoutes);
     await server.register(webUiRoutes, context);
 

@@ -25,6 +25,7 @@ export const PROBLEM_CODES = [
   'invalid_target',
   'access_denied',
   'token_fetch_failed',
+  'invalid_dpop_proof',
   'needs_authorization',
   'upstream_unauthorized',
   'upstream_forbidden',

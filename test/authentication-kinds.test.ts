@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selfSignedCertificate } from '../src/keys/certificate.js';
+import { generatePrivateKey, privateKeyPem } from '../src/keys/key-material.js';
 import {
   AUTHENTICATION_TYPES,
   type AuthenticationType,
@@ -38,6 +40,51 @@ const SAMPLES: Record<string, unknown> = {
   apiKeyName: 'X-Api-Key',
   apiKeyPrefix: 'Key',
   token: 'static-token-abc',
+  signingAlg: 'PS256',
+  generateKey: true,
+  publishJwks: true,
+  clientAssertionAudience: 'https://login.example.test',
+  certificateBoundTokens: true,
+  dpop: true,
+  assertion: { scope: 'https://www.googleapis.com/auth/drive.readonly' },
+};
+
+// Key material: a real key, its certificate, and a service-account file holding it.
+const sampleKey = generatePrivateKey('ES256');
+SAMPLES.privateKey = privateKeyPem(sampleKey);
+SAMPLES.certificate = selfSignedCertificate(sampleKey, { commonName: 'sample' });
+SAMPLES.keyId = 'sample-key-1';
+SAMPLES.serviceAccountJson = JSON.stringify({
+  type: 'service_account',
+  private_key_id: 'sa-key-1',
+  private_key: privateKeyPem(generatePrivateKey('RS256')),
+  client_email: 'reader@sample.iam.gserviceaccount.com',
+  token_uri: 'https://login.example.test/token',
+});
+
+/**
+ * What makes a conditional field apply (its `when`), so the generic tests below can exercise it:
+ * the key fields need a method that uses a key (and a key, made by Grantry), the certificate
+ * binding needs mutual TLS, the assertion audience a JWT client authentication.
+ */
+function contextFor(field: FieldSpec | undefined): Record<string, unknown> {
+  if (field === undefined || field.when === undefined) return {};
+  if (field.name === 'clientAssertionAudience') return { clientAuthMethod: 'client_secret_jwt' };
+  if (field.name === 'certificateBoundTokens')
+    return { clientAuthMethod: 'self_signed_tls_client_auth', generateKey: true };
+  if (field.name === 'clientSecret') return {};
+  return { clientAuthMethod: 'private_key_jwt', generateKey: true };
+}
+
+/** What a grant needs beyond its required fields: the JWT Bearer grant signs with a key. */
+const GRANT_CONTEXT: Partial<Record<GrantType, Record<string, unknown>>> = {
+  jwt_bearer: { clientAuthMethod: 'none', generateKey: true, clientId: 'sa@example.test' },
+};
+
+/** Problems an empty create of a grant has beyond its required fields (rules between fields). */
+const GRANT_RULE_PROBLEMS: Partial<Record<GrantType, string[]>> = {
+  // clientAuthMethod defaults to client_secret_basic: it needs a client id, and a key for the assertion.
+  jwt_bearer: ['/clientId', '/privateKey'],
 };
 
 /** The grant a field needs (or the first grant) for OAuth 2.0; undefined for the other kinds. */
@@ -54,16 +101,24 @@ function validBody(
 ) {
   const body: Record<string, unknown> = { name: `${type}-${Math.random().toString(36).slice(2)}`, type };
   if (grant !== undefined) body.grantType = grant;
+  const context = grant === undefined ? {} : (GRANT_CONTEXT[grant] ?? {});
+  const method = (extra.clientAuthMethod ?? context.clientAuthMethod) as string | undefined;
   for (const field of KINDS[type].fields as readonly FieldSpec[]) {
     if (field.name === 'grantType') continue;
+    // A client secret is required only with a method that sends it.
+    if (field.name === 'clientSecret' && method !== undefined && !/^(client_secret|auto)/.test(method))
+      continue;
     if (isRequired(field, grant)) body[field.name] = SAMPLES[field.name];
   }
-  return { ...body, ...extra };
+  return { ...body, ...context, ...extra };
 }
 
+// Key material (a private key, its certificate and id) and a key file are not settings: they go
+// into the key set and are answered through `keys`; test/keys.test.ts covers them.
 const optionalFields: [AuthenticationType, FieldSpec][] = AUTHENTICATION_TYPES.flatMap((type) =>
   (KINDS[type].fields as readonly FieldSpec[])
     .filter((field) => !isRequired(field, grantFor(type, field)) && field.name !== 'grantType')
+    .filter((field) => field.keyMaterial !== true && field.inputOnly !== true)
     .map((field): [AuthenticationType, FieldSpec] => [type, field]),
 );
 
@@ -105,7 +160,8 @@ describe('authentication kinds, driven by the catalogue', () => {
       }
       const required = (KINDS[kind].fields as readonly FieldSpec[])
         .filter((f) => f.name !== 'grantType' && isRequired(f, grant as GrantType | undefined))
-        .map((f) => `/${f.name}`);
+        .map((f) => `/${f.name}`)
+        .concat(GRANT_RULE_PROBLEMS[grant as GrantType] ?? []);
       const empty = await g.api('POST', '/api/authentications', {
         name: `empty-${kind}`,
         type: kind,
@@ -123,7 +179,7 @@ describe('authentication kinds, driven by the catalogue', () => {
       const created = await g.api(
         'POST',
         '/api/authentications',
-        validBody(type, grant, { [name]: SAMPLES[name] }),
+        validBody(type, grant, { ...contextFor(field), [name]: SAMPLES[name] }),
       );
       expect(created.status, created.text).toBe(201);
       const flag = field.type === 'secret' ? secretFlag(name) : name;

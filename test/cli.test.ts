@@ -90,6 +90,18 @@ describe('grantry command', () => {
       password: 'p',
     });
     expect(created.status).toBe(201);
+    // A key Grantry made (docs/keys.md) is a secret like any other: sealed with the others, in one value.
+    const keyed = await first.api('POST', '/api/authentications', {
+      name: 'rotating keys',
+      type: 'oauth2',
+      grantType: 'client_credentials',
+      tokenUrl: 'https://login.example.test/token',
+      clientId: 'k',
+      clientAuthMethod: 'private_key_jwt',
+      generateKey: true,
+      dpop: true,
+    });
+    expect(keyed.status, keyed.text).toBe(201);
     await first.stop();
     const env = { GRANTRY_DATABASE_URL: first.env.GRANTRY_DATABASE_URL as string };
 
@@ -100,7 +112,7 @@ describe('grantry command', () => {
       GRANTRY_PREVIOUS_MASTER_KEYS: oldKey,
     });
     expect(rotate.code, rotate.stderr).toBe(0);
-    expect(rotate.stdout).toMatch(/Re-encrypted 2 value/);
+    expect(rotate.stdout).toMatch(/Re-encrypted 3 value/);
 
     const second = await spawnGrantry({
       dataDir: first.dataDir,
@@ -113,6 +125,13 @@ describe('grantry command', () => {
       // The secrets decrypt under the new key alone: a token request is attempted (and fails on DNS), not a key error.
       const test = await second.api('POST', `/api/authentications/${created.body.id}/test`);
       expect(test.body.error.code).not.toBe('wrong_master_key');
+      const keys = await second.api('GET', `/api/authentications/${keyed.body.id}`);
+      expect(keys.body.keys.map((k: { kid: string }) => k.kid)).toEqual(
+        keyed.body.keys.map((k: { kid: string }) => k.kid),
+      );
+      expect(keys.body.dpopKey.jkt).toBe(keyed.body.dpopKey.jkt);
+      const signed = await second.api('POST', `/api/authentications/${keyed.body.id}/test`);
+      expect(signed.body.error.code).not.toBe('wrong_master_key');
     } finally {
       await second.stop();
     }

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,6 +38,7 @@ describe('no secret leaves the service', () => {
         },
       ],
       users: { alice: 'CANARY-PASSWORD-0d9e' },
+      dpop: { requireNonce: true },
     });
     // Opaque oidc-provider tokens are their jti: collect every refresh token the provider issues.
     oidc.provider.on('refresh_token.saved', (token: { jti: string }) => refreshTokens.add(token.jti));
@@ -267,6 +269,127 @@ describe('no secret leaves the service', () => {
     for (const [name, content] of places) {
       for (const canary of canaries) {
         expect(content.includes(canary), `${canary.slice(0, 14)}… found in ${name}`).toBe(false);
+      }
+    }
+  }, 60_000);
+
+  /**
+   * Keys (docs/keys.md): an imported private key, a key Grantry makes, a Google key file, every
+   * client assertion and JWT-bearer assertion Grantry signed, and every DPoP proof it made — sent to
+   * the provider and to the API, at the token endpoint and on calls, through execute and the proxy,
+   * with a refusal among them — appear in no log line, database file or answer.
+   */
+  it('finds no private key, assertion or DPoP proof in the log, the database or the answers', async () => {
+    const g = await spawnGrantry({ env: { GRANTRY_LOG_LEVEL: 'trace' } });
+    const answers: string[] = [];
+    const call = async (method: string, path: string, body?: unknown) => {
+      const answer = await g.api(method, path, body);
+      answers.push(answer.text, JSON.stringify([...answer.headers]));
+      return answer;
+    };
+    const imported = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const importedPem = imported.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const saKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+    const saPem = saKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    try {
+      const importedAuth = await call('POST', '/api/authentications', {
+        name: 'canary imported key',
+        type: 'oauth2',
+        grantType: 'client_credentials',
+        tokenUrl: oidc.tokenUrl,
+        clientId: 'canary-pkj',
+        clientAuthMethod: 'private_key_jwt',
+        privateKey: importedPem,
+        keyId: 'canary-imported',
+        dpop: true,
+      });
+      expect(importedAuth.status, importedAuth.text).toBe(201);
+      await oidc.registerClient({
+        client_id: 'canary-pkj',
+        grant_types: ['client_credentials'],
+        token_endpoint_auth_method: 'private_key_jwt',
+        dpop_bound_access_tokens: true,
+        jwks: { keys: [{ ...imported.publicKey.export({ format: 'jwk' }), kid: 'canary-imported' }] },
+      });
+      const generated = await call('POST', '/api/authentications', {
+        name: 'canary generated key',
+        type: 'oauth2',
+        grantType: 'client_credentials',
+        tokenUrl: oidc.tokenUrl,
+        clientId: 'canary-gen',
+        clientAuthMethod: 'private_key_jwt',
+        generateKey: true,
+        publishJwks: true,
+      });
+      // Not registered: every assertion of this one is refused (the failure path).
+      const googleFile = await call('POST', '/api/authentications', {
+        name: 'canary google',
+        type: 'oauth2',
+        serviceAccountJson: JSON.stringify({
+          type: 'service_account',
+          private_key_id: 'canary-sa-key',
+          private_key: saPem,
+          client_email: 'canary@canary.iam.gserviceaccount.com',
+          token_uri: oidc.tokenUrl,
+        }),
+        assertion: { scope: 'canary' },
+      });
+      expect(googleFile.status, googleFile.text).toBe(201);
+      for (const auth of [importedAuth, generated, googleFile]) {
+        const connector = await call('POST', '/api/connectors', {
+          name: `canary keys ${auth.body.id}`,
+          baseUrl: api.url,
+          authenticationId: auth.body.id,
+        });
+        await call('POST', `/api/authentications/${auth.body.id}/test`);
+        await call('POST', `/api/connectors/${connector.body.id}/execute`, { method: 'GET', path: '/echo' });
+        await call('POST', `/api/connectors/${connector.body.id}/test`, {});
+        const proxied = await fetch(`${g.url}/proxy/${connector.body.id}/echo`, {
+          headers: { authorization: `Bearer ${g.apiKey}` },
+        });
+        answers.push(await proxied.text());
+        await call('GET', `/api/authentications/${auth.body.id}/events`);
+        await call('GET', `/api/authentications/${auth.body.id}`);
+      }
+      await call('POST', `/api/authentications/${generated.body.id}/rotate-key`);
+      await call('POST', `/api/authentications/${generated.body.id}/rotate-key/finish`);
+      answers.push(await (await fetch(`${g.url}/oauth/jwks/${generated.body.id}`)).text());
+      await call('GET', '/api/authentications');
+    } finally {
+      await g.stop();
+    }
+
+    // The flows above did sign and send: a test that finds nothing because nothing happened proves nothing.
+    expect(oidc.received.assertions.length).toBeGreaterThanOrEqual(4);
+    expect(oidc.received.dpopProofs.length).toBeGreaterThanOrEqual(2);
+    const apiProofs = api.requests.flatMap((r) =>
+      typeof r.headers.dpop === 'string' ? [r.headers.dpop] : [],
+    );
+    expect(apiProofs.length).toBeGreaterThanOrEqual(2);
+    const pemBody = (pem: string) =>
+      pem.split('\n').filter((line) => line !== '' && !line.startsWith('-----'));
+    const canaries = [
+      ...pemBody(importedPem),
+      ...pemBody(saPem),
+      String(imported.privateKey.export({ format: 'jwk' }).d),
+      String(saKey.export({ format: 'jwk' }).d),
+      ...oidc.received.assertions,
+      ...oidc.received.dpopProofs,
+      ...apiProofs,
+    ];
+    const places: Array<[string, string]> = [['answers', answers.join('\n')]];
+    for (const file of readdirSync(g.dataDir)) {
+      places.push([file, readFileSync(join(g.dataDir, file)).toString('latin1')]);
+    }
+    expect(places.some(([name]) => name.endsWith('.log'))).toBe(true);
+    for (const [name, content] of places) {
+      // Keys Grantry made are known to no one: no PEM or private JWK member may appear at all.
+      expect(content.includes('PRIVATE KEY'), `a PEM private key found in ${name}`).toBe(false);
+      expect(/"d"\s*:\s*"/.test(content), `a private JWK member found in ${name}`).toBe(false);
+      for (const canary of canaries) {
+        // The test API echoes the request it received (its DPoP proof included) to its caller.
+        if (name === 'answers' && apiProofs.includes(canary)) continue;
+        expect(content.includes(canary), `${canary.slice(0, 16)}… found in ${name}`).toBe(false);
       }
     }
   }, 60_000);

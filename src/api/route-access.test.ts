@@ -6,6 +6,9 @@ describe('route access', () => {
     expect(isPublicRoute('GET', '/healthz')).toBe(true);
     expect(isPublicRoute('HEAD', '/healthz')).toBe(true);
     expect(isPublicRoute('GET', '/oauth/redirect')).toBe(true);
+    expect(isPublicRoute('GET', '/oauth/jwks/:id')).toBe(true);
+    expect(isPublicRoute('POST', '/oauth/jwks/:id')).toBe(false);
+    expect(isPublicRoute('POST', '/api/authentications/:id/rotate-key')).toBe(false);
     expect(isPublicRoute('GET', '/docs')).toBe(true);
     expect(isPublicRoute('HEAD', '/docs/:asset')).toBe(true);
     expect(isPublicRoute('POST', '/docs')).toBe(false);

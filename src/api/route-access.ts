@@ -35,6 +35,8 @@ export const PUBLIC_ROUTES: ReadonlySet<string> = new Set([
   'GET /oauth/redirect',
   // A one-time connect link: its token is the proof (256 random bits, single use, expiring).
   'GET /oauth/connect/:token',
+  // An authentication's published public keys (jwks_uri): public keys only, for providers to fetch.
+  'GET /oauth/jwks/:id',
   // The console's page and static files (web/dist): a built page, no data.
   'GET /',
   'GET /*',

@@ -13,6 +13,7 @@ import {
   type AuthenticationType,
   allFields,
   type FieldSpec,
+  GRANT_TYPES,
   secretFlag,
 } from '../services/catalogue/index.js';
 import { TEST_EVENT_TYPE, WEBHOOK_EVENT_TYPES } from '../webhooks/event-types.js';
@@ -27,7 +28,7 @@ const Time = Type.String({ format: 'date-time' });
 export const GrantTypeSchema = named(
   'GrantType',
   Type.Union(
-    [Type.Literal('client_credentials'), Type.Literal('password'), Type.Literal('authorization_code')],
+    GRANT_TYPES.map((grant) => Type.Literal(grant)),
     { description: 'OAuth 2.0 grant type.' },
   ),
 );
@@ -162,11 +163,47 @@ function viewProperties(): Record<string, TSchema> {
   const properties: Record<string, TSchema> = {};
   for (const [name, field] of FIELD_BY_NAME) {
     if (name === 'name' || name === 'type') continue;
+    // Read once (a key file), or answered through `keys` (a certificate, a key id).
+    if (field.inputOnly === true || (field.keyMaterial === true && field.type !== 'secret')) continue;
     if (field.type === 'secret') properties[secretFlag(name)] = Type.Optional(Type.Boolean());
     else properties[name] = Type.Optional(fieldSchema(field, { answer: true }));
   }
   return properties;
 }
+
+const SigningAlgSchema = Type.Union([
+  Type.Literal('RS256'),
+  Type.Literal('PS256'),
+  Type.Literal('ES256'),
+  Type.Literal('EdDSA'),
+]);
+
+export const PublicJwkSchema = named(
+  'PublicJwk',
+  Type.Record(Type.String(), Type.Union([Type.String(), Type.Array(Type.String())]), {
+    description: 'A public JWK (RFC 7517): never a private member.',
+  }),
+);
+
+/** One signing key as answered: its public half, its certificate, its place in a rotation. */
+export const PublicKeySchema = named(
+  'PublicKey',
+  Type.Object({
+    kid: Type.String(),
+    alg: SigningAlgSchema,
+    status: Type.Union([Type.Literal('current'), Type.Literal('next'), Type.Literal('retiring')], {
+      description:
+        'current signs; next waits in a rotation (published, not signing); retiring stays published until the rotation finishes.',
+    }),
+    origin: Type.Union([Type.Literal('generated'), Type.Literal('imported')]),
+    publicJwk: PublicJwkSchema,
+    publicKeyPem: Type.String(),
+    certificate: Nullable(Type.String({ description: 'PEM, leaf first: to register for mutual TLS.' })),
+    certificateSha256: Nullable(Type.String()),
+    certificateExpiresAt: Nullable(Time),
+    createdAt: Time,
+  }),
+);
 
 export const AuthenticationViewSchema = named(
   'Authentication',
@@ -177,11 +214,34 @@ export const AuthenticationViewSchema = named(
       type: fieldSchema(FIELD_BY_NAME.get('type') as FieldSpec),
       ...viewProperties(),
       redirectUri: Type.Optional(Type.String()),
-      detectedClientAuthMethod: Type.Optional(
-        Type.Union([Type.Literal('client_secret_basic'), Type.Literal('client_secret_post'), Type.Null()], {
-          description:
-            'With clientAuthMethod auto: how the provider accepted the client secret (found on the first token request, kept with the tokens); null until then.',
+      keys: Type.Optional(Type.Array(PublicKeySchema)),
+      jwksUri: Type.Optional(
+        Type.String({
+          description: 'With publishJwks: the jwks_uri to give the provider (public, no key needed).',
         }),
+      ),
+      dpopKey: Type.Optional(
+        Type.Object(
+          { jkt: Type.String(), alg: Type.String(), publicJwk: PublicJwkSchema },
+          {
+            description:
+              'With dpop: the DPoP key (RFC 9449) tokens are bound to; jkt is its RFC 7638 thumbprint.',
+          },
+        ),
+      ),
+      detectedClientAuthMethod: Type.Optional(
+        Type.Union(
+          [
+            Type.Literal('client_secret_basic'),
+            Type.Literal('client_secret_post'),
+            Type.Literal('client_secret_jwt'),
+            Type.Null(),
+          ],
+          {
+            description:
+              'With clientAuthMethod auto: how the provider accepted the client secret (found on the first token request, kept with the tokens; client_secret_jwt when its metadata lists only that); null until then.',
+          },
+        ),
       ),
       status: AuthStatusSchema,
       token: Nullable(TokenMetadataSchema),
@@ -625,3 +685,28 @@ export type WebhookPatch = Static<typeof WebhookPatchSchema>;
 export type WebhookView = Static<typeof WebhookViewSchema>;
 export type WebhookCreated = Static<typeof WebhookCreatedSchema>;
 export type WebhookDeliveryView = Static<typeof WebhookDeliverySchema>;
+
+/** `POST /api/authentications/:id/rotate-key`: a key to bring in, or nothing (Grantry makes one). */
+export const RotateKeySchema = named(
+  'RotateKeyRequest',
+  Type.Object(
+    {
+      privateKey: Type.Optional(
+        Type.String({
+          maxLength: 20000,
+          writeOnly: true,
+          description: 'PEM; without it Grantry makes the key.',
+        }),
+      ),
+      certificate: Type.Optional(
+        Type.String({ maxLength: 40000, description: 'PEM of the given key, for mutual TLS.' }),
+      ),
+      keyId: Type.Optional(Type.String({ maxLength: 200 })),
+      signingAlg: Type.Optional(SigningAlgSchema),
+    },
+    { additionalProperties: false },
+  ),
+);
+
+/** The JWK Set served at `jwks_uri` (RFC 7517 §5). */
+export const JwksSchema = named('Jwks', Type.Object({ keys: Type.Array(PublicJwkSchema) }));

@@ -155,6 +155,10 @@ describe('refusesCredential (refreshOn)', () => {
     [403, ['Basic realm="x"', 'Bearer error="insufficient_scope"'], both, false],
     [401, undefined, new Set([403]), false],
     [404, undefined, both, false],
+    // RFC 9449: the proof was refused, or a nonce asked for again — a new token changes nothing.
+    [401, 'DPoP error="invalid_dpop_proof", error_description="DPoP proof htu mismatch"', only401, false],
+    [401, 'DPoP error="use_dpop_nonce"', only401, false],
+    [401, 'DPoP error="invalid_token"', only401, true],
   ] as const)('%i with %j and refreshOn %o → %s', (status, challenge, refreshOn, expected) => {
     expect(refusesCredential(status, challenge as string | string[] | undefined, refreshOn)).toBe(expected);
   });

@@ -78,6 +78,8 @@ interface Hop {
 interface CallState extends CallProgress {
   readonly hop: Hop;
   readonly deadlineAt: number;
+  /** The call was already sent again with a server's new DPoP nonce (RFC 9449 §9: once). */
+  readonly nonceRetried?: boolean;
 }
 
 /**
@@ -155,21 +157,25 @@ export class CallPipeline {
   ): Promise<UpstreamAnswer> {
     const { hop } = state;
     const credential = hop.credential;
+    const path =
+      credential === undefined || credential.query === '' ? hop.path : withQuery(hop.path, credential.query);
+    // A proof is bound to this very request (RFC 9449 §4.2 htm, htu): made anew for every attempt.
+    const proof = hop.outsideBase ? undefined : credential?.proof;
+    const url = proof === undefined ? '' : hop.origin + path;
     const exchange = new UpstreamExchange(
-      this.#egress.dispatcher,
+      credential?.dispatcher ?? this.#egress.dispatcher,
       {
         origin: hop.origin,
         host: hop.host,
-        path:
-          credential === undefined || credential.query === ''
-            ? hop.path
-            : withQuery(hop.path, credential.query),
+        path,
         method: call.method,
         headers: hop.outsideBase
           ? call.headersOutsideBase
           : credential === undefined
             ? call.headers
-            : call.headers.concat(credential.headers),
+            : proof === undefined
+              ? call.headers.concat(credential.headers)
+              : call.headers.concat(credential.headers, proof.fieldsFor(call.method, url)),
         body: call.body,
       },
       state.deadlineAt,
@@ -198,6 +204,18 @@ export class CallPipeline {
     }
     const { status, headers } = head;
     this.#observer.upstreamResponded(status);
+
+    // RFC 9449 §9: a 401 asking for a DPoP nonce is not a refused token; the same request goes
+    // once more with the nonce (and a fresh proof), when its body can be sent again.
+    const nonceAsked = proof?.answered(url, status, headers) === true;
+    if (nonceAsked && state.nonceRetried !== true && call.replayable) {
+      exchange.discard(DRAIN_LIMIT);
+      return this.#attempt(target, call, rules, {
+        ...state,
+        attempts: state.attempts + 1,
+        nonceRetried: true,
+      });
+    }
 
     const source = target.credentials;
     const refused =

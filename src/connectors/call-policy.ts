@@ -130,7 +130,16 @@ export function refusesCredential(
 ): boolean {
   if (status !== 401 && status !== 403) return false;
   if (!refreshOn.has(status)) return false;
-  if (status === 401) return true;
   const header = Array.isArray(wwwAuthenticate) ? wwwAuthenticate.join(', ') : wwwAuthenticate;
+  // RFC 9449 §7.1, §9: the proof was refused (or a nonce asked for again), not the token: a new
+  // token would be refused the same way.
+  if (isDpopProofRefusal(header)) return false;
+  if (status === 401) return true;
   return parseBearerChallenge(header)?.error !== 'insufficient_scope';
+}
+
+/** A `DPoP` challenge refusing the proof rather than the token (`invalid_dpop_proof`, `use_dpop_nonce`). */
+export function isDpopProofRefusal(wwwAuthenticate: string | undefined): boolean {
+  const error = parseBearerChallenge(wwwAuthenticate, 'dpop')?.error;
+  return error === 'invalid_dpop_proof' || error === 'use_dpop_nonce';
 }

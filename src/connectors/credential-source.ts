@@ -1,4 +1,23 @@
+import type { Dispatcher } from 'undici';
 import type { ProblemBody } from '../problem.js';
+
+/**
+ * What a credential must add to each request itself because it depends on the request: a DPoP
+ * proof (RFC 9449 §7), bound to the method, the URL, the token and the server's latest nonce.
+ */
+export interface RequestProof {
+  /** Fields `[name, value]` for one attempt of `method` to `url` (a fresh proof every time). */
+  fieldsFor(method: string, url: string): readonly string[];
+  /**
+   * Told every answer to a request that carried a proof: keeps a new nonce (RFC 9449 §9) and says
+   * whether the answer asks for the request again with it (`use_dpop_nonce`).
+   */
+  answered(
+    url: string,
+    status: number,
+    headers: Readonly<Record<string, string | string[] | undefined>>,
+  ): boolean;
+}
 
 /**
  * What a credential adds to one request. Built once per credential (not per call), so sending it
@@ -20,6 +39,13 @@ export interface Credential {
    * claims when it is a JWT (never shown; src/oauth/token-refusal-explanation.ts).
    */
   readonly bearerToken?: string;
+  /** A proof made per request (DPoP-bound tokens). */
+  readonly proof?: RequestProof;
+  /**
+   * The dispatcher that presents this credential's client certificate (RFC 8705 §3: tokens bound
+   * to it). Only requests that carry the credential use it; others go through the shared pool.
+   */
+  readonly dispatcher?: Dispatcher;
 }
 
 /** What a source says when the API refused one of its credentials. */

@@ -1,5 +1,6 @@
 import type { Egress } from '../egress/egress.js';
 import { type DiagnosisContext, diagnoseApiResponse } from '../oauth/diagnosis.js';
+import { DPOP_ALG, htuOf } from '../oauth/dpop.js';
 import { explainWithAccessToken } from '../oauth/token-refusal-explanation.js';
 import { type FieldError, Problem, type ProblemBody } from '../problem.js';
 import type { Store } from '../store/contract.js';
@@ -158,7 +159,11 @@ export class ConnectorEngine {
       (url) => {
         options.egress.checkUrl(url);
       },
-      options.credentialsFor ?? ((authenticationId) => new OAuthTokenCredentials(tokens, authenticationId)),
+      options.credentialsFor ??
+        ((authenticationId) =>
+          new OAuthTokenCredentials(tokens, authenticationId, (certificate) =>
+            options.egress.clientCertificateDispatcher(certificate),
+          )),
       options.openSecretHeaders,
     );
   }
@@ -278,12 +283,7 @@ export class ConnectorEngine {
       tokenRefreshed: answer.credentialReplaced,
     };
     if (answer.refusedCredential !== undefined) {
-      const problem = await this.#diagnoseRefusal(
-        target,
-        status,
-        headers['www-authenticate'],
-        answer.refusedCredential,
-      );
+      const problem = await this.#diagnoseRefusal(target, status, headers, answer.refusedCredential, call);
       if (problem !== null) result.error = problem.toJSON();
     }
     return result;
@@ -403,10 +403,27 @@ export class ConnectorEngine {
   async #diagnoseRefusal(
     target: ConnectorTarget,
     status: number,
-    wwwAuthenticate: string | string[] | undefined,
+    headers: Readonly<Record<string, string | string[] | undefined>>,
     credential: Credential,
+    call: PreparedCall,
   ): Promise<Problem | null> {
+    const wwwAuthenticate = headers['www-authenticate'];
     const context: DiagnosisContext = { step: 'api', baseUrl: target.baseUrl };
+    if (credential.proof !== undefined) {
+      // What the refused proof said (its iat within the call, its htu the call's URL).
+      context.dpopProof = {
+        sent: {
+          htm: call.method,
+          htu: htuOf(target.origin + call.path),
+          iat: Math.floor(Date.now() / 1000),
+          ath: true,
+          nonce: true,
+          alg: DPOP_ALG,
+        },
+        providerDate: firstValue(headers.date) ?? null,
+        receivedAt: Date.now(),
+      };
+    }
     if (isStaticCredential(credential)) {
       context.staticCredential = { kind: credential.kind, sentAs: credential.sentAs };
     }

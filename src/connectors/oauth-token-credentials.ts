@@ -1,3 +1,5 @@
+import type { Dispatcher } from 'undici';
+import type { ClientCertificate } from '../tokens/authentication-keys.js';
 import type { CachedToken, TokenManager } from '../tokens/token-manager.js';
 import type {
   Credential,
@@ -6,6 +8,7 @@ import type {
   CredentialStep,
   RefusalVerdict,
 } from './credential-source.js';
+import { DpopRequestProof } from './dpop-request-proof.js';
 import { asGatewayProblem } from './gateway-problem.js';
 
 /** An OAuth access token as a credential: `Authorization: <headerPrefix> <token>`. */
@@ -29,9 +32,20 @@ export class OAuthTokenCredentials implements CredentialSource<OAuthCredential> 
   /** The credential of the token handed out last: the hot path builds no object per call. */
   #last: OAuthCredential | null = null;
 
-  constructor(tokens: TokenManager, authenticationId: string) {
+  readonly #certificateDispatcher: ((certificate: ClientCertificate) => Dispatcher) | undefined;
+
+  /**
+   * `certificateDispatcher`: the pool that presents a client certificate, for tokens bound to it
+   * (RFC 8705 §3); without it such a token is sent through the shared pool (and refused).
+   */
+  constructor(
+    tokens: TokenManager,
+    authenticationId: string,
+    certificateDispatcher?: (certificate: ClientCertificate) => Dispatcher,
+  ) {
     this.#tokens = tokens;
     this.authenticationId = authenticationId;
+    this.#certificateDispatcher = certificateDispatcher;
   }
 
   peek(): OAuthCredential | undefined {
@@ -99,6 +113,13 @@ export class OAuthTokenCredentials implements CredentialSource<OAuthCredential> 
       refreshable: true,
       bearerToken: token.accessToken,
       token,
+      // RFC 9449 §7: a DPoP-bound token needs a proof of the key on every call.
+      ...(token.dpopBinding === undefined
+        ? {}
+        : { proof: new DpopRequestProof(token.dpopBinding, token.accessToken) }),
+      ...(token.clientCertificate === undefined || this.#certificateDispatcher === undefined
+        ? {}
+        : { dispatcher: this.#certificateDispatcher(token.clientCertificate) }),
     };
     this.#last = credential;
     return credential;

@@ -4,13 +4,19 @@ import { Problem, type ProblemCode } from '../problem.js';
 import type { CallRules } from './call-decision.js';
 import { type CallPipeline, type UpstreamAnswer, unreachable } from './call-pipeline.js';
 import {
+  isDpopProofRefusal,
   PASS_REDIRECTS_THROUGH,
   PROXY_RETRY,
   proxiedBodyHandling,
   REPLAYABLE_BODY_BYTES,
 } from './call-policy.js';
 import type { ConnectorTarget } from './connector-cache.js';
-import { proxyRequestFields, proxyResponseHeaders, readProxiedRequestHead } from './http-headers.js';
+import {
+  firstValue,
+  proxyRequestFields,
+  proxyResponseHeaders,
+  readProxiedRequestHead,
+} from './http-headers.js';
 import { resolveCallPath } from './target-url.js';
 
 export { REPLAYABLE_BODY_BYTES } from './call-policy.js';
@@ -182,6 +188,9 @@ function writeAnswer(
 /** The diagnosis of a 401/403 to a request that carried the credential, for `x-grantry-error`. */
 function refusalCode(answer: UpstreamAnswer): ProblemCode | null {
   if (answer.refusedCredential === undefined) return null;
+  const challenge = firstValue(answer.head.headers['www-authenticate']);
+  if (answer.refusedCredential.proof !== undefined && isDpopProofRefusal(challenge))
+    return 'invalid_dpop_proof';
   return answer.head.status === 401 ? 'upstream_unauthorized' : 'upstream_forbidden';
 }
 

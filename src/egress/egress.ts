@@ -98,6 +98,10 @@ export class Egress {
   readonly policy: EgressPolicy;
   readonly allowHttp: AllowHttp;
   readonly maxResponseBytes: number;
+  readonly #agentOptions: Agent.Options;
+  readonly #connectorOptions: PolicyConnectorOptions;
+  /** One pool per client certificate (mutual TLS, RFC 8705), by its SHA-256 fingerprint. */
+  readonly #certificateAgents = new Map<string, { agent: Agent; fetch: EgressFetch }>();
 
   constructor(options: EgressOptions) {
     if (options.allowHttp !== 'off' && options.allowHttp !== 'loopback') {
@@ -106,12 +110,13 @@ export class Egress {
     this.policy = new EgressPolicy(options.mode);
     this.allowHttp = options.allowHttp;
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-    const connect = createPolicyConnector({
+    this.#connectorOptions = {
       policy: this.policy,
       allowHttp: this.allowHttp,
       connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       resolver: options.resolver ?? systemResolver,
-    });
+    };
+    const connect = createPolicyConnector(this.#connectorOptions);
     const agentOptions: Agent.Options = {
       connect,
       connections: options.connections ?? DEFAULT_CONNECTIONS,
@@ -119,7 +124,40 @@ export class Egress {
       bodyTimeout: options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS,
     };
     if (options.keepAliveTimeoutMs !== undefined) agentOptions.keepAliveTimeout = options.keepAliveTimeoutMs;
+    this.#agentOptions = agentOptions;
     this.dispatcher = new Agent(agentOptions);
+    this.fetch = this.#fetchThrough(this.dispatcher);
+  }
+
+  /**
+   * A dispatcher whose TLS connections present a client certificate (mutual TLS, RFC 8705), under
+   * the same address policy, timeouts and https rule as every other call. One keep-alive pool per
+   * certificate, kept while the process runs (a handful: one per authentication using mTLS); its
+   * connections never carry another certificate, and the shared pool never carries this one — so the
+   * certificate reaches only the servers a caller sends through this dispatcher.
+   */
+  clientCertificateDispatcher(certificate: ClientCertificateMaterial): Agent {
+    return this.#certificateAgent(certificate).agent;
+  }
+
+  /** `fetch` through {@link clientCertificateDispatcher}: for token and revocation requests with mTLS. */
+  clientCertificateFetch(certificate: ClientCertificateMaterial): EgressFetch {
+    return this.#certificateAgent(certificate).fetch;
+  }
+
+  #certificateAgent(certificate: ClientCertificateMaterial): { agent: Agent; fetch: EgressFetch } {
+    const found = this.#certificateAgents.get(certificate.sha256);
+    if (found !== undefined) return found;
+    const agent = new Agent({
+      ...this.#agentOptions,
+      connect: createPolicyConnector({
+        ...this.#connectorOptions,
+        clientCertificate: { key: certificate.key, cert: certificate.cert },
+      }),
+    });
+    const entry = { agent, fetch: this.#fetchThrough(agent) };
+    this.#certificateAgents.set(certificate.sha256, entry);
+    return entry;
   }
 
   /**
@@ -155,32 +193,36 @@ export class Egress {
    * rebuilt around the capped stream and its `url` is empty. Network failures reject with an
    * EgressError; an abort by the caller's own signal rejects with that signal's reason.
    */
-  readonly fetch: EgressFetch = async (input, init) => {
-    const isRequest = typeof input !== 'string' && !(input instanceof URL);
-    const url = this.checkUrl(isRequest ? input.url : input);
-    const forced = { dispatcher: this.dispatcher, redirect: 'manual' } as const;
-    const undiciInit = (
-      isRequest
-        ? {
-            method: input.method,
-            headers: input.headers,
-            body: input.body,
-            duplex: 'half',
-            signal: input.signal,
-            ...init,
-            ...forced,
-          }
-        : { ...init, ...forced }
-    ) as UndiciRequestInit;
-    const callerSignal = init?.signal ?? (isRequest ? input.signal : null);
-    let response: Awaited<ReturnType<typeof undiciFetch>>;
-    try {
-      response = await undiciFetch(url, undiciInit);
-    } catch (err) {
-      throw failure(err, url.host, callerSignal);
-    }
-    return capResponse(response, this.maxResponseBytes, url.host) as unknown as Response;
-  };
+  readonly fetch: EgressFetch;
+
+  #fetchThrough(dispatcher: Dispatcher): EgressFetch {
+    return async (input, init) => {
+      const isRequest = typeof input !== 'string' && !(input instanceof URL);
+      const url = this.checkUrl(isRequest ? input.url : input);
+      const forced = { dispatcher, redirect: 'manual' } as const;
+      const undiciInit = (
+        isRequest
+          ? {
+              method: input.method,
+              headers: input.headers,
+              body: input.body,
+              duplex: 'half',
+              signal: input.signal,
+              ...init,
+              ...forced,
+            }
+          : { ...init, ...forced }
+      ) as UndiciRequestInit;
+      const callerSignal = init?.signal ?? (isRequest ? input.signal : null);
+      let response: Awaited<ReturnType<typeof undiciFetch>>;
+      try {
+        response = await undiciFetch(url, undiciInit);
+      } catch (err) {
+        throw failure(err, url.host, callerSignal);
+      }
+      return capResponse(response, this.maxResponseBytes, url.host) as unknown as Response;
+    };
+  }
 
   /**
    * One HTTP exchange on the keep-alive pool of the URL's origin (the hot path of the proxy).
@@ -238,7 +280,10 @@ export class Egress {
 
   /** Closes every pooled connection once the requests in flight are done. */
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    await Promise.all([
+      this.dispatcher.close(),
+      ...[...this.#certificateAgents.values()].map((e) => e.agent.close()),
+    ]);
   }
 }
 
@@ -488,6 +533,15 @@ export interface PolicyConnectorOptions {
   allowHttp: AllowHttp;
   connectTimeoutMs: number;
   resolver: AddressResolver;
+  /** A client certificate to present in TLS handshakes (mutual TLS): PEM key and chain. */
+  clientCertificate?: { key: string; cert: string } | undefined;
+}
+
+/** A client certificate with its private key (PEM) and SHA-256 fingerprint (the pool's name). */
+export interface ClientCertificateMaterial {
+  key: string;
+  cert: string;
+  sha256: string;
 }
 
 /**
@@ -538,6 +592,9 @@ export function createPolicyConnector(options: PolicyConnectorOptions): buildCon
   const connect = buildConnector({
     timeout: options.connectTimeoutMs,
     lookup: createPolicyLookup(options.policy, options.resolver),
+    ...(options.clientCertificate === undefined
+      ? {}
+      : { key: options.clientCertificate.key, cert: options.clientCertificate.cert }),
   });
   const { policy, allowHttp } = options;
   return (target, callback) => {

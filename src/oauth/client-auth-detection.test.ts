@@ -48,6 +48,17 @@ describe('clientAuthCandidates', () => {
     ]);
   });
 
+  it('auto signs an HS256 assertion with the secret when the metadata lists only client_secret_jwt', () => {
+    expect(clientAuthCandidates('auto', null, ['client_secret_jwt', 'private_key_jwt'])).toEqual([
+      'client_secret_jwt',
+    ]);
+    expect(clientAuthCandidates('auto', 'client_secret_jwt', null)).toEqual([
+      'client_secret_jwt',
+      'client_secret_basic',
+      'client_secret_post',
+    ]);
+  });
+
   it('auto with a detected method starts with it, and keeps the other as the one retry', () => {
     expect(clientAuthCandidates('auto', 'client_secret_post', ['client_secret_basic'])).toEqual([
       'client_secret_post',

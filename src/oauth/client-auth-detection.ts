@@ -7,8 +7,15 @@ export const DETECTABLE_METHODS: readonly ClientAuthMethod[] = ['client_secret_b
 /** How the client authenticates as configured: one method, or `auto` (detect it). */
 export type ConfiguredClientAuthMethod = ClientAuthMethod | 'auto';
 
+/**
+ * What detection may settle on: the two ways of sending the secret it guesses between, and
+ * `client_secret_jwt` (RFC 7523 §2.2, the secret signing an assertion) when a provider's metadata
+ * lists that one and neither of the others — it is never guessed blindly.
+ */
+const DETECTED_METHODS: readonly ClientAuthMethod[] = [...DETECTABLE_METHODS, 'client_secret_jwt'];
+
 export function isClientAuthMethod(value: unknown): value is ClientAuthMethod {
-  return typeof value === 'string' && (DETECTABLE_METHODS as readonly string[]).includes(value);
+  return typeof value === 'string' && (DETECTED_METHODS as readonly string[]).includes(value);
 }
 
 /**
@@ -19,6 +26,7 @@ export function isClientAuthMethod(value: unknown): value is ClientAuthMethod {
  *   costs one request;
  * - `auto` with nothing detected: what the provider's metadata lists in
  *   `token_endpoint_auth_methods_supported` (RFC 8414 §2) when it names either method, Basic first;
+ *   `client_secret_jwt` when that is the only way it lists of using a secret;
  *   without metadata (or a list naming neither), Basic then the body. Basic goes first because
  *   RFC 6749 §2.3.1 makes it the one every server MUST support.
  */
@@ -30,7 +38,10 @@ export function clientAuthCandidates(
   if (configured !== 'auto') return [configured];
   if (detected !== null) return [detected, ...DETECTABLE_METHODS.filter((method) => method !== detected)];
   const listed = DETECTABLE_METHODS.filter((method) => advertised?.includes(method) === true);
-  return listed.length > 0 ? listed : [...DETECTABLE_METHODS];
+  if (listed.length > 0) return listed;
+  // A provider that takes the secret only inside a signed assertion says so in its metadata.
+  if (advertised?.includes('client_secret_jwt') === true) return ['client_secret_jwt'];
+  return [...DETECTABLE_METHODS];
 }
 
 /**

@@ -1,5 +1,14 @@
 import { EgressError, type EgressFailureKind } from '../egress/egress-error.js';
 import { Problem, type ProblemCode, type ProviderAnswer } from '../problem.js';
+import {
+  type AssertionFacts,
+  assertionRefusalHint,
+  dpopRefusalHint,
+  type RefusalContext,
+  refusedDpopClaim,
+  type SentProofFacts,
+} from './assertion-diagnosis.js';
+import { JWT_BEARER_GRANT_TYPE, type KeyFacts } from './client-config.js';
 import { OAuthError, type ResponseFacts } from './oauth-error.js';
 import { parseBearerChallenge } from './www-authenticate.js';
 
@@ -28,6 +37,12 @@ export interface DiagnosisContext {
    */
   staticCredential?: { kind: 'api_key' | 'basic' | 'bearer'; sentAs: string } | undefined;
   step?: DiagnosisStep | undefined;
+  /** A signed assertion went with the refused request (client authentication or the grant itself). */
+  assertion?: { facts: AssertionFacts; refusal: RefusalContext } | undefined;
+  /** A DPoP proof went with the refused request (RFC 9449). */
+  dpopProof?: { sent: SentProofFacts; providerDate: string | null; receivedAt: number } | undefined;
+  /** Key facts (a rotation under way, the JWKS URL, the client certificate's fingerprint). */
+  keyFacts?: KeyFacts | undefined;
 }
 
 const STATIC_KIND_NAMES = { api_key: 'API key', basic: 'Basic credentials', bearer: 'bearer token' } as const;
@@ -54,6 +69,7 @@ export const DIAGNOSIS_CODES = [
   'invalid_target',
   'access_denied',
   'token_fetch_failed',
+  'invalid_dpop_proof',
   'upstream_unauthorized',
   'upstream_forbidden',
   'egress_denied',
@@ -88,6 +104,8 @@ export const DIAGNOSIS_HINTS: Readonly<Record<DiagnosisCode, string>> = {
     'Access was denied by the user or the provider: authorize again and approve the requested access.',
   token_fetch_failed:
     "Check the Token URL: it must be the provider's token endpoint (not a web page), reachable from Grantry over https.",
+  invalid_dpop_proof:
+    'The server refused the DPoP proof: the hint names the claim (htu: the URL the server sees; iat: the clock; nonce; jwk: the key the token is bound to).',
   upstream_unauthorized:
     'The API refused a freshly fetched token: it probably expects a different audience or scope, or the token was revoked.',
   upstream_forbidden:
@@ -124,12 +142,36 @@ function diagnoseProviderAnswer(error: OAuthError, context: DiagnosisContext): O
   let hint: string;
   switch (error.code) {
     case 'invalid_client':
-      message = `The provider rejected the client credentials${said}.`;
-      hint = invalidClientHint(context, facts);
+      if (context.assertion !== undefined && context.assertion.facts.method !== 'jwt_bearer') {
+        message = `The provider refused the client assertion (${context.assertion.facts.method})${said}.`;
+        hint = assertionRefusalHint(context.assertion.facts, context.assertion.refusal);
+      } else {
+        message = `The provider rejected the client credentials${said}.`;
+        hint = invalidClientHint(context, facts);
+      }
       break;
     case 'invalid_grant':
-      ({ message, hint } = invalidGrant(context, said));
+      if (context.assertion?.facts.method === 'jwt_bearer') {
+        message = `The provider refused the JWT-bearer assertion${said}.`;
+        hint = assertionRefusalHint(context.assertion.facts, context.assertion.refusal);
+      } else {
+        ({ message, hint } = invalidGrant(context, said));
+      }
       break;
+    case 'invalid_dpop_proof': {
+      const claim =
+        provider.error === 'use_dpop_nonce' ? 'nonce' : refusedDpopClaim(provider.errorDescription);
+      message = `The ${endpointName(context)} refused the DPoP proof${claim === null ? '' : `'s ${claim}`}${said}.`;
+      hint =
+        context.dpopProof === undefined
+          ? DIAGNOSIS_HINTS.invalid_dpop_proof
+          : dpopRefusalHint(claim, context.dpopProof.sent, {
+              where: endpointName(context),
+              providerDate: context.dpopProof.providerDate,
+              receivedAt: context.dpopProof.receivedAt,
+            });
+      break;
+    }
     case 'invalid_scope': {
       const scope = context.scope === undefined || context.scope === '' ? null : context.scope;
       message =
@@ -151,7 +193,10 @@ function diagnoseProviderAnswer(error: OAuthError, context: DiagnosisContext): O
       break;
     case 'unauthorized_client':
       message = `The client is not allowed to use ${grantName(context)} at the provider${said}.`;
-      hint = `The client is not allowed this grant at the provider: enable ${grantName(context)} for this client in the provider's settings.`;
+      hint =
+        context.grantType === JWT_BEARER_GRANT_TYPE
+          ? 'The provider does not let this issuer get tokens this way, or not for the requested scopes: for a Google service account acting as a user (assertion.sub), an administrator must grant it domain-wide delegation for exactly these scopes in the Google Workspace Admin console; for Salesforce, the user in sub must be pre-authorized for the connected app.'
+          : `The client is not allowed this grant at the provider: enable ${grantName(context)} for this client in the provider's settings.`;
       break;
     case 'unsupported_grant_type':
       message = `The provider does not support ${grantName(context)}${said}.`;
@@ -204,6 +249,14 @@ function methodsTried(context: DiagnosisContext, facts: ResponseFacts): string[]
  * provider's metadata is why only one was tried.
  */
 function invalidClientHint(context: DiagnosisContext, facts: ResponseFacts): string {
+  switch (context.clientAuthMethod) {
+    case 'tls_client_auth':
+      return `The provider did not accept the client certificate (tls_client_auth, RFC 8705 §2.1): it must be issued by a CA the provider trusts, and its subject (or SAN) must be the one registered for the client${certificateNamed(context)}. Check the Client ID too, and that the provider asks for client certificates at the Token URL (some use a separate mTLS endpoint).`;
+    case 'self_signed_tls_client_auth':
+      return `The provider did not accept the client certificate (self_signed_tls_client_auth, RFC 8705 §2.2): register this very certificate (or its public key in the client's JWKS) at the provider${certificateNamed(context)}. Check the Client ID too, and that the provider asks for client certificates at the Token URL (some use a separate mTLS endpoint).`;
+    case 'none':
+      return 'The provider wants this client to authenticate (clientAuthMethod none sends only the Client ID): choose the method the client is registered with at the provider.';
+  }
   const tried = methodsTried(context, facts);
   if (tried.includes('client_secret_basic') && tried.includes('client_secret_post')) {
     return 'Grantry sent the Client ID and Client Secret both ways — in an HTTP Basic Authorization header (client_secret_basic) and in the request body (client_secret_post) — and the provider refused both: check the Client ID and Client Secret, and that the client is enabled at the provider.';
@@ -214,6 +267,13 @@ function invalidClientHint(context: DiagnosisContext, facts: ResponseFacts): str
   }
   const other = used === 'client_secret_post' ? 'client_secret_basic' : 'client_secret_post';
   return `Check the Client ID and Client Secret. If they are right, the provider may expect them ${METHOD_WORDS[other]}: set the client authentication method (clientAuthMethod, under Advanced) to ${other}, or to auto to let Grantry find out.`;
+}
+
+function certificateNamed(context: DiagnosisContext): string {
+  const fingerprint = context.keyFacts?.certificateSha256;
+  return fingerprint === null || fingerprint === undefined
+    ? ''
+    : ` (the one Grantry sent has the SHA-256 fingerprint ${fingerprint})`;
 }
 
 function invalidGrant(context: DiagnosisContext, said: string): { message: string; hint: string } {
@@ -410,7 +470,8 @@ export function diagnoseApiResponse(
   context: DiagnosisContext = {},
 ): Problem | null {
   if (status !== 401 && status !== 403) return null;
-  const challenge = parseBearerChallenge(wwwAuthenticate);
+  const dpopChallenge = parseBearerChallenge(wwwAuthenticate, 'dpop');
+  const challenge = parseBearerChallenge(wwwAuthenticate) ?? dpopChallenge;
   const provider: ProviderAnswer = { status };
   if (challenge?.error !== undefined) provider.error = shorten(challenge.error, 100);
   if (challenge?.errorDescription !== undefined)
@@ -418,6 +479,27 @@ export function diagnoseApiResponse(
   if (challenge?.errorUri !== undefined) provider.errorUri = shorten(challenge.errorUri, 500);
   if (wwwAuthenticate !== null && wwwAuthenticate !== undefined && wwwAuthenticate !== '') {
     provider.wwwAuthenticate = shorten(wwwAuthenticate, 500);
+  }
+  // RFC 9449 §7.1, §9: the API refused the proof, not the token — or wants a nonce again after the one retry.
+  const dpopError = dpopChallenge?.error;
+  if (dpopError === 'invalid_dpop_proof' || dpopError === 'use_dpop_nonce') {
+    const claim =
+      dpopError === 'use_dpop_nonce' ? 'nonce' : refusedDpopClaim(dpopChallenge?.errorDescription);
+    return new Problem(
+      'invalid_dpop_proof',
+      `The API refused the DPoP proof${claim === null ? '' : `'s ${claim}`} (${dpopError}${describe(provider)}).`,
+      {
+        hint:
+          context.dpopProof === undefined
+            ? DIAGNOSIS_HINTS.invalid_dpop_proof
+            : dpopRefusalHint(claim, context.dpopProof.sent, {
+                where: 'API',
+                providerDate: context.dpopProof.providerDate,
+                receivedAt: context.dpopProof.receivedAt,
+              }),
+        provider,
+      },
+    );
   }
   const audience =
     context.audience === undefined || context.audience === ''
@@ -519,6 +601,7 @@ function endpointOf(context: DiagnosisContext): string | undefined {
 }
 
 function grantName(context: DiagnosisContext): string {
+  if (context.grantType === JWT_BEARER_GRANT_TYPE) return 'the JWT-bearer grant (RFC 7523)';
   return context.grantType === undefined ? 'this grant type' : `the ${context.grantType} grant`;
 }
 

@@ -18,6 +18,12 @@ export interface DiscoveredMetadata {
   revocationUrl: string | null;
   grantTypes: string[] | null;
   clientAuthMethods: string[] | null;
+  /** `token_endpoint_auth_signing_alg_values_supported`: the algorithms client assertions may use. */
+  clientAssertionAlgs: string[] | null;
+  /** RFC 8705 §3.3 `tls_client_certificate_bound_access_tokens`. */
+  certificateBoundAccessTokens: boolean;
+  /** RFC 9449 §5.1 `dpop_signing_alg_values_supported`. */
+  dpopAlgs: string[] | null;
   scopes: string[] | null;
   /** RFC 9207 `authorization_response_iss_parameter_supported`. */
   issParameterSupported: boolean;
@@ -183,6 +189,9 @@ function metadataOf(metadata: AuthorizationServer): DiscoveredMetadata {
     revocationUrl: stringOrNull(metadata.revocation_endpoint),
     grantTypes: stringsOrNull(metadata.grant_types_supported),
     clientAuthMethods: stringsOrNull(metadata.token_endpoint_auth_methods_supported),
+    clientAssertionAlgs: stringsOrNull(metadata.token_endpoint_auth_signing_alg_values_supported),
+    certificateBoundAccessTokens: metadata.tls_client_certificate_bound_access_tokens === true,
+    dpopAlgs: stringsOrNull(metadata.dpop_signing_alg_values_supported),
     scopes: stringsOrNull(metadata.scopes_supported),
     issParameterSupported: metadata.authorization_response_iss_parameter_supported === true,
   };

@@ -46,6 +46,7 @@ export type OAuthProblemCode = Extract<
   | 'invalid_target'
   | 'access_denied'
   | 'token_fetch_failed'
+  | 'invalid_dpop_proof'
 >;
 
 /**
@@ -101,6 +102,10 @@ export function problemCodeForProviderError(error: string, errorDescription?: st
       return 'invalid_grant';
     case 'unsupported_response_type':
       return 'unauthorized_client';
+    // RFC 9449 §5, §8: a refused proof; a nonce asked for again after the one retry with a nonce.
+    case 'invalid_dpop_proof':
+    case 'use_dpop_nonce':
+      return 'invalid_dpop_proof';
     default:
       return 'token_fetch_failed';
   }

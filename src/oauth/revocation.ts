@@ -24,7 +24,8 @@ export interface RevocationRequest {
  * echo the request (secret-redaction.ts).
  */
 export async function revokeToken(
-  config: Pick<OAuthClientConfig, 'clientId' | 'clientSecret' | 'clientAuthMethod' | 'revocationUrl'>,
+  config: Pick<OAuthClientConfig, 'clientId' | 'clientSecret' | 'clientAuthMethod' | 'revocationUrl'> &
+    Partial<Pick<OAuthClientConfig, 'tokenUrl' | 'clientAssertionAudience' | 'signingKey'>>,
   request: RevocationRequest,
   options: TokenRequestOptions,
 ): Promise<void> {

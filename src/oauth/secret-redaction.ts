@@ -41,14 +41,19 @@ export const SECRET_PARAMETERS = [
   'assertion',
 ] as const;
 
-/** The secrets of a request as it is about to be sent: its secret body parameters and its Authorization header. */
+/**
+ * The secrets of a request as it is about to be sent: its secret body parameters (assertions
+ * included), its DPoP proof (RFC 9449: a proof is single-use, but a copy in a log is a gift to no
+ * one) and its Authorization header.
+ */
 export function sentSecretsOf(
   body: URLSearchParams,
   headers: Headers,
   client: { clientId: string; clientSecret: string },
 ): SentSecrets {
+  const proof = headers.get('dpop');
   return {
-    values: SECRET_PARAMETERS.flatMap((name) => body.getAll(name)),
+    values: [...SECRET_PARAMETERS.flatMap((name) => body.getAll(name)), ...(proof === null ? [] : [proof])],
     client,
     authorization: headers.get('authorization'),
   };

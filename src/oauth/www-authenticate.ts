@@ -92,11 +92,13 @@ function isParamStart(text: string): boolean {
 }
 
 /** The first Bearer challenge of a `WWW-Authenticate` header, or null. */
-export function parseBearerChallenge(header: string | null | undefined): BearerChallenge | null {
+export function parseBearerChallenge(
+  header: string | null | undefined,
+  scheme: 'bearer' | 'dpop' = 'bearer',
+): BearerChallenge | null {
   if (header === null || header === undefined) return null;
-  const bearer = parseWwwAuthenticate(header).find(
-    (challenge) => challenge.scheme.toLowerCase() === 'bearer',
-  );
+  // RFC 9449 §7.1: a DPoP challenge has the parameters of a Bearer one (RFC 6750 §3).
+  const bearer = parseWwwAuthenticate(header).find((challenge) => challenge.scheme.toLowerCase() === scheme);
   if (bearer === undefined) return null;
   const result: BearerChallenge = {};
   const { realm, error, error_description: errorDescription, error_uri: errorUri, scope } = bearer.params;

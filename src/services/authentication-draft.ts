@@ -3,6 +3,7 @@ import {
   type AuthenticationType,
   allFields,
   appliesTo,
+  appliesWith,
   COMMON_FIELDS,
   type FieldSpec,
   fieldsOf,
@@ -149,6 +150,14 @@ export function draftForPatch(record: AuthenticationRecord, request: ReadRequest
     delete values[name];
     storedSecrets.delete(name);
   }
+  // A change that makes a conditional field no longer apply (another clientAuthMethod) drops its
+  // stored value, as a grant change does; a value given in this very request is left for the rules
+  // to refuse.
+  for (const field of kindFields) {
+    if (field.when === undefined || appliesWith(field, grantType ?? undefined, values, kindFields)) continue;
+    if (!Object.hasOwn(given, field.name)) delete values[field.name];
+    storedSecrets.delete(field.name);
+  }
   return {
     type,
     name: typeof patch.name === 'string' ? patch.name : record.name,
@@ -189,9 +198,11 @@ export function settingsOf(draft: AuthenticationDraft): AuthenticationSettings {
   for (const field of KEPT_COMMON_FIELDS) {
     if (draft.values[field.name] !== undefined) settings[field.name] = draft.values[field.name];
   }
-  for (const field of KINDS[draft.type].fields as readonly FieldSpec[]) {
+  const fields = KINDS[draft.type].fields as readonly FieldSpec[];
+  for (const field of fields) {
     if (field.type === 'secret' || field.name === 'grantType') continue;
-    if (!appliesTo(field, draft.grantType)) continue;
+    if (field.keyMaterial === true || field.inputOnly === true) continue;
+    if (!appliesWith(field, draft.grantType, draft.values, fields)) continue;
     let value = draft.values[field.name];
     if (typeof value === 'string' && field.type === 'scope') value = normaliseScope(value);
     if (value === '' && field.default === undefined && !isRequired(field, draft.grantType)) value = undefined;
@@ -201,11 +212,21 @@ export function settingsOf(draft: AuthenticationDraft): AuthenticationSettings {
   return settings as AuthenticationSettings;
 }
 
-/** The secret fields of the draft's kind that apply to its grant. */
-export function secretFieldsOf(draft: Pick<AuthenticationDraft, 'type' | 'grantType'>): FieldSpec[] {
+/**
+ * The secret fields of the draft's kind that apply to it and are stored as they are: not key
+ * material (kept in the key set) nor read-once input (a key file).
+ */
+export function secretFieldsOf(
+  draft: Pick<AuthenticationDraft, 'type' | 'grantType' | 'values'>,
+): FieldSpec[] {
   if (draft.type === undefined) return [];
-  return (KINDS[draft.type].fields as readonly FieldSpec[]).filter(
-    (field) => field.type === 'secret' && appliesTo(field, draft.grantType),
+  const fields = KINDS[draft.type].fields as readonly FieldSpec[];
+  return fields.filter(
+    (field) =>
+      field.type === 'secret' &&
+      field.keyMaterial !== true &&
+      field.inputOnly !== true &&
+      appliesWith(field, draft.grantType, draft.values, fields),
   );
 }
 

@@ -1,4 +1,5 @@
 import { isProtocolParameter } from '../oauth/client-config.js';
+import { RESERVED_ASSERTION_CLAIMS } from '../oauth/grants/jwt-bearer.js';
 import { isHeaderSafeValue } from '../oauth/header-value.js';
 import type { FieldError } from '../problem.js';
 import type { AuthenticationSettings } from '../store/contract.js';
@@ -8,6 +9,8 @@ import {
   type AuthenticationType,
   allFields,
   appliesTo,
+  appliesWith,
+  describeConditions,
   type FieldSpec,
   fieldsOf,
   GRANT_LABELS,
@@ -16,6 +19,7 @@ import {
   KINDS,
   kindsWithField,
 } from './catalogue/index.js';
+import { SECRET_CLIENT_AUTH_METHODS } from './catalogue/oauth2.js';
 import {
   type AllowHttp,
   checkUrl,
@@ -82,8 +86,20 @@ export function checkAuthenticationDraft(draft: AuthenticationDraft, allowHttp: 
       }
       continue;
     }
+    if (!appliesWith(field, grant, draft.values, kind.fields as readonly FieldSpec[])) {
+      if (value !== undefined && value !== '') {
+        errors.push({
+          path: `/${field.name}`,
+          message: `applies only with ${describeConditions(field)}; remove it`,
+        });
+      }
+      continue;
+    }
     if (isRequired(field, grant) && (!present || value === '')) {
-      errors.push({ path: `/${field.name}`, message: `is required${requiredFor(field)}` });
+      errors.push({
+        path: `/${field.name}`,
+        message: `is required${requiredFor(field)}${requiredWith(field, draft)}`,
+      });
       continue;
     }
     if (value === undefined) continue;
@@ -121,6 +137,19 @@ function likelyType(draft: AuthenticationDraft): AuthenticationType {
   return best;
 }
 
+/** Why a conditional field is required here: "with clientAuthMethod client_secret_basic", and what to do instead. */
+function requiredWith(field: FieldSpec, draft: AuthenticationDraft): string {
+  if (field.when === undefined) return '';
+  const method = (draft.values.clientAuthMethod as string | undefined) ?? 'client_secret_basic';
+  const condition = field.when.find((c) => c.field === 'clientAuthMethod');
+  if (condition === undefined) return '';
+  const advice =
+    draft.grantType === 'jwt_bearer'
+      ? ': with the JWT Bearer grant most providers authenticate no client (the assertion is the proof): set clientAuthMethod to none'
+      : '';
+  return ` with clientAuthMethod ${method}${advice}`;
+}
+
 function requiredFor(field: FieldSpec): string {
   return Array.isArray(field.required)
     ? ` for the ${grantLabels({ ...field, grants: field.required })} grant`
@@ -147,7 +176,15 @@ function valueProblem(
         if (result.rule === 'ok') return null;
         return { ...one(result.message ?? 'is invalid'), insecure: result.rule === 'insecure' };
       }
+      case 'pem':
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: line breaks and tabs are allowed, other controls are not.
+        return /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(value)
+          ? one('must be PEM text: no control characters other than line breaks')
+          : null;
       case 'secret':
+        if (field.multiline === true) {
+          return /\0/.test(value) ? one('must not contain NUL characters') : null;
+        }
         if (field.headerValue === true && !isHeaderSafeValue(value)) {
           return one(
             'must contain only characters an HTTP header can carry (visible ASCII, spaces, Latin-1): no line breaks, control characters or emoji',
@@ -179,7 +216,9 @@ function valueProblem(
     }
   }
   if (field.type === 'parameters' && typeof value === 'object' && value !== null) {
-    return parameterProblems(value as Record<string, string>, at);
+    return field.name === 'assertion'
+      ? claimProblems(value as Record<string, string>, at)
+      : parameterProblems(value as Record<string, string>, at);
   }
   if (field.type === 'integer' && typeof value === 'number') {
     const { minimum = Number.MIN_SAFE_INTEGER, maximum = Number.MAX_SAFE_INTEGER } = field;
@@ -210,12 +249,66 @@ function parameterProblems(params: Record<string, string>, path: string): { erro
   return errors.length === 0 ? null : { errors };
 }
 
+/** The claims of a JWT-bearer assertion: names, values, and none Grantry sets itself. */
+function claimProblems(claims: Record<string, string>, path: string): { errors: FieldError[] } | null {
+  const errors: FieldError[] = [];
+  const entries = Object.entries(claims);
+  if (entries.length > 50) errors.push({ path, message: 'may have at most 50 claims' });
+  for (const [key, value] of entries) {
+    const at = `${path}/${escapePointer(key)}`;
+    if (key === '' || hasControlCharacters(key)) {
+      errors.push({ path: at, message: 'claim names must be non-empty, without control characters' });
+    } else if ((RESERVED_ASSERTION_CLAIMS as readonly string[]).includes(key)) {
+      errors.push({ path: at, message: `"${key}" is set by Grantry on every assertion; remove it` });
+    }
+    if (hasControlCharacters(value))
+      errors.push({ path: at, message: 'must not contain control characters' });
+  }
+  return errors.length === 0 ? null : { errors };
+}
+
 /** Rules between fields of one kind. */
 function kindRules(draft: AuthenticationDraft): FieldError[] {
   if (draft.type === 'api_key' && draft.values.apiKeyIn === 'query' && draft.values.apiKeyPrefix) {
     return [{ path: '/apiKeyPrefix', message: 'applies only to a key sent in a header; remove it' }];
   }
+  if (draft.type === 'oauth2') return keyRules(draft);
   return [];
+}
+
+/** The rules of client authentication methods and keys (docs/keys.md) that no single field says. */
+function keyRules(draft: AuthenticationDraft): FieldError[] {
+  const errors: FieldError[] = [];
+  const method = (draft.values.clientAuthMethod as string | undefined) ?? 'client_secret_basic';
+  const clientId = draft.values.clientId;
+  const noClientId = clientId === undefined || clientId === '';
+  if (draft.grantType === 'jwt_bearer' && noClientId) {
+    const assertion = (draft.values.assertion ?? {}) as Record<string, string>;
+    if (method !== 'none') {
+      errors.push({ path: '/clientId', message: `is required with clientAuthMethod ${method}` });
+    } else if (assertion.iss === undefined || assertion.iss === '') {
+      errors.push({
+        path: '/assertion/iss',
+        message:
+          'is required (the assertion’s issuer: a service account’s email, a consumer key) unless clientId is set',
+      });
+    }
+  }
+  const generate = draft.values.generateKey === true;
+  if (generate && draft.givenSecrets.privateKey !== undefined) {
+    errors.push({
+      path: '/generateKey',
+      message: 'cannot be true with privateKey: either Grantry makes the key, or you give one',
+    });
+  }
+  if (generate && method === 'tls_client_auth') {
+    errors.push({
+      path: '/generateKey',
+      message:
+        'cannot make a certificate a CA has issued: with tls_client_auth give privateKey and its certificate, or use self_signed_tls_client_auth with a key Grantry makes',
+    });
+  }
+  return errors;
 }
 
 /** The fields whose change alters the token request, from the catalogue. */
@@ -266,7 +359,12 @@ export function checkCredentialDestinations(
   stored: AuthenticationSettings,
   next: CredentialEndpointUrls,
   grantType: GrantType | undefined,
-  given: { clientSecret?: string | undefined; password?: string | undefined },
+  given: {
+    clientSecret?: string | undefined;
+    password?: string | undefined;
+    privateKey?: string | undefined;
+  },
+  credentials: { clientAuthMethod?: string | undefined; generateKey?: boolean | undefined } = {},
 ): { errors: FieldError[]; moved: CredentialEndpoint[] } {
   const before = credentialOrigins(stored);
   const after = credentialOrigins(next);
@@ -287,10 +385,26 @@ export function checkCredentialDestinations(
     .map((endpoint) => `${endpoint} (${before[endpoint] ?? 'none'} → ${after[endpoint]})`)
     .join(', ');
   const errors: FieldError[] = [];
-  if (given.clientSecret === undefined || given.clientSecret === '') {
+  const method = credentials.clientAuthMethod ?? 'client_secret_basic';
+  const sendsSecret = (SECRET_CLIENT_AUTH_METHODS as readonly string[]).includes(method);
+  // A signed assertion (private_key_jwt, the JWT-bearer grant) sent to a new origin could be replayed
+  // at the provider before it expires: only someone who gives the key (or asks for a new one,
+  // which the provider does not know yet) may send assertions somewhere new.
+  const signs = method === 'private_key_jwt' || grantType === 'jwt_bearer';
+  if (sendsSecret && (given.clientSecret === undefined || given.clientSecret === '')) {
     errors.push({
       path: '/clientSecret',
       message: `is required in the same request when ${where} moves to another origin: send the client secret again`,
+    });
+  }
+  if (
+    signs &&
+    (given.privateKey === undefined || given.privateKey === '') &&
+    credentials.generateKey !== true
+  ) {
+    errors.push({
+      path: '/privateKey',
+      message: `is required in the same request when ${where} moves to another origin: send the private key again, or generateKey: true for a new one (then register it at the provider)`,
     });
   }
   if (grantType === 'password' && (given.password === undefined || given.password === '')) {

@@ -1,8 +1,24 @@
+import { createPrivateKey } from 'node:crypto';
+import { jwkThumbprint, type PublicJwk, publicJwkOf, type SigningAlg } from '../keys/key-material.js';
+import {
+  activate,
+  EMPTY_KEY_SET,
+  finish,
+  generatedKey,
+  isEmptyKeySet,
+  jwksOf,
+  type KeySet,
+  publicKeyViews,
+  rotate,
+  type StoredKey,
+  serializeKeySet,
+} from '../keys/key-set.js';
 import { type FieldError, Problem, type ProblemBody } from '../problem.js';
 import type { ProviderCatalogue } from '../providers/provider-catalogue.js';
 import type { KeyRing } from '../secrets/key-ring.js';
 import type {
   AuthenticationRecord,
+  AuthenticationSettings,
   AuthenticationType,
   AuthStatus,
   Sealed,
@@ -17,7 +33,7 @@ import {
   type FlowOutcome,
   type StartedFlow,
 } from '../tokens/authorization-flow.js';
-import { openAuthenticationSecret, sealContext } from '../tokens/sealed-columns.js';
+import { KEYS_COLUMN, openAuthenticationSecret, openKeySet, sealContext } from '../tokens/sealed-columns.js';
 import type { TokenManager, TokenSource } from '../tokens/token-manager.js';
 import {
   type AuthenticationDraft,
@@ -28,12 +44,14 @@ import {
   secretFieldsOf,
   settingsOf,
 } from './authentication-draft.js';
+import { expandServiceAccount, importedRotationKey, planKeySet, usesKeys } from './authentication-key-set.js';
 import {
   checkAuthenticationDraft,
   checkCredentialDestinations,
   tokenShapingFields,
 } from './authentication-rules.js';
 import {
+  type AuthenticationKeysView,
   type AuthenticationView,
   authenticationView,
   type EventView,
@@ -76,6 +94,9 @@ export interface AuthenticationServiceOptions {
   providers: ProviderCatalogue;
   /** `<GRANTRY_PUBLIC_URL>/oauth/connect`: where connect links point. */
   connectBaseUrl: string;
+  /** `<GRANTRY_PUBLIC_URL>/oauth/jwks`: where published public keys are served (`publishJwks`). */
+  jwksBaseUrl?: string;
+  clock?: () => number;
 }
 
 /**
@@ -94,6 +115,8 @@ export class AuthenticationService {
   readonly #allowHttp: AllowHttp;
   readonly #providers: ProviderCatalogue;
   readonly #connectBaseUrl: string;
+  readonly #jwksBaseUrl: string;
+  readonly #clock: () => number;
 
   constructor(options: AuthenticationServiceOptions) {
     this.#store = options.store;
@@ -105,6 +128,8 @@ export class AuthenticationService {
     this.#allowHttp = options.allowHttp;
     this.#providers = options.providers;
     this.#connectBaseUrl = options.connectBaseUrl;
+    this.#jwksBaseUrl = options.jwksBaseUrl ?? options.connectBaseUrl.replace(/\/connect$/, '/jwks');
+    this.#clock = options.clock ?? Date.now;
   }
 
   /** The record, or `not_found`. */
@@ -146,7 +171,13 @@ export class AuthenticationService {
     }
     return pageOf(records, limit, (shown) =>
       shown.map((r) =>
-        authenticationView(r, tokensByAuth.get(r.id) ?? null, usedBy.get(r.id) ?? [], this.#redirectUri),
+        authenticationView(
+          r,
+          tokensByAuth.get(r.id) ?? null,
+          usedBy.get(r.id) ?? [],
+          this.#redirectUri,
+          this.#keysView(r),
+        ),
       ),
     );
   }
@@ -158,27 +189,46 @@ export class AuthenticationService {
   async create(body: Record<string, unknown>, schemaErrors: FieldError[] = []): Promise<AuthenticationView> {
     // A preset fills what the request leaves out; what it gives explicitly wins.
     const preset = this.#providers.fill(body);
-    const draft = draftForCreate(readAuthenticationRequest(preset.body));
+    // A Google key file stands for several fields; it is read here and never stored.
+    const account = expandServiceAccount(preset.body, null);
+    const request = readAuthenticationRequest(account.body);
+    const draft = draftForCreate(request);
     const rules = checkAuthenticationDraft(draft, this.#allowHttp);
+    const id = newId('auth');
+    const now = this.#clock();
+    // Keys are checked with everything else, so one answer lists every problem.
+    const plan =
+      draft.type === 'oauth2'
+        ? planKeySet({
+            draft,
+            stored: EMPTY_KEY_SET,
+            signingAlgGiven: Object.hasOwn(request.values, 'signingAlg'),
+            regenerate: false,
+            commonName: `grantry ${id}`,
+            now,
+          })
+        : null;
+    const keyErrors = (plan?.errors ?? []).filter((e) => !rules.errors.some((r) => r.path === e.path));
     throwIfInvalid(
       schemaErrors,
-      [...preset.errors, ...rules.errors],
-      rules.onlyInsecureUrls && preset.errors.length === 0,
+      [...preset.errors, ...account.errors, ...rules.errors, ...keyErrors],
+      rules.onlyInsecureUrls &&
+        preset.errors.length === 0 &&
+        account.errors.length === 0 &&
+        keyErrors.length === 0,
     );
     const valid = draft as AuthenticationDraft & {
       type: NonNullable<AuthenticationDraft['type']>;
       name: string;
     };
     await this.#assertNameFree(valid.name);
-    const id = newId('auth');
-    const now = Date.now();
     const record: AuthenticationRecord = {
       id,
       name: valid.name,
       type: valid.type,
       grantType: valid.type === 'oauth2' ? (valid.grantType ?? null) : null,
-      settings: settingsOf(valid),
-      secrets: this.#sealSecrets(id, valid, {}),
+      settings: withSigningAlg(settingsOf(valid), valid, plan?.signingAlg),
+      secrets: this.#sealSecrets(id, valid, {}, plan?.keys ?? EMPTY_KEY_SET),
       status: initialStatus(valid),
       lastError: null,
       generation: 1,
@@ -207,7 +257,8 @@ export class AuthenticationService {
     schemaErrors: FieldError[] = [],
   ): Promise<AuthenticationView> {
     const record = await this.record(id);
-    const request = readAuthenticationRequest(body);
+    const account = expandServiceAccount(body, record.settings);
+    const request = readAuthenticationRequest(account.body);
     const draft = draftForPatch(record, request);
     const rules = checkAuthenticationDraft(draft, this.#allowHttp);
     const destinations =
@@ -221,21 +272,42 @@ export class AuthenticationService {
             },
             draft.grantType,
             draft.givenSecrets,
+            {
+              clientAuthMethod: draft.values.clientAuthMethod as string | undefined,
+              generateKey: request.values.generateKey === true,
+            },
           )
         : { errors: [], moved: [] };
+    const plan =
+      record.type === 'oauth2'
+        ? planKeySet({
+            draft,
+            stored: openKeySet(this.#ring, record),
+            signingAlgGiven: Object.hasOwn(request.values, 'signingAlg'),
+            regenerate: destinations.moved.length > 0 && request.values.generateKey === true,
+            commonName: `grantry ${record.id}`,
+            now: this.#clock(),
+          })
+        : null;
+    const ruleErrors = [...rules.errors, ...destinations.errors];
+    const keyErrors = (plan?.errors ?? []).filter((e) => !ruleErrors.some((r) => r.path === e.path));
     throwIfInvalid(
       schemaErrors,
-      [...rules.errors, ...destinations.errors],
-      rules.onlyInsecureUrls && destinations.errors.length === 0,
+      [...account.errors, ...ruleErrors, ...keyErrors],
+      rules.onlyInsecureUrls &&
+        destinations.errors.length === 0 &&
+        account.errors.length === 0 &&
+        keyErrors.length === 0,
     );
     if (draft.name !== undefined && draft.name !== record.name)
       await this.#assertNameFree(draft.name, record.id);
 
-    const settings = settingsOf(draft);
-    const secrets = this.#sealSecrets(record.id, draft, record.secrets);
+    const settings = withSigningAlg(settingsOf(draft), draft, plan?.signingAlg);
+    const secrets = this.#sealSecrets(record.id, draft, record.secrets, plan?.keys ?? EMPTY_KEY_SET);
     const endpointsMoved = destinations.moved.length > 0;
     const shapesTokens =
       endpointsMoved ||
+      plan?.changed === true ||
       draft.grantType !== (record.grantType ?? undefined) ||
       this.#secretsChanged(record, draft) ||
       tokenShapingFields(draft).some(
@@ -359,6 +431,232 @@ export class AuthenticationService {
     return { ...started, connectUrl: `${this.#connectBaseUrl}/${link.token}`, expiresAt: link.expiresAt };
   }
 
+  /**
+   * Step 1 of a rotation without downtime (docs/keys.md): a next key is added — made here, or the
+   * one given (`privateKey`, `certificate`, `keyId`, checked like an import) — and published beside
+   * the current one; the current key keeps signing. Tokens are kept.
+   */
+  async rotateKey(id: string, body: Record<string, unknown>): Promise<AuthenticationView> {
+    const record = await this.#keyRecord(id);
+    const keys = openKeySet(this.#ring, record);
+    const settings = record.settings;
+    const method = settings.clientAuthMethod;
+    const mtls =
+      method === 'tls_client_auth' ? 'ca' : method === 'self_signed_tls_client_auth' ? 'self_signed' : null;
+    const errors: FieldError[] = [];
+    const text = (name: string): string | undefined => {
+      const value = body[name];
+      if (value === undefined || value === null) return undefined;
+      if (typeof value === 'string') return value;
+      errors.push({ path: `/${name}`, message: 'must be a string' });
+      return undefined;
+    };
+    const privateKey = text('privateKey');
+    const certificate = text('certificate');
+    const keyId = text('keyId');
+    const algInput = text('signingAlg');
+    const alg =
+      algInput === undefined
+        ? undefined
+        : (['RS256', 'PS256', 'ES256', 'EdDSA'] as const).find((a) => a === algInput);
+    if (algInput !== undefined && alg === undefined) {
+      errors.push({ path: '/signingAlg', message: 'must be one of RS256, PS256, ES256, EdDSA' });
+    }
+    for (const name of Object.keys(body)) {
+      if (!['privateKey', 'certificate', 'keyId', 'signingAlg'].includes(name)) {
+        errors.push({ path: `/${name}`, message: 'is not a field of a key rotation; remove it' });
+      }
+    }
+    const now = this.#clock();
+    const commonName = `grantry ${record.id}`;
+    let next: StoredKey | null = null;
+    if (privateKey !== undefined) {
+      const imported = importedRotationKey(
+        { privateKey, certificate, keyId },
+        { alg: alg ?? undefined, mtls, commonName, now },
+      );
+      errors.push(...imported.errors);
+      next = imported.key;
+    } else {
+      if (certificate !== undefined || keyId !== undefined) {
+        errors.push({
+          path: certificate !== undefined ? '/certificate' : '/keyId',
+          message: 'goes with privateKey: without one, Grantry makes the next key (and its certificate)',
+        });
+      }
+      if (mtls === 'ca') {
+        errors.push({
+          path: '/privateKey',
+          message:
+            'is required with tls_client_auth: the next key needs a certificate a CA issued, so give both',
+        });
+      }
+      if (errors.length === 0) {
+        next = generatedKey({
+          alg: alg ?? settings.signingAlg ?? keys.current?.alg ?? 'RS256',
+          selfSigned: mtls === null ? undefined : { commonName },
+          now,
+        });
+      }
+    }
+    throwIfInvalid([], errors);
+    const rotated = rotate(keys, next as StoredKey);
+    if (!rotated.ok) throw new Problem('conflict', rotated.problem);
+    const updated = await this.#saveKeys(record, rotated.set, {
+      generateKey: next?.origin === 'generated',
+    });
+    await recordEvent(this.#store, record.id, 'key_rotation_started', {
+      nextKid: next?.kid,
+      alg: next?.alg,
+      origin: next?.origin,
+    });
+    return this.#view(updated);
+  }
+
+  /**
+   * Step 2: the provider has the new key, so it signs from now on; the old one stays published
+   * until `finishKeyRotation`. How Grantry knows the provider has it: a person says so by calling
+   * this, and Grantry checks it at once with a real token request signed with the new key (a new
+   * token, or a refresh for Authorization Code) — refused, the old key signs again and the answer
+   * is the diagnosis. An Authorization Code authentication without a refresh token cannot be
+   * checked without a person: the switch is made unchecked (`key_activated` says `verified: false`).
+   */
+  async activateKey(id: string): Promise<AuthenticationView> {
+    const record = await this.#keyRecord(id);
+    const keys = openKeySet(this.#ring, record);
+    const activated = activate(keys);
+    if (!activated.ok) throw new Problem('conflict', activated.problem);
+    const updated = await this.#switchVerified(record, keys, activated.set);
+    return this.#view(updated);
+  }
+
+  /**
+   * Step 3: drops the retiring key; the JWKS lists the new key only. Called during step 1, it
+   * activates the next key first (checked as `activateKey` does), then drops the old one.
+   */
+  async finishKeyRotation(id: string): Promise<AuthenticationView> {
+    let record = await this.#keyRecord(id);
+    let keys = openKeySet(this.#ring, record);
+    if (keys.next !== null) {
+      const activated = activate(keys);
+      if (!activated.ok) throw new Problem('conflict', activated.problem);
+      record = await this.#switchVerified(record, keys, activated.set);
+      keys = openKeySet(this.#ring, record);
+    }
+    const finished = finish(keys);
+    if (!finished.ok) throw new Problem('conflict', finished.problem);
+    const updated = await this.#saveKeys(record, finished.set);
+    await recordEvent(this.#store, record.id, 'key_rotation_finished', {
+      kid: finished.set.current?.kid,
+      dropped: keys.retiring?.kid,
+    });
+    return this.#view(updated);
+  }
+
+  /**
+   * The published JWK Set of an authentication (`publishJwks`): the public half of its signing keys,
+   * the next and retiring ones included. Not published (or no such authentication): `not_found`,
+   * the same answer either way.
+   */
+  async jwks(id: string): Promise<{ keys: PublicJwk[] }> {
+    const record = await this.#store.authentications.get(id);
+    if (
+      record === null ||
+      record.type !== 'oauth2' ||
+      record.settings.publishJwks !== true ||
+      !usesKeys(record.settings as Record<string, unknown>, record.grantType ?? undefined)
+    ) {
+      throw new Problem('not_found', 'No published keys at this address.');
+    }
+    return jwksOf(openKeySet(this.#ring, record));
+  }
+
+  /** An authentication whose keys may rotate, or the problem that says why not. */
+  async #keyRecord(id: string): Promise<AuthenticationRecord> {
+    const record = await this.record(id);
+    if (
+      record.type !== 'oauth2' ||
+      !usesKeys(record.settings as Record<string, unknown>, record.grantType ?? undefined)
+    ) {
+      throw new Problem(
+        'not_supported',
+        'This authentication signs with no key of its own: there is nothing to rotate.',
+        {
+          hint: 'Keys are used with clientAuthMethod private_key_jwt, tls_client_auth or self_signed_tls_client_auth, and with the JWT Bearer grant (docs/keys.md).',
+        },
+      );
+    }
+    if (record.secrets[KEYS_COLUMN] === undefined) {
+      throw new Problem(
+        'conflict',
+        'This authentication has no key yet: give privateKey or set generateKey first.',
+      );
+    }
+    return record;
+  }
+
+  /** Stores a new key set without touching the tokens (a rotation is no change of configuration). */
+  async #saveKeys(
+    record: AuthenticationRecord,
+    keys: KeySet,
+    settings: { generateKey?: boolean } = {},
+  ): Promise<AuthenticationRecord> {
+    const secrets: Record<string, Sealed> = { ...record.secrets };
+    secrets[KEYS_COLUMN] = this.#ring.seal(serializeKeySet(keys), sealContext.keys(record.id));
+    const updated: AuthenticationRecord = {
+      ...record,
+      settings: settings.generateKey === true ? { ...record.settings, generateKey: true } : record.settings,
+      secrets,
+      updatedAt: this.#clock(),
+    };
+    await this.#store.authentications.update(updated);
+    this.#tokens.forget(record.id);
+    await this.#store.publish({ kind: 'authentication_changed', authId: record.id });
+    return updated;
+  }
+
+  /** Switches the signing key and proves the provider has it; back to `before` when it does not. */
+  async #switchVerified(
+    record: AuthenticationRecord,
+    before: KeySet,
+    after: KeySet,
+  ): Promise<AuthenticationRecord> {
+    const updated = await this.#saveKeys(record, after);
+    const tokens = await this.#store.tokens.get(record.id);
+    const checkable =
+      record.grantType !== 'authorization_code' ||
+      (tokens !== null && tokens.generation === record.generation && tokens.refreshToken !== null);
+    if (checkable) {
+      try {
+        await this.#tokens.acquire(record.id, { force: true, ignoreBackoff: true });
+      } catch (error) {
+        const fresh = (await this.#store.authentications.get(record.id)) ?? updated;
+        await this.#saveKeys(fresh, before);
+        // The refusal was the new key's: the old one works, so no back-off and no error status stay.
+        await this.#store.tokenFailures.clear(record.id);
+        await this.#store.authentications.setStatus(record.id, record.status, record.lastError);
+        await recordEvent(this.#store, record.id, 'key_activation_failed', {
+          kid: after.current?.kid,
+          code: error instanceof Problem ? error.code : 'internal_error',
+        });
+        if (error instanceof Problem) {
+          throw new Problem(
+            error.code,
+            `The provider refused a token request signed with the new key ${after.current?.kid ?? ''}; the old key signs again. ${error.message}`,
+            { hint: error.hint, provider: error.provider, status: 409, cause: error },
+          );
+        }
+        throw error;
+      }
+    }
+    await recordEvent(this.#store, record.id, 'key_activated', {
+      kid: after.current?.kid,
+      retiring: after.retiring?.kid,
+      verified: checkable,
+    });
+    return updated;
+  }
+
   /** Opens a connect link (GET /oauth/connect/<token>). */
   openConnectLink(token: string): Promise<ConnectLinkOutcome> {
     return this.#flows.openConnectLink(token);
@@ -386,7 +684,24 @@ export class AuthenticationService {
       token === undefined ? this.#store.tokens.get(record.id) : token,
       usedBy ?? this.#store.connectors.listByAuthentication(record.id).then((list) => list.map((c) => c.id)),
     ]);
-    return authenticationView(record, row, users, this.#redirectUri);
+    return authenticationView(record, row, users, this.#redirectUri, this.#keysView(record));
+  }
+
+  /** The public side of an authentication's keys, for its view; null when it has none. */
+  #keysView(record: AuthenticationRecord): AuthenticationKeysView | null {
+    if (record.secrets[KEYS_COLUMN] === undefined) return null;
+    const keys = openKeySet(this.#ring, record);
+    const view: AuthenticationKeysView = { keys: publicKeyViews(keys), jwksUri: this.jwksUriOf(record.id) };
+    if (keys.dpop !== null) {
+      const publicJwk = publicJwkOf(createPrivateKey(keys.dpop.privateKey));
+      view.dpopKey = { jkt: jwkThumbprint(publicJwk), alg: keys.dpop.alg, publicJwk };
+    }
+    return view;
+  }
+
+  /** Where an authentication's public keys are published when `publishJwks` is on. */
+  jwksUriOf(id: string): string {
+    return `${this.#jwksBaseUrl}/${encodeURIComponent(id)}`;
   }
 
   async #assertNameFree(name: string, exceptId?: string): Promise<void> {
@@ -403,8 +718,12 @@ export class AuthenticationService {
     id: string,
     draft: AuthenticationDraft,
     stored: Readonly<Record<string, Sealed>>,
+    keys: KeySet,
   ): Record<string, Sealed> {
     const secrets: Record<string, Sealed> = {};
+    if (!isEmptyKeySet(keys)) {
+      secrets[KEYS_COLUMN] = this.#ring.seal(serializeKeySet(keys), sealContext.keys(id));
+    }
     for (const field of secretFieldsOf(draft)) {
       const column = secretColumn(field.name);
       const given = draft.givenSecrets[field.name];
@@ -427,9 +746,20 @@ export class AuthenticationService {
         return true;
       }
     }
-    const kept = new Set(secretFieldsOf(draft).map((field) => secretColumn(field.name)));
+    // The key set is compared by the key plan (planKeySet's `changed`), not here.
+    const kept = new Set([KEYS_COLUMN, ...secretFieldsOf(draft).map((field) => secretColumn(field.name))]);
     return Object.keys(record.secrets).some((column) => !kept.has(column));
   }
+}
+
+/** The settings with the algorithm the key plan settled on (an imported EC key signs ES256). */
+function withSigningAlg(
+  settings: AuthenticationSettings,
+  draft: AuthenticationDraft,
+  alg: SigningAlg | undefined,
+): AuthenticationSettings {
+  if (alg === undefined || !usesKeys(draft.values, draft.grantType)) return settings;
+  return { ...settings, signingAlg: alg };
 }
 
 function initialStatus(draft: Pick<AuthenticationDraft, 'type' | 'grantType'>): AuthStatus {

@@ -1,3 +1,5 @@
+import type { PublicJwk } from '../keys/key-material.js';
+import type { PublicKeyView } from '../keys/key-set.js';
 import { isClientAuthMethod } from '../oauth/client-auth-detection.js';
 import { boundedExpiresAt } from '../oauth/token-lifetime.js';
 import type { ProblemBody } from '../problem.js';
@@ -6,7 +8,7 @@ import { secretColumn } from './authentication-draft.js';
 import {
   type AuthenticationSettingValues,
   type AuthenticationType,
-  appliesTo,
+  appliesWith,
   type FieldSpec,
   type GrantType,
   KINDS,
@@ -34,8 +36,14 @@ export type AuthenticationView = {
   SecretFlags & {
     /** authorization_code: the exact redirect URI to register at the provider. */
     redirectUri?: string;
+    /** The public half of every signing key (current, next, retiring), for authentications that use keys. */
+    keys?: PublicKeyView[];
+    /** Where the public keys are published (`publishJwks`). */
+    jwksUri?: string;
+    /** The DPoP key's thumbprint and public JWK (`dpop`). */
+    dpopKey?: { jkt: string; alg: string; publicJwk: PublicJwk };
     /** `clientAuthMethod: auto`: the method detection found (kept with the tokens), or null. */
-    detectedClientAuthMethod?: 'client_secret_basic' | 'client_secret_post' | null;
+    detectedClientAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'client_secret_jwt' | null;
     status: AuthStatus;
     token: TokenMetadata | null;
     lastError: ProblemBody | null;
@@ -80,16 +88,22 @@ export function authenticationView(
   token: TokenRecord | null,
   usedBy: string[],
   redirectUri: string,
+  keys: AuthenticationKeysView | null = null,
 ): AuthenticationView {
   const view: Record<string, unknown> = { id: record.id, name: record.name, type: record.type };
   const grant = record.grantType ?? undefined;
   const settings = record.settings as Record<string, unknown>;
   if (settings.provider !== undefined) view.provider = settings.provider;
   if (settings.providerParams !== undefined) view.providerParams = settings.providerParams;
-  for (const field of KINDS[record.type].fields as readonly FieldSpec[]) {
-    if (!appliesTo(field, grant)) continue;
+  const fields = KINDS[record.type].fields as readonly FieldSpec[];
+  for (const field of fields) {
+    if (!appliesWith(field, grant, settings, fields)) continue;
+    if (field.inputOnly === true) continue;
     if (field.name === 'grantType') {
       if (grant !== undefined) view.grantType = grant;
+    } else if (field.keyMaterial === true) {
+      // Answered through `keys`: the private key only as whether one is stored.
+      if (field.type === 'secret') view[secretFlag(field.name)] = (keys?.keys.length ?? 0) > 0;
     } else if (field.type === 'secret') {
       view[secretFlag(field.name)] = record.secrets[secretColumn(field.name)] !== undefined;
     } else {
@@ -98,9 +112,21 @@ export function authenticationView(
     }
   }
   if (grant === 'authorization_code') view.redirectUri = redirectUri;
+  if (keys !== null) {
+    if (view.privateKeySet !== undefined) view.keys = keys.keys;
+    if (keys.jwksUri !== undefined && settings.publishJwks === true && view.privateKeySet !== undefined)
+      view.jwksUri = keys.jwksUri;
+    if (keys.dpopKey !== undefined && settings.dpop === true) view.dpopKey = keys.dpopKey;
+  }
   if (record.type === 'oauth2' && settings.clientAuthMethod === 'auto') {
     const current = token !== null && token.generation === record.generation ? token.clientAuthMethod : null;
-    view.detectedClientAuthMethod = isClientAuthMethod(current) ? current : null;
+    view.detectedClientAuthMethod =
+      isClientAuthMethod(current) &&
+      (current === 'client_secret_basic' ||
+        current === 'client_secret_post' ||
+        current === 'client_secret_jwt')
+        ? current
+        : null;
   }
   Object.assign(view, {
     status: record.status,
@@ -113,6 +139,13 @@ export function authenticationView(
     updatedAt: iso(record.updatedAt),
   });
   return view as AuthenticationView;
+}
+
+/** What the view shows of an authentication's keys (built by the service from the opened key set). */
+export interface AuthenticationKeysView {
+  keys: PublicKeyView[];
+  jwksUri?: string;
+  dpopKey?: { jkt: string; alg: string; publicJwk: PublicJwk };
 }
 
 export function eventView(event: EventRecord): EventView {

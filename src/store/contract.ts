@@ -10,7 +10,7 @@
 /** An opaque ciphertext produced by `secrets/` (key id + IV + ciphertext + tag). */
 export type Sealed = string;
 
-export type GrantType = 'client_credentials' | 'password' | 'authorization_code';
+export type GrantType = 'client_credentials' | 'password' | 'authorization_code' | 'jwt_bearer';
 export type AuthStatus = 'ready' | 'connected' | 'needs_authorization' | 'error';
 /** The kinds of authentication (docs/api.md "Authentications"); the store keeps them without looking inside. */
 export type AuthenticationType = 'oauth2' | 'api_key' | 'basic' | 'bearer';
@@ -28,7 +28,24 @@ export interface AuthenticationSettings {
   audienceParam?: 'audience' | 'resource';
   scope?: string;
   username?: string;
-  clientAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'auto';
+  clientAuthMethod?:
+    | 'client_secret_basic'
+    | 'client_secret_post'
+    | 'auto'
+    | 'client_secret_jwt'
+    | 'private_key_jwt'
+    | 'tls_client_auth'
+    | 'self_signed_tls_client_auth'
+    | 'none';
+  /** Keys (docs/keys.md): the algorithm, whether Grantry made the key, a published JWKS. */
+  signingAlg?: 'RS256' | 'PS256' | 'ES256' | 'EdDSA';
+  generateKey?: boolean;
+  publishJwks?: boolean;
+  clientAssertionAudience?: string;
+  certificateBoundTokens?: boolean;
+  dpop?: boolean;
+  /** The JWT-bearer grant's claims (iss, sub, aud and others). */
+  assertion?: Record<string, string>;
   /** Refresh in the background when the refresh token has sat unused this many days. */
   keepAliveDays?: number;
   extraAuthorizationParams?: Record<string, string>;

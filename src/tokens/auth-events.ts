@@ -16,7 +16,12 @@ export type AuthEventType =
   | 'client_auth_detected'
   /** The keep-alive refreshed a refresh token nobody had used for `keepAliveDays`. */
   | 'keep_alive_refreshed'
-  | 'keep_alive_failed';
+  | 'keep_alive_failed'
+  /** A key rotation (docs/keys.md): the next key added, switched to (and checked), the old one dropped. */
+  | 'key_rotation_started'
+  | 'key_activated'
+  | 'key_activation_failed'
+  | 'key_rotation_finished';
 
 /** How many events one authentication keeps; older ones are trimmed on append. */
 export const EVENTS_KEPT = 200;

@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { EMPTY_KEY_SET } from '../keys/key-set.js';
 import { startAuthorization, validateAuthorizationCallback } from '../oauth/grants/authorization-code.js';
 import { Problem, type ProblemBody } from '../problem.js';
 import type { KeyRing } from '../secrets/key-ring.js';
@@ -87,7 +88,7 @@ export class AuthorizationFlows {
   async start(record: AuthenticationRecord): Promise<StartedFlow> {
     this.#assertConnectable(record);
     // The authorization request carries no secret, so none is decrypted for it.
-    const config = clientConfigOf(record, { clientSecret: '', password: null });
+    const config = clientConfigOf(record, { clientSecret: '', password: null, keys: EMPTY_KEY_SET });
     const { authorizationUrl, state, codeVerifier } = await startAuthorization(config, this.#redirectUri);
     const stateHash = sha256(state);
     const browserBinding = {

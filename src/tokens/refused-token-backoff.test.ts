@@ -16,6 +16,7 @@ function token(version: number, generation = 1, authId = 'auth_1'): CachedToken 
     hasRefreshToken: false,
     version,
     generation,
+    dpop: false,
   };
 }
 

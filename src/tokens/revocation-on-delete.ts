@@ -1,10 +1,11 @@
 import { isClientAuthMethod } from '../oauth/client-auth-detection.js';
-import type { OAuthFetch } from '../oauth/client-config.js';
+import type { ClientAuthMethod, OAuthFetch } from '../oauth/client-config.js';
 import { type RevocationRequest, revokeToken } from '../oauth/revocation.js';
 import { Problem } from '../problem.js';
 import type { KeyRing } from '../secrets/key-ring.js';
 import type { AuthenticationRecord, Sealed, Store } from '../store/contract.js';
 import { recordEvent } from './auth-events.js';
+import { type ClientCertificate, clientCertificateOf, signingKeyOf } from './authentication-keys.js';
 import { oauthOf } from './oauth-settings.js';
 import type { ProviderMetadata } from './provider-metadata.js';
 import { openAuthenticationSecrets, sealContext } from './sealed-columns.js';
@@ -27,6 +28,8 @@ export interface RevocationOnDeleteOptions {
   timeoutMs: number;
   metadata: ProviderMetadata;
   log: RevocationLog;
+  /** A fetch that presents a client certificate (mutual TLS), for authentications that use one. */
+  clientCertificateFetch?: (certificate: ClientCertificate) => OAuthFetch;
 }
 
 export interface RevocationReport {
@@ -101,22 +104,34 @@ export async function revokeStoredTokens(
   for (const [tokenType, sealed, context] of stored) {
     if (sealed === null) continue;
     try {
-      const { clientSecret } = openAuthenticationSecrets(keyRing, record);
+      const { clientSecret, keys } = openAuthenticationSecrets(keyRing, record);
+      // `auto`: the method that obtained these tokens is the one the provider accepts.
+      const clientAuthMethod: ClientAuthMethod =
+        settings.clientAuthMethod !== 'auto'
+          ? settings.clientAuthMethod
+          : isClientAuthMethod(row.clientAuthMethod)
+            ? row.clientAuthMethod
+            : 'client_secret_basic';
+      // Mutual TLS: the certificate authenticates the client here too (RFC 8705 §2, RFC 7009 §2.1).
+      const mtls =
+        clientAuthMethod === 'tls_client_auth' || clientAuthMethod === 'self_signed_tls_client_auth';
+      const certificate = mtls ? clientCertificateOf(keys) : null;
+      const fetch =
+        certificate !== null && options.clientCertificateFetch !== undefined
+          ? options.clientCertificateFetch(certificate)
+          : options.fetch;
       await revokeToken(
         {
           clientId: settings.clientId,
           clientSecret,
-          // `auto`: the method that obtained these tokens is the one the provider accepts.
-          clientAuthMethod:
-            settings.clientAuthMethod !== 'auto'
-              ? settings.clientAuthMethod
-              : isClientAuthMethod(row.clientAuthMethod)
-                ? row.clientAuthMethod
-                : 'client_secret_basic',
+          clientAuthMethod,
+          tokenUrl: settings.tokenUrl,
+          clientAssertionAudience: settings.clientAssertionAudience,
+          signingKey: signingKeyOf(keys),
           revocationUrl,
         },
         { token: keyRing.open(sealed, context), tokenTypeHint: tokenType },
-        { fetch: options.fetch, timeoutMs: Math.min(options.timeoutMs, REVOCATION_TIMEOUT_CAP_MS) },
+        { fetch, timeoutMs: Math.min(options.timeoutMs, REVOCATION_TIMEOUT_CAP_MS) },
       );
       report.revoked.push(tokenType);
     } catch (error) {

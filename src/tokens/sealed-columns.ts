@@ -1,3 +1,4 @@
+import { EMPTY_KEY_SET, type KeySet, parseKeySet } from '../keys/key-set.js';
 import type { KeyRing } from '../secrets/key-ring.js';
 import type { AuthenticationRecord, ConnectorRecord, Sealed } from '../store/contract.js';
 
@@ -14,6 +15,8 @@ export const sealContext = {
     column,
   }),
   clientSecret: (authId: string) => sealContext.authenticationSecret(authId, 'client_secret'),
+  /** The key set (keys/key-set.ts): every private key of the authentication, one document. */
+  keys: (authId: string) => sealContext.authenticationSecret(authId, KEYS_COLUMN),
   password: (authId: string) => sealContext.authenticationSecret(authId, 'password'),
   secretHeader: (connectorId: string, lowerName: string) => ({
     table: 'connectors',
@@ -35,9 +38,20 @@ export function openAuthenticationSecret(
   return sealed === undefined ? null : ring.open(sealed, sealContext.authenticationSecret(record.id, column));
 }
 
+/** The secrets-document column the key set is sealed under. */
+export const KEYS_COLUMN = 'keys';
+
 export interface AuthenticationSecrets {
   clientSecret: string;
   password: string | null;
+  /** The authentication's keys (empty for one that uses none). */
+  keys: KeySet;
+}
+
+/** The key set of an authentication, opened; empty when it has none. */
+export function openKeySet(ring: KeyRing, record: AuthenticationRecord): KeySet {
+  const json = openAuthenticationSecret(ring, record, KEYS_COLUMN);
+  return json === null ? EMPTY_KEY_SET : parseKeySet(json);
 }
 
 /** The secrets an OAuth 2.0 token request may send. */
@@ -48,6 +62,7 @@ export function openAuthenticationSecrets(
   return {
     clientSecret: openAuthenticationSecret(ring, record, 'client_secret') ?? '',
     password: openAuthenticationSecret(ring, record, 'password'),
+    keys: openKeySet(ring, record),
   };
 }
 

@@ -6,8 +6,9 @@ import {
   isClientAuthMethod,
   withClientAuthDetection,
 } from '../oauth/client-auth-detection.js';
-import type { ClientAuthMethod } from '../oauth/client-config.js';
+import type { ClientAuthMethod, DpopBinding } from '../oauth/client-config.js';
 import { diagnose } from '../oauth/diagnosis.js';
+import { type DpopNonces, isDpopTokenType } from '../oauth/dpop.js';
 import { authorizationHeaderValue, isHeaderSafeValue } from '../oauth/header-value.js';
 import { OAuthError } from '../oauth/oauth-error.js';
 import { boundedExpiresAt, expiresAtFor } from '../oauth/token-lifetime.js';
@@ -24,13 +25,14 @@ import type {
 } from '../store/contract.js';
 import { LockTimeoutError } from '../store/lock-timeout.js';
 import { recordEvent } from './auth-events.js';
+import { type ClientCertificate, clientCertificateOf, dpopBindingOf } from './authentication-keys.js';
 import { failureBackoffMs } from './failure-backoff.js';
-import { type GrantRun, runGrant } from './grant-runner.js';
+import { type GrantContext, type GrantRun, runGrant } from './grant-runner.js';
 import { oauthOf } from './oauth-settings.js';
 import type { ProviderMetadata } from './provider-metadata.js';
 import { refreshSchedule } from './refresh-schedule.js';
 import { RefusedTokenBackoff, type RefusedTokenBackoffOptions } from './refused-token-backoff.js';
-import { openAuthenticationSecrets, sealContext, sealOptional } from './sealed-columns.js';
+import { openAuthenticationSecrets, openKeySet, sealContext, sealOptional } from './sealed-columns.js';
 import { type RefreshReason, shouldRefresh } from './should-refresh.js';
 
 /** A usable access token, as the hot path hands it out. Never logged, never returned by the API. */
@@ -50,6 +52,15 @@ export interface CachedToken {
   /** The stored row's version: tells "the token I was given" from "a newer one". */
   readonly version: number;
   readonly generation: number;
+  /** A DPoP-bound token (RFC 9449 §5: `token_type` DPoP): every call needs a proof with `ath`. */
+  readonly dpop: boolean;
+  /** The DPoP key and nonces a call's proof is made with, for a DPoP-bound token. */
+  readonly dpopBinding?: DpopBinding;
+  /**
+   * The client certificate an API call presents, when the provider binds tokens to it
+   * (`certificateBoundTokens`, RFC 8705 §3).
+   */
+  readonly clientCertificate?: ClientCertificate;
 }
 
 export type TokenSource = 'cache' | 'fetched' | 'refreshed';
@@ -111,6 +122,15 @@ export interface TokenManagerOptions {
    * provider lists decide before any guessing. Without it, auto guesses (Basic, then the body).
    */
   metadata?: Pick<ProviderMetadata, 'forTokenUrl'>;
+  /** Where DPoP nonces are kept (RFC 9449 §8): shared with the calls to APIs. */
+  dpopNonces?: DpopNonces;
+  /**
+   * A fetch that presents a client certificate in the TLS handshake (RFC 8705), for
+   * authentications with mutual-TLS client authentication; without it, those cannot fetch tokens.
+   */
+  clientCertificateFetch?: (certificate: ClientCertificate) => typeof globalThis.fetch;
+  /** An authentication's published JWKS URL, named by the diagnosis of a refused assertion. */
+  jwksUriOf?: (authId: string) => string;
   /**
    * How long a caller waits for an authentication's refresh lock before it gives up and re-reads
    * the stored token instead (a holder stuck on a token endpoint that does not answer). Default 30 s.
@@ -171,6 +191,9 @@ export class TokenManager {
   readonly #observe: NonNullable<TokenManagerOptions['observe']>;
   readonly #onStatusChange: NonNullable<TokenManagerOptions['onStatusChange']>;
   readonly #metadata: TokenManagerOptions['metadata'];
+  readonly #dpopNonces: DpopNonces | undefined;
+  readonly #clientCertificateFetch: TokenManagerOptions['clientCertificateFetch'];
+  readonly #jwksUriOf: TokenManagerOptions['jwksUriOf'];
   readonly #lockTimeoutMs: number;
   readonly #cache = new Map<string, CachedToken>();
   readonly #inflight = new Map<string, Promise<TokenResult>>();
@@ -198,6 +221,9 @@ export class TokenManager {
     this.#observe = options.observe ?? (() => {});
     this.#onStatusChange = options.onStatusChange ?? (async () => {});
     this.#metadata = options.metadata;
+    this.#dpopNonces = options.dpopNonces;
+    this.#clientCertificateFetch = options.clientCertificateFetch;
+    this.#jwksUriOf = options.jwksUriOf;
     this.#lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
     this.refusalBackoff = new RefusedTokenBackoff({ ...options.refusalBackoff, clock: this.#clock });
     this.#unsubscribe = this.#store.subscribe((event) => this.#onChange(event));
@@ -663,7 +689,14 @@ export class TokenManager {
   ): Promise<TokenSet> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const tokenSet = await runGrant(record, secrets, run, this.#requestOptions(), method);
+        const tokenSet = await runGrant(
+          record,
+          secrets,
+          run,
+          this.#requestOptionsFor(secrets, method),
+          method,
+          this.#grantContext(record),
+        );
         this.#observe({ kind: 'token_request', outcome: 'success', grant: run.kind });
         return tokenSet;
       } catch (error) {
@@ -883,6 +916,46 @@ export class TokenManager {
     return { fetch: this.#fetch, timeoutMs: this.#timeoutMs };
   }
 
+  /**
+   * The request options of one token request: with mutual-TLS client authentication, a fetch that
+   * presents the authentication's certificate — to the token endpoint only (RFC 8705 §2; the API
+   * gets it only when tokens are bound to it, which the connector engine decides).
+   */
+  #requestOptionsFor(secrets: ReturnType<typeof openAuthenticationSecrets>, method: ClientAuthMethod) {
+    if (method !== 'tls_client_auth' && method !== 'self_signed_tls_client_auth')
+      return this.#requestOptions();
+    const certificate = clientCertificateOf(secrets.keys);
+    if (certificate === null || this.#clientCertificateFetch === undefined) {
+      throw new Problem(
+        'token_fetch_failed',
+        'Mutual TLS needs a client certificate, and none is available.',
+        {
+          hint: 'Give privateKey and certificate, or set generateKey (self_signed_tls_client_auth).',
+        },
+      );
+    }
+    return { fetch: this.#clientCertificateFetch(certificate), timeoutMs: this.#timeoutMs };
+  }
+
+  /** What a token request of this authentication needs for keys: DPoP nonces, metadata, the JWKS URL. */
+  #grantContext(record: AuthenticationRecord): GrantContext {
+    const metadata = this.#metadata;
+    const tokenUrl = record.settings.tokenUrl ?? '';
+    return {
+      dpopNonces: this.#dpopNonces,
+      metadata:
+        metadata === undefined
+          ? undefined
+          : async () => {
+              const found = await metadata.forTokenUrl(tokenUrl);
+              return found === null
+                ? null
+                : { issuer: found.issuer, clientAssertionAlgs: found.clientAssertionAlgs };
+            },
+      jwksUri: record.settings.publishJwks === true ? (this.#jwksUriOf?.(record.id) ?? null) : null,
+    };
+  }
+
   #toCached(record: AuthenticationRecord, row: TokenRecord, plain?: string): CachedToken {
     const accessToken = plain ?? this.#ring.open(row.accessToken ?? '', sealContext.accessToken(record.id));
     // Rows written before lifetimes were clamped may hold an expiry past the end of dates.
@@ -891,9 +964,16 @@ export class TokenManager {
       expiresAt === null
         ? { refreshAt: Number.POSITIVE_INFINITY, hardExpiresAt: Number.POSITIVE_INFINITY }
         : refreshSchedule(row.obtainedAt, expiresAt);
+    const dpop = isDpopTokenType(row.tokenType);
+    const binding = this.#callBinding(record, dpop);
     return {
+      ...binding,
       authId: record.id,
-      authorization: authorizationHeaderValue(record.settings.headerPrefix ?? 'Bearer', accessToken),
+      // RFC 9449 §7.1: a DPoP-bound token goes with the DPoP scheme, whatever prefix is configured.
+      authorization: authorizationHeaderValue(
+        isDpopTokenType(row.tokenType) ? 'DPoP' : (record.settings.headerPrefix ?? 'Bearer'),
+        accessToken,
+      ),
       accessToken,
       tokenType: row.tokenType ?? 'Bearer',
       scope: row.scope,
@@ -904,7 +984,35 @@ export class TokenManager {
       hasRefreshToken: row.refreshToken !== null,
       version: row.version,
       generation: row.generation,
+      dpop,
     };
+  }
+
+  /**
+   * What calls with a token of this authentication need besides the token: the DPoP key (a bound
+   * token), the client certificate (tokens bound to it). Opened here, once per token, not per call.
+   */
+  #callBinding(
+    record: AuthenticationRecord,
+    dpop: boolean,
+  ): { dpopBinding?: DpopBinding; clientCertificate?: ClientCertificate } {
+    const settings = record.settings;
+    const certificateBound =
+      settings.certificateBoundTokens === true &&
+      (settings.clientAuthMethod === 'tls_client_auth' ||
+        settings.clientAuthMethod === 'self_signed_tls_client_auth');
+    if (!(dpop && this.#dpopNonces !== undefined) && !certificateBound) return {};
+    const keys = openKeySet(this.#ring, record);
+    const binding: { dpopBinding?: DpopBinding; clientCertificate?: ClientCertificate } = {};
+    if (dpop && this.#dpopNonces !== undefined) {
+      const found = dpopBindingOf(keys, this.#dpopNonces);
+      if (found !== undefined) binding.dpopBinding = found;
+    }
+    if (certificateBound) {
+      const certificate = clientCertificateOf(keys);
+      if (certificate !== null) binding.clientCertificate = certificate;
+    }
+    return binding;
   }
 
   #onChange(event: ChangeEvent): void {

@@ -104,7 +104,8 @@ async function consumeBody(req: IncomingMessage): Promise<{ text: string; size: 
 }
 
 function bearerToken(req: IncomingMessage): string | undefined {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  // RFC 9449 §7.1: a DPoP-bound token comes with the DPoP scheme (its proof is not checked here).
+  const match = /^(?:Bearer|DPoP)\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
   return match?.[1];
 }
 

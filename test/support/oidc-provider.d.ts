@@ -59,6 +59,8 @@ declare module 'oidc-provider' {
       entity(name: string, value: unknown): void;
     };
     body: unknown;
+    /** The Node request (Koa's ctx.req): its TLS socket carries the client certificate. */
+    readonly req: import('node:http').IncomingMessage;
   }
 
   export class Provider extends EventEmitter {

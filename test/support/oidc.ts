@@ -26,13 +26,21 @@
  * - The metadata lists `token_endpoint_auth_methods_supported` (the `clientAuthMethods` the
  *   provider accepts) unless `advertiseClientAuthMethods` is false: then a client must guess.
  */
-import { generateKeyPairSync, type KeyObject, randomBytes, timingSafeEqual, verify } from 'node:crypto';
+import {
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+  timingSafeEqual,
+  verify,
+  type X509Certificate,
+} from 'node:crypto';
 import { IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { TLSSocket } from 'node:tls';
 import Provider, { errors, type KoaContextWithOidc, type UnknownObject } from 'oidc-provider';
-import { issueServerCertificate } from './tls.js';
+import { issueServerCertificate, testCaPem } from './tls.js';
 
 /** oidc-provider client metadata (snake_case, as registered). */
 export interface OidcClientMetadata {
@@ -99,6 +107,15 @@ export interface OidcProviderOptions {
    * 127.0.0.1 either way and its certificate names both.
    */
   hostname?: 'localhost' | '127.0.0.1';
+  /**
+   * Mutual TLS (RFC 8705): the server asks every client for a certificate (and does not refuse a
+   * connection without one), `tls_client_auth` (a certificate the test CA issued, its subject DN
+   * registered), `self_signed_tls_client_auth` (the certificate in the client's jwks) and
+   * certificate-bound access tokens are on.
+   */
+  mtls?: boolean;
+  /** DPoP (RFC 9449, on in oidc-provider 9 anyway): with `requireNonce`, every proof needs a DPoP-Nonce. */
+  dpop?: { requireNonce: boolean };
 }
 
 export type CountedGrantType = 'client_credentials' | 'password' | 'refresh_token' | 'authorization_code';
@@ -120,6 +137,10 @@ export interface AccessTokenVerification {
   scope?: string;
   aud?: string | string[];
   expired?: boolean;
+  /** RFC 9449 §6: the thumbprint of the DPoP key the token is bound to. */
+  jkt?: string;
+  /** RFC 8705 §3.1: the SHA-256 thumbprint of the client certificate the token is bound to. */
+  x5tS256?: string;
 }
 
 export interface OidcFixture {
@@ -139,10 +160,20 @@ export interface OidcFixture {
   readonly tokenRequests: Readonly<TokenRequestCounts>;
   /** POST /token/revocation requests received. */
   readonly revocations: number;
+  /**
+   * What token requests carried that a client made for that one request: client assertions, grant
+   * assertions (RFC 7523) and DPoP proofs — for tests that look for them where they must not be.
+   */
+  readonly received: { readonly assertions: string[]; readonly dpopProofs: string[] };
   resetCounts(): void;
   setTokenDelay(ms: number): void;
   /** Checks a token against the provider's own store (opaque) or signing key (JWT), in-process. */
   verifyAccessToken(token: string): Promise<AccessTokenVerification>;
+  /**
+   * Registers (or replaces) a client after start, as dynamic registration would: the test learns a
+   * key Grantry made, then registers its public JWK. A replaced client takes effect at once.
+   */
+  registerClient(metadata: OidcClientMetadata): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -355,7 +386,13 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
   };
 
   const tlsMaterial = issueServerCertificate(['localhost', '127.0.0.1']);
-  const server: Server = createServer({ cert: tlsMaterial.cert, key: tlsMaterial.key });
+  const server: Server = createServer({
+    cert: tlsMaterial.cert,
+    key: tlsMaterial.key,
+    // Mutual TLS: ask for a certificate, trust the test CA's (tls_client_auth), and let a connection
+    // without one or with a self-signed one through: the provider decides per client method.
+    ...(options.mtls === true ? { requestCert: true, rejectUnauthorized: false, ca: [testCaPem()] } : {}),
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -366,8 +403,15 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
   const tokenTtl = (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }): number =>
     token.resourceServer?.accessTokenTTL ?? accessTokenTtl;
 
+  const Adapter = createMemoryAdapter();
+  const peerCertificate = (ctx: KoaContextWithOidc): X509Certificate | undefined => {
+    const socket = ctx.req.socket as TLSSocket;
+    const certificate =
+      typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined;
+    return certificate ?? undefined;
+  };
   const configuration: UnknownObject = {
-    adapter: createMemoryAdapter(),
+    adapter: Adapter,
     clients: (options.clients ?? []).map(withClientDefaults),
     jwks: { keys: [providerSigningKey().jwk] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
@@ -395,11 +439,50 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
       ctx.body = `${out.error ?? 'error'}: ${out.error_description ?? ''}`;
     },
     extraParams: ['audience'],
-    ...(options.clientAuthMethods !== undefined ? { clientAuthMethods: options.clientAuthMethods } : {}),
+    ...(options.clientAuthMethods !== undefined
+      ? { clientAuthMethods: options.clientAuthMethods }
+      : options.mtls === true
+        ? {
+            clientAuthMethods: [
+              'client_secret_basic',
+              'client_secret_post',
+              'client_secret_jwt',
+              'private_key_jwt',
+              'tls_client_auth',
+              'self_signed_tls_client_auth',
+              'none',
+            ],
+          }
+        : {}),
     ...(options.extraAccessTokenClaims !== undefined
       ? { extraTokenClaims: async () => options.extraAccessTokenClaims }
       : {}),
     features: {
+      ...(options.mtls === true
+        ? {
+            mTLS: {
+              enabled: true,
+              certificateBoundAccessTokens: true,
+              selfSignedTlsClientAuth: true,
+              tlsClientAuth: true,
+              getCertificate: peerCertificate,
+              // Chains to the test CA (the server's `ca`), as a TLS-terminating proxy would vouch.
+              certificateAuthorized: (ctx: KoaContextWithOidc) =>
+                (ctx.req.socket as TLSSocket).authorized === true,
+              certificateSubjectMatches: (ctx: KoaContextWithOidc, property: string, expected: string) =>
+                property === 'tls_client_auth_subject_dn' && peerCertificate(ctx)?.subject === expected,
+            },
+          }
+        : {}),
+      ...(options.dpop !== undefined
+        ? {
+            dPoP: {
+              enabled: true,
+              nonceSecret: randomBytes(32),
+              requireNonce: () => options.dpop?.requireNonce === true,
+            },
+          }
+        : {}),
       devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
       revocation: { enabled: true, allowedPolicy: async () => true },
@@ -526,6 +609,7 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
     other: 0,
   };
   let revocations = 0;
+  const received = { assertions: [] as string[], dpopProofs: [] as string[] };
   const handle = provider.callback();
 
   const handleTokenRequest = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -540,6 +624,11 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
     const isForm = (req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
     const form = new URLSearchParams(isForm ? body.toString('utf8') : '');
     const grantType = form.get('grant_type') ?? '';
+    for (const name of ['client_assertion', 'assertion']) {
+      const value = form.get(name);
+      if (value !== null) received.assertions.push(value);
+    }
+    if (typeof req.headers.dpop === 'string') received.dpopProofs.push(req.headers.dpop);
     if (COUNTED_GRANT_TYPES.has(grantType)) counts[grantType as CountedGrantType] += 1;
     else counts.other += 1;
 
@@ -617,12 +706,15 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
       if (!found) continue;
       const expired = found.isExpired;
       const aud = found.aud ?? found.resourceServer?.audience;
+      const bound = found as unknown as { jkt?: string; 'x5t#S256'?: string };
       return {
         active: !expired,
         expired,
         ...(found.clientId !== undefined ? { clientId: found.clientId } : {}),
         ...(found.scope !== undefined ? { scope: found.scope } : {}),
         ...(aud !== undefined ? { aud } : {}),
+        ...(bound.jkt !== undefined ? { jkt: bound.jkt } : {}),
+        ...(bound['x5t#S256'] !== undefined ? { x5tS256: bound['x5t#S256'] } : {}),
       };
     }
     return { active: false };
@@ -640,6 +732,7 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
     discoveryUrl: `${issuer}/.well-known/openid-configuration`,
     provider,
     tokenRequests: counts,
+    received,
     get revocations() {
       return revocations;
     },
@@ -651,6 +744,13 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
       tokenDelayMs = ms;
     },
     verifyAccessToken,
+    async registerClient(metadata: OidcClientMetadata) {
+      const client = withClientDefaults(metadata);
+      await (new Adapter('Client') as { upsert(id: string, payload: UnknownObject): Promise<void> }).upsert(
+        client.client_id,
+        client as unknown as UnknownObject,
+      );
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

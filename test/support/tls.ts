@@ -174,3 +174,25 @@ export function selfSignedCertificate(): PemKeyPair {
   selfSigned = { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
   return selfSigned;
 }
+
+/**
+ * A client certificate signed by the test CA for an RSA public key (PEM, SPKI), with the TLS client
+ * authentication EKU: what a CA issues for `tls_client_auth` (RFC 8705 §2.1). Its subject DN reads
+ * `CN=<commonName>` as Node's X509Certificate prints it.
+ */
+export function issueClientCertificate(publicKeyPem: string, commonName: string): string {
+  const ca = loadCa();
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
+  cert.serialNumber = randomSerialNumber();
+  validity(cert);
+  cert.setSubject([{ name: 'commonName', value: commonName }]);
+  cert.setIssuer(ca.cert.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', digitalSignature: true, critical: true },
+    { name: 'extKeyUsage', clientAuth: true },
+  ]);
+  cert.sign(ca.key, forge.md.sha256.create());
+  return forge.pki.certificateToPem(cert);
+}

@@ -27,6 +27,7 @@ export type EventView = Schemas['Event'];
 export type ExecuteRequest = Schemas['ExecuteRequest'];
 export type ExecuteResult = Schemas['ExecuteResult'];
 export type ProviderPreset = Schemas['ProviderPreset'];
+export type PublicKeyView = Schemas['PublicKey'];
 export type ServerProblem = Schemas['Problem'];
 export type TokenTestResult = Schemas['TokenTestResult'];
 export type WebhookCreate = Schemas['WebhookCreate'];
@@ -202,6 +203,23 @@ export class ApiClient {
 
   testAuthentication(id: string): Promise<TokenTestResult> {
     return read(this.#api.POST('/api/authentications/{id}/test', { params: { path: { id } } }));
+  }
+
+  /** Key rotation (docs/keys.md): add the next key (made by Grantry without a body). */
+  rotateKey(id: string, body: Schemas['RotateKeyRequest'] = {}): Promise<AuthenticationView> {
+    return read(this.#api.POST('/api/authentications/{id}/rotate-key', { params: { path: { id } }, body }));
+  }
+
+  /** Key rotation: the next key signs (checked with a token request). */
+  activateKey(id: string): Promise<AuthenticationView> {
+    return read(
+      this.#api.POST('/api/authentications/{id}/rotate-key/activate', { params: { path: { id } } }),
+    );
+  }
+
+  /** Key rotation: the retiring key is dropped. */
+  finishKeyRotation(id: string): Promise<AuthenticationView> {
+    return read(this.#api.POST('/api/authentications/{id}/rotate-key/finish', { params: { path: { id } } }));
   }
 
   async invalidateAuthentication(id: string): Promise<void> {

@@ -5,7 +5,7 @@
  */
 import {
   type AuthenticationType,
-  appliesTo,
+  appliesWith,
   type FieldSpec,
   fieldsOf,
   type GrantType,
@@ -53,10 +53,17 @@ export function grantOf(draft: Pick<AuthenticationDraft, 'values'>): GrantType |
   return typeof grant === 'string' && grant !== '' ? (grant as GrantType) : undefined;
 }
 
-/** The fields shown for the draft's kind and grant. */
+/**
+ * The fields shown for the draft's kind, grant and choices (a client secret only with a method
+ * that sends it, key fields only with one that uses a key). A key file is not a field of the form:
+ * the Google preset's "Import Google service account" reads it.
+ */
 export function visibleFields(draft: Pick<AuthenticationDraft, 'type' | 'values'>): FieldSpec[] {
   const grant = grantOf(draft);
-  return formFields(draft.type).filter((field) => appliesTo(field, grant));
+  const fields = formFields(draft.type);
+  return fields.filter(
+    (field) => field.inputOnly !== true && appliesWith(field, grant, draft.values, fields),
+  );
 }
 
 /** What a new authentication's field starts with: the catalogue's `formDefault`, else its `default`. */
@@ -167,6 +174,8 @@ export function patchRequestOf(draft: AuthenticationDraft, view: AuthenticationV
     }
     const stored = viewValue(view, field.name);
     if (same(value, stored)) continue;
+    // Not answered (an older server, a field new to this authentication): its default is what is stored.
+    if (stored === undefined && field.default !== undefined && same(value, field.default)) continue;
     if (value !== undefined) patch[field.name] = value;
     else if (stored !== undefined && !isRequired(field, grant)) {
       // Emptied: the stored value goes, and the field's default (if any) applies again.

@@ -1,5 +1,5 @@
 import { type FormEvent, type ReactNode, useRef, useState } from 'react';
-import { type FieldSpec, KINDS } from '../../src/services/catalogue/index.js';
+import { type FieldSpec, isRequired, KINDS } from '../../src/services/catalogue/index.js';
 import { useAnnounce } from './announcer.js';
 import { type AuthenticationView, type ProblemView, problemOf } from './api-client.js';
 import {
@@ -26,6 +26,7 @@ import {
   type FieldErrors,
   fieldErrorsOf,
   sentence,
+  TextAreaField,
   TextField,
   withoutErrorsOf,
 } from './field.js';
@@ -76,7 +77,10 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
 
   const setValue = (name: string, value: DraftValue) => {
     setProblem((current) => withoutErrorsOf(current, `/${name}`));
-    onDraftChange({ ...draft, values: { ...draft.values, [name]: value } });
+    const values = { ...draft.values, [name]: value };
+    // The JWT Bearer grant's assertion proves who asks: most providers authenticate no client then.
+    if (name === 'grantType' && value === 'jwt_bearer' && !existing) values.clientAuthMethod = 'none';
+    onDraftChange({ ...draft, values });
   };
   const setName = (name: string) => {
     setProblem((current) => withoutErrorsOf(current, '/name'));
@@ -166,8 +170,22 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
     const pointer = `/${field.name}`;
     const error = errorFor(errors, pointer, field.label);
     const value = draft.values[field.name];
-    const required = field.required === true || (Array.isArray(field.required) && grant !== undefined);
+    const required = isRequired(field, grant);
     switch (field.type) {
+      case 'pem':
+        return (
+          <TextAreaField
+            key={field.name}
+            id={id(field.name)}
+            label={field.label}
+            optional={!required}
+            value={typeof value === 'string' ? value : ''}
+            onChange={(next) => setValue(field.name, next)}
+            error={error}
+            hint={field.help}
+            placeholder="-----BEGIN CERTIFICATE-----"
+          />
+        );
       case 'secret':
         return (
           <SecretField
@@ -344,6 +362,7 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
             setProblem((current) => withoutErrorsOf(current, `/providerParams/${name}`));
             onDraftChange(withProviderParam(draft, name, value));
           }}
+          onImported={onSaved}
           onAddScope={(scope) => {
             const current = String(draft.values.scope ?? '').trim();
             if (current.split(/\s+/).includes(scope)) return;
@@ -494,8 +513,12 @@ function FieldWithNotes(props: {
         {children}
         <p className="field-hint" role="note">
           Detected: the provider accepts the credentials{' '}
-          {detected === 'client_secret_post' ? 'in the request body' : 'in an HTTP Basic header'} (
-          <code>{detected}</code>).
+          {detected === 'client_secret_post'
+            ? 'in the request body'
+            : detected === 'client_secret_jwt'
+              ? 'as an assertion signed with them'
+              : 'in an HTTP Basic header'}{' '}
+          (<code>{detected}</code>).
         </p>
       </>
     );
@@ -554,6 +577,27 @@ function SecretField(props: {
       </fieldset>
     );
   }
+  const keep = stored ? (
+    <button type="button" className="button ghost small" onClick={() => onReplace(false)}>
+      Keep current
+    </button>
+  ) : undefined;
+  if (field.multiline === true) {
+    // A PEM key: pasted whole, over several lines; write-only like any secret.
+    return (
+      <TextAreaField
+        id={id}
+        label={field.label}
+        optional
+        value={value}
+        onChange={onChange}
+        error={error}
+        hint={stored ? 'Paste a new key to replace the stored one.' : field.help}
+        placeholder="-----BEGIN PRIVATE KEY-----"
+        trailing={keep}
+      />
+    );
+  }
   return (
     <TextField
       id={id}
@@ -564,13 +608,7 @@ function SecretField(props: {
       onChange={onChange}
       error={error}
       hint={stored ? 'Type a new value to replace the stored one.' : field.help}
-      trailing={
-        stored ? (
-          <button type="button" className="button ghost small" onClick={() => onReplace(false)}>
-            Keep current
-          </button>
-        ) : undefined
-      }
+      trailing={keep}
     />
   );
 }

@@ -17,6 +17,7 @@ import {
 import { useConsoleData } from './console-data.js';
 import { DeleteSection } from './delete-section.js';
 import { formatDateTime, formatExpiry, kindLabel, statusLabels } from './format.js';
+import { KeysSection } from './keys-section.js';
 import { PageHeader } from './page-header.js';
 import { ProblemMessage } from './problem-message.js';
 import { ListSearch, ShowMore, useServerList } from './server-list.js';
@@ -268,6 +269,14 @@ export function AuthorizationPage() {
             onDraftChange={(next) => setDrafts((all) => ({ ...all, [draftKey]: next }))}
             onSaved={onSaved}
           />
+          {selectedView && (
+            <KeysSection
+              key={`keys-${selectedView.id}`}
+              idPrefix={`auth-${selectedView.id}`}
+              authentication={selectedView}
+              onChanged={onSaved}
+            />
+          )}
           {selectedView && <AuthenticationActions key={selectedView.id} authentication={selectedView} />}
           {selectedView && (
             <DeleteAuthentication

@@ -10,15 +10,17 @@ interface CopyFieldProps {
   /** Shown under the input. */
   footer?: ReactNode;
   className?: string;
+  /** A value over several lines (a PEM, a JWK): shown in a read-only text area. */
+  multiline?: boolean;
 }
 
 /**
  * A value to take elsewhere (a redirect URI to register, a secret shown once, a link to send): read
  * only, selected on focus, with a Copy button that says it copied.
  */
-export function CopyField({ id, label, value, hint, footer, className }: CopyFieldProps) {
+export function CopyField({ id, label, value, hint, footer, className, multiline }: CopyFieldProps) {
   const announce = useAnnounce();
-  const inputRef = useRef<HTMLInputElement>(null);
+  const inputRef = useRef<HTMLInputElement & HTMLTextAreaElement>(null);
   const [copied, setCopied] = useState(false);
   const copy = async () => {
     try {
@@ -40,16 +42,30 @@ export function CopyField({ id, label, value, hint, footer, className }: CopyFie
         </p>
       )}
       <div className="input-row">
-        <input
-          id={id}
-          ref={inputRef}
-          type="text"
-          readOnly
-          value={value}
-          className="mono"
-          aria-describedby={hint ? `${id}-hint` : undefined}
-          onFocus={(event) => event.target.select()}
-        />
+        {multiline ? (
+          <textarea
+            id={id}
+            ref={inputRef}
+            readOnly
+            value={value}
+            className="mono"
+            rows={Math.min(12, value.split('\n').length)}
+            spellCheck={false}
+            aria-describedby={hint ? `${id}-hint` : undefined}
+            onFocus={(event) => event.target.select()}
+          />
+        ) : (
+          <input
+            id={id}
+            ref={inputRef}
+            type="text"
+            readOnly
+            value={value}
+            className="mono"
+            aria-describedby={hint ? `${id}-hint` : undefined}
+            onFocus={(event) => event.target.select()}
+          />
+        )}
         <button type="button" className="button secondary" onClick={() => void copy()}>
           {copied ? 'Copied' : 'Copy'}
         </button>

@@ -5,6 +5,7 @@ export const grantTypeLabels: Record<GrantType, string> = {
   client_credentials: 'Client Credentials',
   password: 'Password Grant',
   authorization_code: 'Authorization Code',
+  jwt_bearer: 'JWT Bearer',
 };
 
 /** "OAuth 2.0 · Client Credentials", "API Key", "Basic Auth": what an authentication is, in a few words. */

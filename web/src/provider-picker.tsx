@@ -1,9 +1,10 @@
 import { useEffect, useId, useMemo, useState } from 'react';
-import type { ApiClient, ProviderPreset } from './api-client.js';
+import type { ApiClient, AuthenticationView, ProviderPreset } from './api-client.js';
 import type { AuthenticationDraft } from './authentication-draft.js';
 import { RedirectUri } from './connect-panel.js';
 import { useConsoleData } from './console-data.js';
 import { errorFor, type FieldErrors, TextField } from './field.js';
+import { ServiceAccountImport } from './service-account-import.js';
 
 interface Catalogue {
   items: ProviderPreset[];
@@ -61,8 +62,10 @@ export function ProviderPicker(props: {
   onPick: (preset: ProviderPreset | null) => void;
   onParam: (name: string, value: string) => void;
   onAddScope: (scope: string) => void;
+  /** An authentication saved from the picker itself (Google's "Import Google service account"). */
+  onImported?: (view: AuthenticationView) => void;
 }) {
-  const { idPrefix, draft, errors, onPick, onParam, onAddScope } = props;
+  const { idPrefix, draft, errors, onPick, onParam, onAddScope, onImported } = props;
   const loaded = useProviderCatalogue();
   const [query, setQuery] = useState('');
   const [active, setActive] = useState(0);
@@ -104,6 +107,9 @@ export function ProviderPicker(props: {
         </p>
         {grants.includes('authorization_code') && loaded && (
           <RedirectUri id={`${idPrefix}-preset-redirect`} uri={loaded.redirectUri} />
+        )}
+        {chosen.id === 'google' && onImported && (
+          <ServiceAccountImport idPrefix={idPrefix} name={draft.name} onImported={onImported} />
         )}
         {chosen.placeholders.map((placeholder) => (
           <TextField

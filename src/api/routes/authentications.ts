@@ -11,6 +11,7 @@ import {
   AuthenticationViewSchema,
   ErrorResponseSchema,
   EventListSchema,
+  RotateKeySchema,
   TokenTestResultSchema,
 } from '../schemas.js';
 import type { TypeBoxProvider } from '../type-provider.js';
@@ -159,6 +160,60 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
       await service.invalidate(request.params.id);
       return reply.status(204).send(null);
     },
+  );
+
+  server.post(
+    '/api/authentications/:id/rotate-key',
+    {
+      attachValidation: true,
+      schema: {
+        tags,
+        operationId: 'rotateAuthenticationKey',
+        summary: 'Rotate the key: add the next one (step 1 of 3)',
+        description:
+          'Adds a next key — made by Grantry, or the privateKey (with certificate and keyId) given — beside the current one: both are published (keys, jwksUri); the current key keeps signing. Register the new public key at the provider (or let it fetch the JWKS), then activate it. Tokens are kept. 409 while another rotation is under way. See docs/keys.md.',
+        params: IdParams,
+        body: Type.Optional(RotateKeySchema),
+        response: { 200: AuthenticationViewSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const body = request.body === undefined || request.body === null ? {} : objectBody(request.body);
+      throwIfInvalid(request.body === undefined || request.body === null ? [] : schemaErrorsOf(request), []);
+      return service.rotateKey(request.params.id, body);
+    },
+  );
+
+  server.post(
+    '/api/authentications/:id/rotate-key/activate',
+    {
+      schema: {
+        tags,
+        operationId: 'activateAuthenticationKey',
+        summary: 'Sign with the next key (step 2 of 3)',
+        description:
+          'Says the provider has the next key: Grantry switches to it and checks at once with a token request signed with it (a refresh for Authorization Code; unchecked without a refresh token). Refused, the old key signs again and the answer is the diagnosis (409). The old key stays published until finish.',
+        params: IdParams,
+        response: { 200: AuthenticationViewSchema, ...errors },
+      },
+    },
+    async (request) => service.activateKey(request.params.id),
+  );
+
+  server.post(
+    '/api/authentications/:id/rotate-key/finish',
+    {
+      schema: {
+        tags,
+        operationId: 'finishAuthenticationKeyRotation',
+        summary: 'Drop the old key (step 3 of 3)',
+        description:
+          'Drops the retiring key: the JWKS lists the new key only. During step 1 it activates the next key first, checked as activate does.',
+        params: IdParams,
+        response: { 200: AuthenticationViewSchema, ...errors },
+      },
+    },
+    async (request) => service.finishKeyRotation(request.params.id),
   );
 
   server.get(

@@ -10,21 +10,22 @@
 export const AUTHENTICATION_TYPES = ['oauth2', 'api_key', 'basic', 'bearer'] as const;
 export type AuthenticationType = (typeof AUTHENTICATION_TYPES)[number];
 
-export const GRANT_TYPES = ['client_credentials', 'password', 'authorization_code'] as const;
+export const GRANT_TYPES = ['client_credentials', 'password', 'authorization_code', 'jwt_bearer'] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
 
 /**
  * What kind of value a field holds; each has its schema and its own checks:
  * - `text`: one line, no control characters;
  * - `url`: an absolute https URL (http to loopback with GRANTRY_ALLOW_HTTP=loopback);
- * - `secret`: write-only, encrypted at rest, answered as `<name>Set`;
+ * - `secret`: write-only, encrypted at rest, answered as `<name>Set` (one line, unless `multiline`);
  * - `enum`: one of `options`;
  * - `boolean`;
  * - `integer`: a whole number from `minimum` to `maximum`;
  * - `scope`: space-separated RFC 6749 §3.3 scope tokens, normalised to single spaces;
  * - `parameters`: an object of string values sent as request parameters;
  * - `headerPrefix`: one word of visible ASCII, or empty for the bare value;
- * - `headerName`: an RFC 9110 field name (or, for a query parameter, any non-empty name).
+ * - `headerName`: an RFC 9110 field name (or, for a query parameter, any non-empty name);
+ * - `pem`: PEM text over several lines (a certificate chain), shown as it is.
  */
 export type FieldType =
   | 'text'
@@ -36,11 +37,18 @@ export type FieldType =
   | 'scope'
   | 'parameters'
   | 'headerPrefix'
-  | 'headerName';
+  | 'headerName'
+  | 'pem';
 
 export interface FieldOption {
   value: string;
   label: string;
+}
+
+/** "Another field has one of these values" (its default standing in when it has none). */
+export interface FieldCondition {
+  readonly field: string;
+  readonly values: readonly (string | boolean)[];
 }
 
 export interface FieldSpec {
@@ -66,10 +74,27 @@ export interface FieldSpec {
   /** For OAuth 2.0 fields that belong to some grants only: refused with any other grant. */
   readonly grants?: readonly GrantType[];
   /**
+   * The field applies only when one of these holds (e.g. the client secret only with a client
+   * authentication method that sends it). Like `grants`: given otherwise, it is refused; stored, it
+   * is dropped when a change makes none hold.
+   */
+  readonly when?: readonly FieldCondition[];
+  /** A secret that may span lines (a PEM key, a key file). */
+  readonly multiline?: boolean;
+  /**
+   * Key material: taken into the authentication's key set (sealed with its secrets) rather than
+   * stored as a setting, and answered through `keys` (the public parts only).
+   */
+  readonly keyMaterial?: boolean;
+  /** Read once by the service (expanded into other fields), never stored nor answered. */
+  readonly inputOnly?: boolean;
+  /**
    * Required always (`true`) or only with these grants. A required secret is needed on create and
    * kept on PATCH when omitted; a required field cannot be cleared with `null`.
    */
   readonly required?: boolean | readonly GrantType[];
+  /** With `required: true`: the grants it is optional with (the Client ID with the JWT Bearer grant). */
+  readonly optionalFor?: readonly GrantType[];
   /** A change alters the token request: cached and stored tokens are dropped. */
   readonly shapesToken?: boolean;
   /** Shown under "Advanced" in the console. */
@@ -96,7 +121,7 @@ export interface KindSpec {
 
 /** True when `field` is required for `grant` (or for every grant). */
 export function isRequired(field: FieldSpec, grant: GrantType | undefined): boolean {
-  if (field.required === true) return true;
+  if (field.required === true) return grant === undefined || field.optionalFor?.includes(grant) !== true;
   if (field.required === undefined || field.required === false) return false;
   return grant !== undefined && field.required.includes(grant);
 }
@@ -104,6 +129,39 @@ export function isRequired(field: FieldSpec, grant: GrantType | undefined): bool
 /** True when `field` may be given with `grant` (fields without `grants` go with every grant). */
 export function appliesTo(field: FieldSpec, grant: GrantType | undefined): boolean {
   return field.grants === undefined || grant === undefined || field.grants.includes(grant);
+}
+
+/**
+ * True when `field` applies to an authentication with these values: its grant, and its `when`
+ * conditions read off `values` (a field's `default` standing in for a missing value; `fields`
+ * names them). Without `when`, the same as {@link appliesTo}.
+ */
+export function appliesWith(
+  field: FieldSpec,
+  grant: GrantType | undefined,
+  values: Readonly<Record<string, unknown>>,
+  fields: readonly FieldSpec[],
+): boolean {
+  if (!appliesTo(field, grant)) return false;
+  if (field.when === undefined) return true;
+  return field.when.some((condition) => {
+    const value =
+      condition.field === 'grantType'
+        ? grant
+        : (values[condition.field] ?? fields.find((f) => f.name === condition.field)?.default);
+    return value !== undefined && condition.values.includes(value as string | boolean);
+  });
+}
+
+/** "with clientAuthMethod private_key_jwt or tls_client_auth, or the JWT Bearer grant", for messages. */
+export function describeConditions(field: FieldSpec): string {
+  return (field.when ?? [])
+    .map((condition) =>
+      condition.field === 'grantType'
+        ? `the ${condition.values.join(' or ')} grant`
+        : `${condition.field} ${condition.values.join(', ')}`,
+    )
+    .join('; or ');
 }
 
 /** The response flag that says a secret is stored: `clientSecret` → `clientSecretSet`. */

@@ -26,6 +26,7 @@ export const GRANT_LABELS: Readonly<Record<GrantType, string>> = {
   client_credentials: 'Client Credentials',
   password: 'Password',
   authorization_code: 'Authorization Code',
+  jwt_bearer: 'JWT Bearer',
 };
 
 /** The fields every kind has; `provider` and `providerParams` are kept but set on create only. */

@@ -143,6 +143,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/authentications/{id}/rotate-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate the key: add the next one (step 1 of 3)
+         * @description Adds a next key — made by Grantry, or the privateKey (with certificate and keyId) given — beside the current one: both are published (keys, jwksUri); the current key keeps signing. Register the new public key at the provider (or let it fetch the JWKS), then activate it. Tokens are kept. 409 while another rotation is under way. See docs/keys.md.
+         */
+        post: operations["rotateAuthenticationKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/authentications/{id}/rotate-key/activate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign with the next key (step 2 of 3)
+         * @description Says the provider has the next key: Grantry switches to it and checks at once with a token request signed with it (a refresh for Authorization Code; unchecked without a refresh token). Refused, the old key signs again and the answer is the diagnosis (409). The old key stays published until finish.
+         */
+        post: operations["activateAuthenticationKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/authentications/{id}/rotate-key/finish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Drop the old key (step 3 of 3)
+         * @description Drops the retiring key: the JWKS lists the new key only. During step 1 it activates the next key first, checked as activate does.
+         */
+        post: operations["finishAuthenticationKeyRotation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/authentications/{id}/events": {
         parameters: {
             query?: never;
@@ -543,6 +603,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/oauth/jwks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The public keys of an authentication (jwks_uri)
+         * @description Public (no API key): the JWK Set of an authentication with publishJwks — the current key, and during a rotation the next and the retiring one. 404 when nothing is published at this address.
+         */
+        get: operations["getAuthenticationJwks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -553,7 +633,7 @@ export interface components {
         };
         Problem: {
             /** @description See docs/errors.md. */
-            code: "validation_failed" | "insecure_url" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "payload_too_large" | "rate_limited" | "invalid_client" | "invalid_grant" | "invalid_scope" | "invalid_redirect_uri" | "unauthorized_client" | "unsupported_grant_type" | "invalid_request" | "invalid_target" | "access_denied" | "token_fetch_failed" | "needs_authorization" | "upstream_unauthorized" | "upstream_forbidden" | "egress_denied" | "upstream_failed" | "server_busy" | "wrong_master_key" | "invalid_state" | "refresh_lock_timeout" | "not_supported" | "internal_error";
+            code: "validation_failed" | "insecure_url" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "payload_too_large" | "rate_limited" | "invalid_client" | "invalid_grant" | "invalid_scope" | "invalid_redirect_uri" | "unauthorized_client" | "unsupported_grant_type" | "invalid_request" | "invalid_target" | "access_denied" | "token_fetch_failed" | "invalid_dpop_proof" | "needs_authorization" | "upstream_unauthorized" | "upstream_forbidden" | "egress_denied" | "upstream_failed" | "server_busy" | "wrong_master_key" | "invalid_state" | "refresh_lock_timeout" | "not_supported" | "internal_error";
             message: string;
             hint?: string;
             errors?: components["schemas"]["FieldError"][];
@@ -578,14 +658,21 @@ export interface components {
             providerParams?: {
                 [key: string]: string;
             };
-            grantType?: "client_credentials" | "password" | "authorization_code";
+            grantType?: "client_credentials" | "password" | "authorization_code" | "jwt_bearer";
             /** @description The provider's authorization endpoint, where a person signs in and consents. */
             authorizationUrl?: string;
             /** @description The provider's token endpoint. */
             tokenUrl?: string;
+            /** @description With the JWT Bearer grant, needed only when the provider authenticates the client too; the assertion’s issuer defaults to it. */
             clientId?: string;
             /** @description Write-only. */
             clientSecret?: string;
+            /** @description Write-only. The JSON key file of a Google service account: it sets the Token URL, the assertion’s issuer and audience, and the private key with its id in one step. Read once, never answered. */
+            serviceAccountJson?: string;
+            /** @description The claims of the JWT Grantry signs for the JWT Bearer grant: iss (default: the Client ID), aud (default: the Token URL), sub (the user to act as, e.g. for Google domain-wide delegation), and any other claim such as Google’s scope. exp, iat, nbf and jti are set by Grantry. */
+            assertion?: {
+                [key: string]: string;
+            };
             /** @description Sent as "Authorization: <prefix> <token>". Usually Bearer; empty sends the bare token. */
             headerPrefix?: string;
             /** @description The API the token is for, when the provider asks for one. */
@@ -596,7 +683,25 @@ export interface components {
             /** @description Write-only. */
             password?: string;
             /** @description How the Client ID and Secret are sent to the token endpoint (RFC 6749 §2.3.1). Detect uses what the provider’s metadata lists, else tries the Basic header and, if the provider refuses the client, the request body once — and keeps what worked. */
-            clientAuthMethod?: "auto" | "client_secret_basic" | "client_secret_post";
+            clientAuthMethod?: "auto" | "client_secret_basic" | "client_secret_post" | "client_secret_jwt" | "private_key_jwt" | "tls_client_auth" | "self_signed_tls_client_auth" | "none";
+            /** @description What Grantry signs assertions with, and the type of key it makes: RS256 or PS256 (RSA 2048), ES256 (P-256) or EdDSA (Ed25519). */
+            signingAlg?: "RS256" | "PS256" | "ES256" | "EdDSA";
+            /** @description Grantry makes the key (and, for mutual TLS, a self-signed certificate); the private key never leaves it. Register the public key shown under Keys at the provider, or publish a JWKS. */
+            generateKey?: boolean;
+            /** @description Write-only. A key you already registered at the provider: PKCS#8, PKCS#1 or SEC 1 PEM without a passphrase; RSA of 2048 bits or more, EC P-256 or Ed25519. Write-only. */
+            privateKey?: string;
+            /** @description The certificate of the private key, then any intermediates: required for mutual TLS with an imported key; with private_key_jwt it adds x5t#S256 to the assertion (Microsoft Entra ID). */
+            certificate?: string;
+            /** @description The kid of an imported key, as the provider knows it (Google: the key file’s private_key_id). Default: the key’s RFC 7638 thumbprint. */
+            keyId?: string;
+            /** @description Serves the public keys at a jwks_uri (shown as jwksUri) for providers that fetch them; a rotation publishes the new key before it signs. */
+            publishJwks?: boolean;
+            /** @description The aud of client assertions. Empty: the Token URL (OpenID Connect Core §9); some providers want their issuer. */
+            clientAssertionAudience?: string;
+            /** @description Present the client certificate to the API too, for providers that bind tokens to it. Otherwise the certificate goes only to the token and revocation endpoints. */
+            certificateBoundTokens?: boolean;
+            /** @description Grantry makes a key for this authentication and proves possession of it on every token request and API call, so a leaked token is useless without it. */
+            dpop?: boolean;
             /** @description The token request parameter that carries the Audience. */
             audienceParam?: "audience" | "resource";
             pkce?: boolean;
@@ -622,6 +727,24 @@ export interface components {
             /** @description Write-only. */
             token?: string;
         };
+        /** @description A public JWK (RFC 7517): never a private member. */
+        PublicJwk: {
+            [key: string]: string | string[];
+        };
+        PublicKey: {
+            kid: string;
+            alg: "RS256" | "PS256" | "ES256" | "EdDSA";
+            /** @description current signs; next waits in a rotation (published, not signing); retiring stays published until the rotation finishes. */
+            status: "current" | "next" | "retiring";
+            origin: "generated" | "imported";
+            publicJwk: components["schemas"]["PublicJwk"];
+            publicKeyPem: string;
+            certificate: string | null;
+            certificateSha256: string | null;
+            certificateExpiresAt: string | null;
+            /** Format: date-time */
+            createdAt: string;
+        };
         AuthenticationStatus: "ready" | "connected" | "needs_authorization" | "error";
         TokenMetadata: {
             tokenType: string;
@@ -642,13 +765,18 @@ export interface components {
             providerParams?: {
                 [key: string]: string;
             };
-            grantType?: "client_credentials" | "password" | "authorization_code";
+            grantType?: "client_credentials" | "password" | "authorization_code" | "jwt_bearer";
             /** @description The provider's authorization endpoint, where a person signs in and consents. */
             authorizationUrl?: string;
             /** @description The provider's token endpoint. */
             tokenUrl?: string;
+            /** @description With the JWT Bearer grant, needed only when the provider authenticates the client too; the assertion’s issuer defaults to it. */
             clientId?: string;
             clientSecretSet?: boolean;
+            /** @description The claims of the JWT Grantry signs for the JWT Bearer grant: iss (default: the Client ID), aud (default: the Token URL), sub (the user to act as, e.g. for Google domain-wide delegation), and any other claim such as Google’s scope. exp, iat, nbf and jti are set by Grantry. */
+            assertion?: {
+                [key: string]: string;
+            };
             /** @description Sent as "Authorization: <prefix> <token>". Usually Bearer; empty sends the bare token. */
             headerPrefix?: string;
             /** @description The API the token is for, when the provider asks for one. */
@@ -658,7 +786,20 @@ export interface components {
             username?: string;
             passwordSet?: boolean;
             /** @description How the Client ID and Secret are sent to the token endpoint (RFC 6749 §2.3.1). Detect uses what the provider’s metadata lists, else tries the Basic header and, if the provider refuses the client, the request body once — and keeps what worked. */
-            clientAuthMethod?: "auto" | "client_secret_basic" | "client_secret_post";
+            clientAuthMethod?: "auto" | "client_secret_basic" | "client_secret_post" | "client_secret_jwt" | "private_key_jwt" | "tls_client_auth" | "self_signed_tls_client_auth" | "none";
+            /** @description What Grantry signs assertions with, and the type of key it makes: RS256 or PS256 (RSA 2048), ES256 (P-256) or EdDSA (Ed25519). */
+            signingAlg?: "RS256" | "PS256" | "ES256" | "EdDSA";
+            /** @description Grantry makes the key (and, for mutual TLS, a self-signed certificate); the private key never leaves it. Register the public key shown under Keys at the provider, or publish a JWKS. */
+            generateKey?: boolean;
+            privateKeySet?: boolean;
+            /** @description Serves the public keys at a jwks_uri (shown as jwksUri) for providers that fetch them; a rotation publishes the new key before it signs. */
+            publishJwks?: boolean;
+            /** @description The aud of client assertions. Empty: the Token URL (OpenID Connect Core §9); some providers want their issuer. */
+            clientAssertionAudience?: string;
+            /** @description Present the client certificate to the API too, for providers that bind tokens to it. Otherwise the certificate goes only to the token and revocation endpoints. */
+            certificateBoundTokens?: boolean;
+            /** @description Grantry makes a key for this authentication and proves possession of it on every token request and API call, so a leaked token is useless without it. */
+            dpop?: boolean;
             /** @description The token request parameter that carries the Audience. */
             audienceParam?: "audience" | "resource";
             pkce?: boolean;
@@ -682,8 +823,17 @@ export interface components {
             apiKeyPrefix?: string;
             tokenSet?: boolean;
             redirectUri?: string;
-            /** @description With clientAuthMethod auto: how the provider accepted the client secret (found on the first token request, kept with the tokens); null until then. */
-            detectedClientAuthMethod?: "client_secret_basic" | "client_secret_post" | null;
+            keys?: components["schemas"]["PublicKey"][];
+            /** @description With publishJwks: the jwks_uri to give the provider (public, no key needed). */
+            jwksUri?: string;
+            /** @description With dpop: the DPoP key (RFC 9449) tokens are bound to; jkt is its RFC 7638 thumbprint. */
+            dpopKey?: {
+                jkt: string;
+                alg: string;
+                publicJwk: components["schemas"]["PublicJwk"];
+            };
+            /** @description With clientAuthMethod auto: how the provider accepted the client secret (found on the first token request, kept with the tokens; client_secret_jwt when its metadata lists only that); null until then. */
+            detectedClientAuthMethod?: "client_secret_basic" | "client_secret_post" | "client_secret_jwt" | null;
             status: components["schemas"]["AuthenticationStatus"];
             token: components["schemas"]["TokenMetadata"] | null;
             lastError: components["schemas"]["Problem"] | null;
@@ -711,17 +861,30 @@ export interface components {
             providerParams?: {
                 [key: string]: string;
             } | null;
-            grantType?: ("client_credentials" | "password" | "authorization_code") | null;
+            grantType?: ("client_credentials" | "password" | "authorization_code" | "jwt_bearer") | null;
             authorizationUrl?: string | null;
             tokenUrl?: string | null;
             clientId?: string | null;
             clientSecret?: string | null;
+            serviceAccountJson?: string | null;
+            assertion?: {
+                [key: string]: string;
+            } | null;
             headerPrefix?: string | null;
             audience?: string | null;
             scope?: string | null;
             username?: string | null;
             password?: string | null;
-            clientAuthMethod?: ("auto" | "client_secret_basic" | "client_secret_post") | null;
+            clientAuthMethod?: ("auto" | "client_secret_basic" | "client_secret_post" | "client_secret_jwt" | "private_key_jwt" | "tls_client_auth" | "self_signed_tls_client_auth" | "none") | null;
+            signingAlg?: ("RS256" | "PS256" | "ES256" | "EdDSA") | null;
+            generateKey?: boolean | null;
+            privateKey?: string | null;
+            certificate?: string | null;
+            keyId?: string | null;
+            publishJwks?: boolean | null;
+            clientAssertionAudience?: string | null;
+            certificateBoundTokens?: boolean | null;
+            dpop?: boolean | null;
             audienceParam?: ("audience" | "resource") | null;
             pkce?: boolean | null;
             extraAuthorizationParams?: {
@@ -745,6 +908,14 @@ export interface components {
                 source: components["schemas"]["TokenSource"];
             }) | null;
             error?: components["schemas"]["Problem"];
+        };
+        RotateKeyRequest: {
+            /** @description PEM; without it Grantry makes the key. */
+            privateKey?: string;
+            /** @description PEM of the given key, for mutual TLS. */
+            certificate?: string;
+            keyId?: string;
+            signingAlg?: "RS256" | "PS256" | "ES256" | "EdDSA";
         };
         Event: {
             /** Format: date-time */
@@ -1028,6 +1199,9 @@ export interface components {
             items: components["schemas"]["ProviderPreset"][];
             /** @description What to register at a provider as the redirect URI for Authorization Code. */
             redirectUri: string;
+        };
+        Jwks: {
+            keys: components["schemas"]["PublicJwk"][];
         };
     };
     responses: {
@@ -1452,6 +1626,100 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    rotateAuthenticationKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RotateKeyRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Authentication"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    activateAuthenticationKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Authentication"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    finishAuthenticationKeyRotation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Authentication"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
@@ -2516,6 +2784,30 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getAuthenticationJwks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Jwks"];
+                };
+            };
+            404: components["responses"]["NotFound"];
             503: components["responses"]["Unavailable"];
         };
     };
