@@ -1523,6 +1523,49 @@ describe.each(targets)('store contract: $name', (target) => {
       }
     });
 
+    it('survives losing the session that holds the refresh lock: no crash, the holder finishes, the lock is free again', async () => {
+      const applicationName = `grantry_lock_${randomUUID().slice(0, 8)}`;
+      const separateUrl = new URL(url);
+      separateUrl.searchParams.set('application_name', applicationName);
+      const holder = await openStore(separateUrl.toString());
+      const other = await openStore(url);
+      opened.push(other);
+      const authId = randomUUID();
+      try {
+        const { default: pg } = await import('pg');
+        const admin = new pg.Client({ connectionString: postgresUrl as string });
+        await admin.connect();
+        let finished = false;
+        try {
+          const held = await holder.withAuthLock(authId, async () => {
+            // The server ends the session holding the advisory lock (a restart, a failover).
+            const killed = await admin.query(
+              `SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+               WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $1`,
+              [applicationName],
+            );
+            expect(killed.rowCount).toBe(1);
+            // Long enough for the dead connection's 'error' to be emitted (unheard, it crashed the process).
+            await new Promise((resolve) => setTimeout(resolve, 300));
+            finished = true;
+            return 'done';
+          });
+          expect(held.value).toBe('done');
+        } finally {
+          await admin.end();
+        }
+        expect(finished).toBe(true);
+        // PostgreSQL dropped the lock with the session: another instance takes it at once.
+        const next = await other.withAuthLock(authId, async () => 'taken', { timeoutMs: 2_000 });
+        expect(next.value).toBe('taken');
+        // And the holder's instance still works, on a new connection.
+        const again = await holder.withAuthLock(authId, async () => 'again', { timeoutMs: 2_000 });
+        expect(again.value).toBe('again');
+      } finally {
+        await holder.close();
+      }
+    });
+
     it('migrates a fresh database from several instances starting together', async () => {
       const fresh = await createPostgresTestSchema(postgresUrl as string, 'grantry_contract_race');
       const instances = await Promise.all([openStore(fresh.url), openStore(fresh.url), openStore(fresh.url)]);

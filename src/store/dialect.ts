@@ -114,6 +114,8 @@ export function createPostgresPool(connectionString: string, max: number): pg.Po
     connectionString,
     max,
     idleTimeoutMillis: 30_000,
+    // TCP keep-alive: a connection the network silently dropped is found out, not waited on forever.
+    keepAlive: true,
     types: {
       getTypeParser: (oid, format) =>
         oid === INT8_OID && format !== 'binary' ? Number : pg.types.getTypeParser(oid, format),
@@ -122,6 +124,10 @@ export function createPostgresPool(connectionString: string, max: number): pg.Po
   // An idle pooled connection that the server closes (restart, failover) emits 'error' on the pool;
   // unheard, that would crash the process. The next query fails on its own and says why.
   pool.on('error', () => {});
+  // A checked-out connection has no pool listener (pg-pool removes it at checkout): one that dies
+  // while held between queries (a transaction, the refresh lock) would crash the process too. Its
+  // holder learns of it from its next query.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 

@@ -158,6 +158,13 @@ async function withAdvisoryLock<T>(
 ): Promise<T> {
   const client = deadline === undefined ? await pool.connect() : await connectBefore(pool, deadline);
   let sessionError: Error | undefined;
+  // The session can die while `fn` runs (a restart, a failover): PostgreSQL then drops the lock and
+  // another instance may take it. `fn`'s writes are compare-and-swaps, so they cannot overwrite what
+  // that instance saves; the connection is destroyed on release, not reused.
+  const onSessionError = (error: Error) => {
+    sessionError = error;
+  };
+  client.on('error', onSessionError);
   try {
     try {
       if (deadline === undefined) {
@@ -186,6 +193,7 @@ async function withAdvisoryLock<T>(
       }
     }
   } finally {
+    client.off('error', onSessionError);
     client.release(sessionError);
   }
 }
