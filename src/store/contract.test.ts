@@ -556,6 +556,20 @@ describe.each(targets)('store contract: $name', (target) => {
       expect(await store.tokens.get(auth.id)).toBeNull();
       await store.tokens.delete(auth.id);
     });
+
+    it('delete with the expected tokens removes only those, not newer ones nor a row of the same version saved later', async () => {
+      const auth = await insertAuthentication();
+      const first = await store.tokens.compareAndSwap(auth.id, null, tokenWrite({ obtainedAt: 1_000 }));
+      const second = await store.tokens.compareAndSwap(auth.id, 1, tokenWrite({ obtainedAt: 2_000 }));
+      await store.tokens.delete(auth.id, first ?? undefined);
+      expect((await store.tokens.get(auth.id))?.version).toBe(2);
+      await store.tokens.delete(auth.id, second ?? undefined);
+      expect(await store.tokens.get(auth.id)).toBeNull();
+      // Versions start again at 1: the refused version-1 row of before is not this one.
+      await store.tokens.compareAndSwap(auth.id, null, tokenWrite({ obtainedAt: 3_000 }));
+      await store.tokens.delete(auth.id, first ?? undefined);
+      expect((await store.tokens.get(auth.id))?.obtainedAt).toBe(3_000);
+    });
   });
 
   describe('token failures', () => {

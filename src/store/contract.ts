@@ -285,7 +285,12 @@ export interface TokenRepository {
   ): Promise<TokenRecord | null>;
   /** Drops the access token but keeps the refresh token (POST …/invalidate). */
   dropAccessToken(authId: string): Promise<void>;
-  delete(authId: string): Promise<void>;
+  /**
+   * Removes the tokens; with `expected`, only while they are still those (what the caller found
+   * refused), never newer ones another instance saved meanwhile. Versions start again at 1 after a
+   * delete, so the time they were obtained tells two rows of the same version apart.
+   */
+  delete(authId: string, expected?: Pick<TokenRecord, 'version' | 'obtainedAt'>): Promise<void>;
 }
 
 /**

@@ -586,8 +586,12 @@ export class KyselyStore implements Store {
           .where('auth_id', '=', authId)
           .execute();
       },
-      delete: async (authId) => {
-        await db.deleteFrom('tokens').where('auth_id', '=', authId).execute();
+      delete: async (authId, expected) => {
+        let query = db.deleteFrom('tokens').where('auth_id', '=', authId);
+        if (expected !== undefined) {
+          query = query.where('version', '=', expected.version).where('obtained_at', '=', expected.obtainedAt);
+        }
+        await query.execute();
       },
     };
   }

@@ -609,7 +609,9 @@ export class TokenManager {
       } catch (error) {
         const problem = this.#diagnose(error, record, 'refresh');
         if (problem.code !== 'invalid_grant') throw problem;
-        if (record.grantType === 'authorization_code') throw await this.#needsAuthorization(record, problem);
+        if (record.grantType === 'authorization_code') {
+          throw await this.#needsAuthorization(record, problem, row);
+        }
         // Password and client credentials can start over without a person: the refresh token
         // is dead (revoked, expired, rotated away), the original grant still works.
         await recordEvent(this.#store, record.id, 'token_failed', {
@@ -812,7 +814,11 @@ export class TokenManager {
     while (this.#pending.size > 0) await Promise.all([...this.#pending]);
   }
 
-  async #needsAuthorization(record: AuthenticationRecord, cause: Problem | null): Promise<Problem> {
+  async #needsAuthorization(
+    record: AuthenticationRecord,
+    cause: Problem | null,
+    refused: TokenRecord | null = null,
+  ): Promise<Problem> {
     const problem = new Problem(
       'needs_authorization',
       cause === null
@@ -824,7 +830,9 @@ export class TokenManager {
       },
     );
     if (cause !== null) {
-      await this.#store.tokens.delete(record.id);
+      // Only the tokens that were refused: if the lock was lost meanwhile (a dropped database
+      // session), tokens another instance saved since are newer and stay.
+      await this.#store.tokens.delete(record.id, refused ?? undefined);
       await recordEvent(this.#store, record.id, 'needs_authorization', {
         code: cause.code,
         message: cause.message,
