@@ -198,6 +198,13 @@ export class TokenManager {
   readonly #cache = new Map<string, CachedToken>();
   readonly #inflight = new Map<string, Promise<TokenResult>>();
   /**
+   * Counts, per authentication, what `forget` was told (a change, a delete); `#resyncs` counts missed
+   * notices. A token fetched across one of them answers a configuration that may be gone: it is
+   * not cached, and the flight starts over with the configuration as it is now.
+   */
+  readonly #epochs = new Map<string, number>();
+  #resyncs = 0;
+  /**
    * The failures in force, as this process last read or wrote them: a cache of the store's
    * (`tokenFailures`), so that calls during a back-off are answered without a query.
    */
@@ -291,9 +298,34 @@ export class TokenManager {
   }
 
   #startFlight(authId: string, options: GetOptions): Promise<TokenResult> {
-    const flight = this.#fly(authId, options).finally(() => this.#inflight.delete(authId));
+    const flight = this.#flyUntilCurrent(authId, options).finally(() => {
+      // `forget` may have let a newer flight take this one's place: that one stays.
+      if (this.#inflight.get(authId) === flight) this.#inflight.delete(authId);
+    });
     this.#inflight.set(authId, flight);
     return flight;
+  }
+
+  #epochOf(authId: string): string {
+    return `${this.#resyncs}:${this.#epochs.get(authId) ?? 0}`;
+  }
+
+  /**
+   * A flight whose authentication changed while its token was on its way starts over (at most
+   * twice more): its token was fetched with a configuration that is gone (another client, scope,
+   * audience or endpoint), and must not serve the calls made after the change.
+   */
+  async #flyUntilCurrent(authId: string, options: GetOptions): Promise<TokenResult> {
+    for (let attempt = 0; ; attempt++) {
+      const epoch = this.#epochOf(authId);
+      const result = await this.#fly(authId, options, epoch);
+      if (this.#epochOf(authId) === epoch || attempt === 2) return result;
+    }
+  }
+
+  /** Caches a token unless the authentication changed since `epoch` (see `#epochs`). */
+  #remember(authId: string, token: CachedToken, epoch: string): void {
+    if (this.#epochOf(authId) === epoch) this.#cache.set(authId, token);
   }
 
   /** Drops the access token everywhere (keeps the refresh token): the next use refreshes. */
@@ -310,7 +342,10 @@ export class TokenManager {
 
   /** Forgets everything held in memory for an authentication (configuration changed, deleted). */
   forget(authId: string): void {
+    this.#epochs.set(authId, (this.#epochs.get(authId) ?? 0) + 1);
     this.#cache.delete(authId);
+    // Callers from now on start a flight of their own: the one under way may be for the old configuration.
+    this.#inflight.delete(authId);
     this.#failures.delete(authId);
     this.refusalBackoff.forget(authId);
   }
@@ -323,6 +358,7 @@ export class TokenManager {
     record: AuthenticationRecord,
     exchange: { code: string; codeVerifier: string | null; redirectUri: string },
   ): Promise<CachedToken> {
+    const epoch = this.#epochOf(record.id);
     const secrets = openAuthenticationSecrets(this.#ring, record);
     const before = await this.#store.tokens.get(record.id);
     let obtained: Obtained;
@@ -341,7 +377,7 @@ export class TokenManager {
     });
     this.#failures.delete(record.id);
     this.refusalBackoff.forget(record.id);
-    this.#cache.set(record.id, value);
+    this.#remember(record.id, value, epoch);
     await this.#setStatus(record, 'connected', null, { authorized: true });
     await recordEvent(this.#store, record.id, 'authorized', describeTokens(tokenSet), this.#clock());
     await this.#store.publish({ kind: 'tokens_changed', authId: record.id, version: value.version });
@@ -356,6 +392,7 @@ export class TokenManager {
    * (the cluster backs off) and reported with `keepAlive`, which raises `needs_attention`.
    */
   async keepAlive(authId: string): Promise<KeepAliveOutcome> {
+    const epoch = this.#epochOf(authId);
     const record = await this.#store.authentications.get(authId);
     if (record === null || record.type !== 'oauth2' || record.grantType === null) {
       return { outcome: 'not_due', reason: 'gone' };
@@ -366,7 +403,7 @@ export class TokenManager {
       });
       if (value.outcome === 'not_due') return value;
       this.#failures.delete(authId);
-      this.#cache.set(authId, value.token);
+      this.#remember(authId, value.token, epoch);
       return { outcome: 'refreshed' };
     } catch (error) {
       if (error instanceof LockTimeoutError) return { outcome: 'busy' };
@@ -417,13 +454,20 @@ export class TokenManager {
     });
   }
 
-  async #fly(authId: string, options: GetOptions): Promise<TokenResult> {
+  async #fly(authId: string, options: GetOptions, epoch: string): Promise<TokenResult> {
     const record = await this.#store.authentications.get(authId);
     if (record === null) throw new Problem('not_found', 'No such authentication.');
     oauthOf(record); // a static credential has no token to fetch: refused before any request
     if (options.ignoreBackoff !== true) {
       const failure = await this.#failureInForce(record);
-      if (failure !== null) throw failure.problem;
+      if (failure !== null) {
+        // The back-off is from the provider, not from a token that still works: an instance that
+        // has none in memory (new, restarted, just told of a change) uses the stored one meanwhile.
+        const stored = this.#storedUnexpired(record, await this.#store.tokens.get(authId), options);
+        if (stored === null) throw failure.problem;
+        this.#remember(authId, stored, epoch);
+        return { token: stored, source: 'cache' };
+      }
     }
     try {
       // Another instance may already have stored a fresh token: use it without taking the lock.
@@ -431,7 +475,7 @@ export class TokenManager {
       if (options.force !== true || options.rejected !== undefined) {
         const stored = this.#usableStored(record, await this.#store.tokens.get(authId), options);
         if (stored !== null) {
-          this.#cache.set(authId, stored);
+          this.#remember(authId, stored, epoch);
           return { token: stored, source: 'cache' };
         }
       }
@@ -442,10 +486,10 @@ export class TokenManager {
       );
       this.#observe({ kind: 'lock_wait', ms: waitedMs });
       this.#failures.delete(authId);
-      this.#cache.set(authId, value.token);
+      this.#remember(authId, value.token, epoch);
       return value;
     } catch (error) {
-      if (error instanceof LockTimeoutError) return this.#afterLockTimeout(record, options, error);
+      if (error instanceof LockTimeoutError) return this.#afterLockTimeout(record, options, error, epoch);
       if (error instanceof BackedOff) {
         this.#failures.set(authId, error.failure);
         throw error.failure.problem;
@@ -515,11 +559,12 @@ export class TokenManager {
     record: AuthenticationRecord,
     options: GetOptions,
     timeout: LockTimeoutError,
+    epoch: string,
   ): Promise<TokenResult> {
     const row = await this.#store.tokens.get(record.id);
     const token = this.#storedUnexpired(record, row, options);
     if (token !== null) {
-      this.#cache.set(record.id, token);
+      this.#remember(record.id, token, epoch);
       return { token, source: 'cache' };
     }
     const seconds = Math.round(timeout.timeoutMs / 100) / 10;
@@ -1031,7 +1076,10 @@ export class TokenManager {
         return;
       case 'resync':
         // Notices may have been missed, configuration changes among them.
+        this.#resyncs += 1;
         this.#cache.clear();
+        this.#inflight.clear();
+        this.#failures.clear();
         this.refusalBackoff.clear();
         return;
       case 'tokens_changed': {
