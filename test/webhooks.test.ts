@@ -342,6 +342,36 @@ describe('webhooks', () => {
     expect(arrived('authentication.recovered', since)).toHaveLength(1);
   });
 
+  it('a needs_attention that could not be stored (a database blip) is sent on the next failure, not lost', async () => {
+    const auth = await createClientCredentials();
+    const since = receiver.received.length;
+    const deliveries = g.app.store.webhookDeliveries;
+    const enqueue = deliveries.enqueue.bind(deliveries);
+    let blips = 2; // both rounds of the first event's enqueue
+    deliveries.enqueue = async (...args) => {
+      if (blips-- > 0) throw new Error('database blip');
+      return enqueue(...args);
+    };
+    front.setBroken(true);
+    try {
+      await g.api('POST', `/api/authentications/${auth.id}/test`);
+      await g.app.tokens.settled();
+      await sleep(200);
+      expect(blips).toBe(0);
+      expect(arrived('authentication.needs_attention', since)).toEqual([]);
+      // The next failure opens the episode again, and this time its event is stored and sent.
+      await g.api('POST', `/api/authentications/${auth.id}/test`);
+      const [attention] = await waitFor('needs_attention after the blip', () => {
+        const got = arrived('authentication.needs_attention', since);
+        return got.length > 0 ? got : undefined;
+      });
+      expect(attention?.payload?.data).toMatchObject({ authenticationId: auth.id, reason: 'error' });
+    } finally {
+      deliveries.enqueue = enqueue;
+      front.setBroken(false);
+    }
+  });
+
   it('Authorization Code: connected when the flow completes; needs_attention when its refresh keeps failing; recovered', async () => {
     const created = await g.api('POST', '/api/authentications', {
       name: 'calendar',

@@ -499,6 +499,11 @@ export interface AttentionRepository {
   /** Opens attention if it is closed: the new episode number to exactly one caller, null to the others. */
   open(authId: string, at: number): Promise<number | null>;
   /**
+   * Closes `episode` again when nobody could be told it opened (its event was not stored): the next
+   * failure opens a new one, with an event of its own. Keeps the failure count.
+   */
+  abandon(authId: string, episode: number, at: number): Promise<void>;
+  /**
    * A token attempt worked: resets the failure count, and closes attention if it is open —
    * returning the episode it closed to exactly one caller, null to the others.
    */

@@ -1044,6 +1044,15 @@ export class KyselyStore implements Store {
           .executeTakeFirst();
         return row?.episode ?? null;
       },
+      abandon: async (authId, episode, at) => {
+        await db
+          .updateTable('authentication_attention')
+          .set({ open: 0, updated_at: at })
+          .where('auth_id', '=', authId)
+          .where('episode', '=', episode)
+          .where('open', '=', 1)
+          .execute();
+      },
       recordSuccess: async (authId, at) => {
         const closed = await db
           .updateTable('authentication_attention')

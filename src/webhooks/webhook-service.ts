@@ -162,13 +162,20 @@ export class WebhookService {
       if (reason === null) return;
       const episode = await this.#store.attention.open(change.authId, now);
       if (episode === null) return;
-      await this.#emit(
-        'authentication.needs_attention',
-        change,
-        episodeEventId(change.authId, episode, 'authentication.needs_attention'),
-        now,
-        reason,
-      );
+      try {
+        await this.#emit(
+          'authentication.needs_attention',
+          change,
+          episodeEventId(change.authId, episode, 'authentication.needs_attention'),
+          now,
+          reason,
+        );
+      } catch (error) {
+        // Nobody was told: an open episode would keep every later failure silent. Close it again,
+        // so the next failure opens a new one and its event is tried again.
+        await this.#store.attention.abandon(change.authId, episode, now);
+        throw error;
+      }
     } catch (error) {
       this.#log.error(
         { authId: change.authId, err: error instanceof Error ? error.name : typeof error },
