@@ -589,7 +589,9 @@ export class KyselyStore implements Store {
       delete: async (authId, expected) => {
         let query = db.deleteFrom('tokens').where('auth_id', '=', authId);
         if (expected !== undefined) {
-          query = query.where('version', '=', expected.version).where('obtained_at', '=', expected.obtainedAt);
+          query = query
+            .where('version', '=', expected.version)
+            .where('obtained_at', '=', expected.obtainedAt);
         }
         await query.execute();
       },
