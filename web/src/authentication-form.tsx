@@ -7,6 +7,7 @@ import {
   createRequestOf,
   type DraftValue,
   draftFromPreset,
+  draftWithoutPreset,
   emptyAuthenticationDraft,
   fieldLabels,
   formFields,
@@ -350,12 +351,14 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
           idPrefix={idPrefix}
           draft={draft}
           errors={errors}
-          onPick={(preset) => {
+          onPick={(preset, previous) => {
             setProblem(null);
             onDraftChange(
-              preset === null
-                ? { ...emptyAuthenticationDraft(draft.type), name: draft.name }
-                : draftFromPreset(preset, draft),
+              preset !== null
+                ? draftFromPreset(preset, draft)
+                : previous !== null
+                  ? draftWithoutPreset(previous, draft)
+                  : { ...emptyAuthenticationDraft(draft.type), name: draft.name },
             );
           }}
           onParam={(name, value) => {
@@ -396,6 +399,7 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
             <RedirectUri id={id('redirectUri')} uri={existing.redirectUri} />
             {existing.grantType === 'authorization_code' && (
               <ConnectButton
+                key={existing.id}
                 authentication={existing}
                 disabledReason={dirty ? 'Save your changes before connecting.' : undefined}
               />
