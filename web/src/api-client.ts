@@ -273,6 +273,10 @@ export class ApiClient {
     return read(this.#api.GET('/api/webhooks', { params: { query: page } }));
   }
 
+  getWebhook(id: string): Promise<WebhookView> {
+    return read(this.#api.GET('/api/webhooks/{id}', { params: { path: { id } } }));
+  }
+
   /** The answer carries the signing secret: the only time it is shown. */
   createWebhook(body: WebhookCreate): Promise<WebhookCreated> {
     return read(this.#api.POST('/api/webhooks', { body }));

@@ -77,11 +77,18 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
   useUnsavedChangesGuard(existing ? dirty : hasInput(draft));
 
   const setValue = (name: string, value: DraftValue) => {
-    setProblem((current) => withoutErrorsOf(current, `/${name}`));
     const values = { ...draft.values, [name]: value };
     // The JWT Bearer grant's assertion proves who asks: most providers authenticate no client then.
     if (name === 'grantType' && value === 'jwt_bearer' && !existing) values.clientAuthMethod = 'none';
-    onDraftChange({ ...draft, values });
+    const next = { ...draft, values };
+    // A field that the change hides (another grant, another client authentication method) takes its
+    // errors with it: nobody can fix what is not shown, and it is not sent.
+    const shown = new Set(visibleFields(next).map((field) => field.name));
+    const hidden = formFields(draft.type)
+      .filter((field) => !shown.has(field.name))
+      .map((field) => `/${field.name}`);
+    setProblem((current) => [`/${name}`, ...hidden].reduce(withoutErrorsOf, current));
+    onDraftChange(next);
   };
   const setName = (name: string) => {
     setProblem((current) => withoutErrorsOf(current, '/name'));

@@ -43,6 +43,8 @@ const deliveryStatus: Record<WebhookDeliveryView['status'], { label: string; ton
   failed: { label: 'Failed', tone: 'error' },
 };
 
+const PAGE_SIZE = 100;
+
 /** While the panel is open, deliveries are read again this often: retries happen on their own. */
 const DELIVERY_REFRESH_MS = 2_000;
 
@@ -80,27 +82,62 @@ const NEW = 'new';
 
 /** Settings › Webhooks: where Grantry tells other systems that an authentication needs a person. */
 export function WebhooksPage() {
-  const { api } = useConsoleData();
+  const { api, listVersion } = useConsoleData();
   const [webhooks, setWebhooks] = useState<WebhookView[] | null>(null);
+  const [nextCursor, setNextCursor] = useState<string | null>(null);
+  const [loadingMore, setLoadingMore] = useState(false);
   const [loadProblem, setLoadProblem] = useState<ProblemView | null>(null);
+  const request = useRef(0);
   const [selected, setSelected] = useStickyState<string | null>('webhooks.selected', () => null);
   const [drafts, setDrafts] = useStickyState<Record<string, WebhookDraft>>('webhooks.drafts', () => ({}));
   // The secret of the webhook just created, shown once: in this component's memory only.
   const [revealed, setRevealed] = useState<{ id: string; secret: string } | null>(null);
 
-  useEffect(() => {
-    api.listWebhooks().then(
-      (list) => {
-        setWebhooks(list.items);
+  // Read again whenever the console's lists are (listVersion): after a rejected API key is replaced,
+  // the list that failed with the old key is read with the new one instead of staying empty.
+  const load = useCallback(
+    async (from: string | null) => {
+      const mine = ++request.current;
+      if (from !== null) setLoadingMore(true);
+      try {
+        const page = await api.listWebhooks({ limit: PAGE_SIZE, cursor: from });
+        if (mine !== request.current) return;
+        setWebhooks((items) => (from === null ? page.items : [...(items ?? []), ...page.items]));
+        setNextCursor(page.nextCursor);
         setLoadProblem(null);
-      },
-      (error: unknown) => {
+      } catch (error) {
+        if (mine !== request.current) return;
         if (!(error instanceof ApiError && error.status === 401)) setLoadProblem(problemOf(error));
-      },
-    );
-  }, [api]);
+      } finally {
+        if (mine === request.current) setLoadingMore(false);
+      }
+    },
+    [api],
+  );
+  useEffect(() => {
+    void listVersion;
+    void load(null);
+  }, [load, listVersion]);
 
   const selectedView = selected && selected !== NEW ? webhooks?.find((w) => w.id === selected) : undefined;
+  // One not among the pages read so far is read by id; a gone one closes.
+  const missing = selected && selected !== NEW && webhooks !== null && !selectedView ? selected : null;
+  useEffect(() => {
+    if (missing === null) return;
+    let live = true;
+    api.getWebhook(missing).then(
+      (view) => {
+        if (live) setWebhooks((items) => [...(items ?? []).filter((w) => w.id !== view.id), view]);
+      },
+      (error: unknown) => {
+        if (live && error instanceof ApiError && error.status === 404)
+          setSelected((current) => (current === missing ? null : current));
+      },
+    );
+    return () => {
+      live = false;
+    };
+  }, [api, missing, setSelected]);
   const draftKey = selected ?? '';
   const draft = drafts[draftKey] ?? (selectedView ? draftFromWebhook(selectedView) : emptyDraft());
   const upsert = (view: WebhookView) =>
@@ -184,6 +221,16 @@ export function WebhooksPage() {
                 ))}
               </tbody>
             </table>
+            {nextCursor !== null && (
+              <button
+                type="button"
+                className="button secondary load-more"
+                disabled={loadingMore}
+                onClick={() => void load(nextCursor)}
+              >
+                {loadingMore ? 'Loading…' : 'Show more'}
+              </button>
+            )}
           </div>
         )}
       </div>
@@ -357,7 +404,7 @@ function WebhookSidebar({ existing, draft, secret, onDraftChange, onSaved, onDel
         </span>
       </div>
       {existing ? (
-        <Deliveries webhook={existing} />
+        <Deliveries key={existing.id} webhook={existing} />
       ) : (
         <p className="note info">Create the webhook to get its signing secret and send a test event.</p>
       )}
@@ -384,12 +431,17 @@ function Deliveries({ webhook }: { webhook: WebhookView }) {
   const { api } = useConsoleData();
   const announce = useAnnounce();
   const [items, setItems] = useState<WebhookDeliveryView[] | null>(null);
+  /** Why the deliveries could not be read: gone as soon as a read succeeds. */
   const [problem, setProblem] = useState<ProblemView | null>(null);
+  /** Why the test event was not sent: gone with the next send that works. */
+  const [sendProblem, setSendProblem] = useState<ProblemView | null>(null);
   const [sending, setSending] = useState(false);
 
   const load = useCallback(async () => {
     try {
       setItems((await api.listWebhookDeliveries(webhook.id)).items);
+      // A problem from an earlier read is over once the deliveries read again.
+      setProblem(null);
     } catch (error) {
       setProblem(problemOf(error));
     }
@@ -403,7 +455,7 @@ function Deliveries({ webhook }: { webhook: WebhookView }) {
 
   const sendTest = async () => {
     setSending(true);
-    setProblem(null);
+    setSendProblem(null);
     try {
       const delivery = await api.sendTestWebhook(webhook.id);
       setItems((list) => [delivery, ...(list ?? [])]);
@@ -411,7 +463,7 @@ function Deliveries({ webhook }: { webhook: WebhookView }) {
       // The first attempt happens within a moment: show its outcome without waiting for the refresh.
       window.setTimeout(() => void load(), 500);
     } catch (error) {
-      setProblem(problemOf(error));
+      setSendProblem(problemOf(error));
     } finally {
       setSending(false);
     }
@@ -435,7 +487,10 @@ function Deliveries({ webhook }: { webhook: WebhookView }) {
         </button>
       </div>
       {!webhook.enabled && <p className="note info">This webhook is disabled: nothing is sent to it.</p>}
-      <div aria-live="polite">{problem && <ProblemMessage problem={problem} />}</div>
+      <div aria-live="polite">
+        {sendProblem && <ProblemMessage problem={sendProblem} />}
+        {problem && <ProblemMessage problem={problem} />}
+      </div>
       {items === null && <p className="muted">Loading deliveries…</p>}
       {items && items.length === 0 && <p className="muted">Nothing sent yet.</p>}
       {items && items.length > 0 && (
