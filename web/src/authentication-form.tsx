@@ -26,6 +26,7 @@ import {
   errorFor,
   type FieldErrors,
   fieldErrorsOf,
+  focusFirstError,
   sentence,
   TextAreaField,
   TextField,
@@ -67,6 +68,7 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
     note: '',
   });
   const summaryRef = useRef<HTMLDivElement>(null);
+  const formRef = useRef<HTMLFormElement>(null);
   const errors: FieldErrors = fieldErrorsOf(problem);
   const labels = fieldLabels(draft.type);
   const id = (name: string) => `${idPrefix}-${name}`;
@@ -103,7 +105,7 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
     if (missing) {
       setProblem(missing);
       if (missing.errors?.some((e) => advancedPointers.has(e.path))) setAdvancedOpen(true);
-      window.setTimeout(() => summaryRef.current?.focus(), 0);
+      window.setTimeout(() => focusFirstError(formRef.current, summaryRef.current), 0);
       return;
     }
     setSaving(true);
@@ -121,7 +123,7 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
       if (failure.errors?.some((e) => [...advancedPointers].some((f) => e.path.startsWith(f)))) {
         setAdvancedOpen(true);
       }
-      window.setTimeout(() => summaryRef.current?.focus(), 0);
+      window.setTimeout(() => focusFirstError(formRef.current, summaryRef.current), 0);
     } finally {
       setSaving(false);
     }
@@ -223,6 +225,7 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
               key={field.name}
               className={error ? 'grant-types has-error' : 'grant-types'}
               id={id(field.name)}
+              aria-describedby={errors[pointer] ? id(`${field.name}-error`) : undefined}
             >
               <legend>{field.label}</legend>
               <div className="segmented">
@@ -243,7 +246,9 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
                 ))}
               </div>
               {errors[pointer] && (
-                <p className="field-error">{sentence(field.label, errors[pointer] ?? '')}</p>
+                <p className="field-error" id={id(`${field.name}-error`)}>
+                  {sentence(field.label, errors[pointer] ?? '')}
+                </p>
               )}
             </fieldset>
           );
@@ -254,7 +259,12 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
             <select
               id={id(field.name)}
               value={typeof value === 'string' ? value : ''}
-              aria-describedby={field.help ? id(`${field.name}-hint`) : undefined}
+              aria-invalid={error ? true : undefined}
+              aria-describedby={
+                [field.help ? id(`${field.name}-hint`) : '', error ? id(`${field.name}-error`) : '']
+                  .filter(Boolean)
+                  .join(' ') || undefined
+              }
               onChange={(event) => setValue(field.name, event.target.value)}
             >
               {(field.options ?? []).map((option) => (
@@ -268,19 +278,30 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
                 {field.help}
               </p>
             )}
-            {error && <p className="field-error">{error}</p>}
+            {error && (
+              <p className="field-error" id={id(`${field.name}-error`)}>
+                {error}
+              </p>
+            )}
           </div>
         );
       case 'boolean':
         return (
-          <div key={field.name} className="field checkbox">
+          <div key={field.name} className={error ? 'field checkbox has-error' : 'field checkbox'}>
             <input
               id={id(field.name)}
               type="checkbox"
               checked={value === true}
+              aria-invalid={error ? true : undefined}
+              aria-describedby={error ? id(`${field.name}-error`) : undefined}
               onChange={(event) => setValue(field.name, event.target.checked)}
             />
             <label htmlFor={id(field.name)}>{field.label}</label>
+            {error && (
+              <p className="field-error" id={id(`${field.name}-error`)}>
+                {error}
+              </p>
+            )}
           </div>
         );
       case 'parameters':
@@ -323,6 +344,7 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
 
   return (
     <form
+      ref={formRef}
       className="auth-form"
       noValidate
       onSubmit={(event) => void submit(event)}
@@ -573,18 +595,31 @@ function SecretField(props: {
   const { id, field, value, stored, replacing, error, onChange, onReplace } = props;
   if (stored && !replacing) {
     return (
-      <fieldset className={error ? 'field has-error' : 'field'} id={id}>
+      <fieldset
+        className={error ? 'field has-error' : 'field'}
+        id={id}
+        aria-describedby={error ? `${id}-error` : undefined}
+      >
         <legend className="label">{field.label}</legend>
         <div className="input-row secret-set">
           <span className="badge neutral">
             <span aria-hidden="true">●●●● </span>set
           </span>
           <span className="muted">Stored encrypted; it is never shown again.</span>
-          <button type="button" className="button secondary small" onClick={() => onReplace(true)}>
+          <button
+            type="button"
+            className="button secondary small"
+            aria-label={`Replace ${field.label}`}
+            onClick={() => onReplace(true)}
+          >
             Replace
           </button>
         </div>
-        {error && <p className="field-error">{error}</p>}
+        {error && (
+          <p className="field-error" id={`${id}-error`}>
+            {error}
+          </p>
+        )}
       </fieldset>
     );
   }

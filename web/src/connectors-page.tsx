@@ -22,7 +22,14 @@ import { ConnectButton, RedirectUri } from './connect-panel.js';
 import { useConsoleData, useNamesOf } from './console-data.js';
 import { looksLikeCredentialHeader } from './credential-headers.js';
 import { DeleteSection } from './delete-section.js';
-import { ErrorSummary, errorFor, fieldErrorsOf, TextField, withoutErrorsOf } from './field.js';
+import {
+  ErrorSummary,
+  errorFor,
+  fieldErrorsOf,
+  focusFirstError,
+  TextField,
+  withoutErrorsOf,
+} from './field.js';
 import { formatDateTime, formatExpiry, kindLabel, prettyJson } from './format.js';
 import { type KeyValueRow, KeyValueRows, newRow, recordFromRows, rowsFromRecord } from './key-value-rows.js';
 import { PageHeader } from './page-header.js';
@@ -407,7 +414,7 @@ function ConnectorSidebar({
       onSaved(saved);
     } catch (error) {
       setProblem(problemOf(error));
-      window.setTimeout(() => summaryRef.current?.focus(), 0);
+      window.setTimeout(() => focusFirstError(document.getElementById(formId), summaryRef.current), 0);
     } finally {
       setSaving(false);
     }
@@ -599,7 +606,10 @@ function ConnectorSidebar({
               id={id('refreshOn')}
               type="checkbox"
               checked={refreshOnOf(draft).includes(403)}
-              aria-describedby={id('refreshOn-hint')}
+              aria-invalid={errors['/refreshOn'] ? true : undefined}
+              aria-describedby={[id('refreshOn-hint'), errors['/refreshOn'] ? id('refreshOn-error') : '']
+                .filter(Boolean)
+                .join(' ')}
               onChange={(event) => set('refreshOn', event.target.checked ? [401, 403] : [401])}
             />
             <label htmlFor={id('refreshOn')}>Also refresh on 403</label>
@@ -609,7 +619,9 @@ function ConnectorSidebar({
               refreshes.
             </p>
             {errors['/refreshOn'] && (
-              <p className="field-error">{errorFor(errors, '/refreshOn', 'Also refresh on 403')}</p>
+              <p className="field-error" id={id('refreshOn-error')}>
+                {errorFor(errors, '/refreshOn', 'Also refresh on 403')}
+              </p>
             )}
           </div>
         )}
@@ -712,6 +724,7 @@ function SecretHeaders(props: {
               <button
                 type="button"
                 className="button secondary small"
+                aria-label={`Replace secret header ${name}`}
                 onClick={() =>
                   onDraftChange({ ...draft, secretHeaders: [...draft.secretHeaders, newRow(name, '')] })
                 }
@@ -721,6 +734,7 @@ function SecretHeaders(props: {
               <button
                 type="button"
                 className="button ghost small"
+                aria-label={`Remove secret header ${name}`}
                 onClick={() =>
                   onDraftChange({ ...draft, removedSecretHeaders: [...draft.removedSecretHeaders, name] })
                 }

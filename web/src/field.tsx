@@ -68,6 +68,31 @@ function focusField(id: string): void {
 }
 
 /**
+ * After a failed save: focus goes to the first field in error, in the order the form shows them
+ * (the summary above it is a live alert, so it is read all the same); to the summary itself when
+ * no shown field is in error (a conflict, a provider's refusal).
+ */
+export function focusFirstError(form: HTMLElement | null, summary: HTMLElement | null): void {
+  const invalid = form?.querySelector<HTMLElement>(
+    '[aria-invalid="true"], .has-error, fieldset.kv:has(.field-error)',
+  );
+  const target =
+    invalid === null || invalid === undefined
+      ? null
+      : invalid.matches('input, select, textarea')
+        ? invalid
+        : invalid.querySelector<HTMLElement>(
+            'input:checked, input:not([type="hidden"]), select, textarea, button',
+          );
+  if (target) {
+    target.focus();
+    target.scrollIntoView?.({ block: 'center' });
+  } else {
+    summary?.focus();
+  }
+}
+
+/**
  * What failed, at the top of a form: the problem in words, then each field error as a link that
  * moves focus to its field. It takes focus after a failed save so a screen reader reads it.
  */

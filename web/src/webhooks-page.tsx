@@ -12,7 +12,14 @@ import {
 import { useConsoleData } from './console-data.js';
 import { CopyField } from './copy-field.js';
 import { DeleteSection } from './delete-section.js';
-import { ErrorSummary, errorFor, fieldErrorsOf, TextField } from './field.js';
+import {
+  ErrorSummary,
+  errorFor,
+  fieldErrorsOf,
+  focusFirstError,
+  TextField,
+  withoutErrorsOf,
+} from './field.js';
 import { formatDateTime, formatRelative } from './format.js';
 import { PageHeader } from './page-header.js';
 import { ProblemMessage } from './problem-message.js';
@@ -278,7 +285,14 @@ interface WebhookSidebarProps {
   onDeleted: (id: string) => void;
 }
 
-function WebhookSidebar({ existing, draft, secret, onDraftChange, onSaved, onDeleted }: WebhookSidebarProps) {
+function WebhookSidebar({
+  existing,
+  draft,
+  secret,
+  onDraftChange: replaceDraft,
+  onSaved,
+  onDeleted,
+}: WebhookSidebarProps) {
   const { api } = useConsoleData();
   const announce = useAnnounce();
   const [saving, setSaving] = useState(false);
@@ -289,6 +303,13 @@ function WebhookSidebar({ existing, draft, secret, onDraftChange, onSaved, onDel
   const id = (name: string) => `${prefix}-${name}`;
   const dirty = isDirty(draft, existing);
   useUnsavedChangesGuard(existing ? dirty : Boolean(draft.url.trim()));
+  // A field's error goes as soon as the person changes that field.
+  const onDraftChange = (next: WebhookDraft) => {
+    for (const key of Object.keys(next) as (keyof WebhookDraft)[]) {
+      if (next[key] !== draft[key]) setProblem((current) => withoutErrorsOf(current, `/${key}`));
+    }
+    replaceDraft(next);
+  };
 
   const toggle = (event: WebhookEventTypeName, on: boolean) =>
     onDraftChange({
@@ -323,7 +344,7 @@ function WebhookSidebar({ existing, draft, secret, onDraftChange, onSaved, onDel
       setProblem(null);
     } catch (error) {
       setProblem(problemOf(error));
-      window.setTimeout(() => summaryRef.current?.focus(), 0);
+      window.setTimeout(() => focusFirstError(document.getElementById(prefix), summaryRef.current), 0);
     } finally {
       setSaving(false);
     }
@@ -353,7 +374,11 @@ function WebhookSidebar({ existing, draft, secret, onDraftChange, onSaved, onDel
           hint="Grantry POSTs signed JSON here. https only."
           placeholder="https://hooks.example.com/grantry"
         />
-        <fieldset className={errors['/events'] ? 'field has-error' : 'field'} id={id('events')}>
+        <fieldset
+          className={errors['/events'] ? 'field has-error' : 'field'}
+          id={id('events')}
+          aria-describedby={errors['/events'] ? id('events-error') : undefined}
+        >
           <legend className="label">Events</legend>
           {EVENT_TYPES.map((type) => (
             <div key={type.value} className="field checkbox event-choice">
@@ -374,7 +399,11 @@ function WebhookSidebar({ existing, draft, secret, onDraftChange, onSaved, onDel
               </div>
             </div>
           ))}
-          {errors['/events'] && <p className="field-error">{errorFor(errors, '/events', 'Events')}</p>}
+          {errors['/events'] && (
+            <p className="field-error" id={id('events-error')}>
+              {errorFor(errors, '/events', 'Events')}
+            </p>
+          )}
         </fieldset>
         <TextField
           id={id('description')}
