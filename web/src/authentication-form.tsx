@@ -26,10 +26,10 @@ import {
   errorFor,
   type FieldErrors,
   fieldErrorsOf,
-  focusFirstError,
   sentence,
   TextAreaField,
   TextField,
+  useFocusFirstError,
   withoutErrorsOf,
 } from './field.js';
 import { type KeyValueRow, KeyValueRows } from './key-value-rows.js';
@@ -69,6 +69,7 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
   });
   const summaryRef = useRef<HTMLDivElement>(null);
   const formRef = useRef<HTMLFormElement>(null);
+  const focusError = useFocusFirstError(() => formRef.current, summaryRef);
   const errors: FieldErrors = fieldErrorsOf(problem);
   const labels = fieldLabels(draft.type);
   const id = (name: string) => `${idPrefix}-${name}`;
@@ -105,7 +106,7 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
     if (missing) {
       setProblem(missing);
       if (missing.errors?.some((e) => advancedPointers.has(e.path))) setAdvancedOpen(true);
-      window.setTimeout(() => focusFirstError(formRef.current, summaryRef.current), 0);
+      focusError();
       return;
     }
     setSaving(true);
@@ -123,7 +124,7 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
       if (failure.errors?.some((e) => [...advancedPointers].some((f) => e.path.startsWith(f)))) {
         setAdvancedOpen(true);
       }
-      window.setTimeout(() => focusFirstError(formRef.current, summaryRef.current), 0);
+      focusError();
     } finally {
       setSaving(false);
     }

@@ -26,8 +26,8 @@ import {
   ErrorSummary,
   errorFor,
   fieldErrorsOf,
-  focusFirstError,
   TextField,
+  useFocusFirstError,
   withoutErrorsOf,
 } from './field.js';
 import { formatDateTime, formatExpiry, kindLabel, prettyJson } from './format.js';
@@ -365,6 +365,8 @@ function ConnectorSidebar({
   const [problem, setProblem] = useState<ProblemView | null>(null);
   const summaryRef = useRef<HTMLDivElement>(null);
   const errors = fieldErrorsOf(problem);
+  const formId = `connector-form-${existing?.id ?? NEW}`;
+  const focusError = useFocusFirstError(() => document.getElementById(formId), summaryRef);
   // A field's error goes as soon as the person changes that field.
   const onDraftChange = (next: ConnectorDraft) => {
     for (const key of Object.keys(next) as (keyof ConnectorDraft)[]) {
@@ -372,7 +374,6 @@ function ConnectorSidebar({
     }
     replaceDraft(next);
   };
-  const formId = `connector-form-${existing?.id ?? NEW}`;
   const id = (name: string) => `${formId}-${name}`;
   const set = <K extends keyof ConnectorDraft>(key: K, value: ConnectorDraft[K]) =>
     onDraftChange({ ...draft, [key]: value });
@@ -414,7 +415,7 @@ function ConnectorSidebar({
       onSaved(saved);
     } catch (error) {
       setProblem(problemOf(error));
-      window.setTimeout(() => focusFirstError(document.getElementById(formId), summaryRef.current), 0);
+      focusError();
     } finally {
       setSaving(false);
     }

@@ -1,4 +1,4 @@
-import type { ReactNode, Ref } from 'react';
+import { type ReactNode, type Ref, useCallback, useEffect, useRef, useState } from 'react';
 import type { ProblemView } from './api-client.js';
 import { ProblemMessage } from './problem-message.js';
 
@@ -90,6 +90,23 @@ export function focusFirstError(form: HTMLElement | null, summary: HTMLElement |
   } else {
     summary?.focus();
   }
+}
+
+/**
+ * `focusFirstError` once the failed save's errors are on screen: the returned function asks for it,
+ * and it happens after React has rendered them (a timer may run before that render).
+ */
+export function useFocusFirstError(
+  form: () => HTMLElement | null,
+  summary: { readonly current: HTMLElement | null },
+): () => void {
+  const [requests, setRequests] = useState(0);
+  const formRef = useRef(form);
+  formRef.current = form;
+  useEffect(() => {
+    if (requests > 0) focusFirstError(formRef.current(), summary.current);
+  }, [requests, summary]);
+  return useCallback(() => setRequests((n) => n + 1), []);
 }
 
 /**

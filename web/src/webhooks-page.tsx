@@ -16,8 +16,8 @@ import {
   ErrorSummary,
   errorFor,
   fieldErrorsOf,
-  focusFirstError,
   TextField,
+  useFocusFirstError,
   withoutErrorsOf,
 } from './field.js';
 import { formatDateTime, formatRelative } from './format.js';
@@ -300,6 +300,7 @@ function WebhookSidebar({
   const summaryRef = useRef<HTMLDivElement>(null);
   const errors = fieldErrorsOf(problem);
   const prefix = `webhook-${existing?.id ?? NEW}`;
+  const focusError = useFocusFirstError(() => document.getElementById(prefix), summaryRef);
   const id = (name: string) => `${prefix}-${name}`;
   const dirty = isDirty(draft, existing);
   useUnsavedChangesGuard(existing ? dirty : Boolean(draft.url.trim()));
@@ -344,7 +345,7 @@ function WebhookSidebar({
       setProblem(null);
     } catch (error) {
       setProblem(problemOf(error));
-      window.setTimeout(() => focusFirstError(document.getElementById(prefix), summaryRef.current), 0);
+      focusError();
     } finally {
       setSaving(false);
     }
