@@ -119,6 +119,18 @@ describe('console in Chromium: the reviewer’s findings', { timeout: 180_000 },
     await page.getByLabel('Search authentications').fill('');
   });
 
+  it('a delete confirmation stays with the authentication it was asked for', async () => {
+    await page.getByRole('button', { name: 'Aardvark code A', exact: true }).click();
+    await panel().getByRole('heading', { name: 'Aardvark code A' }).waitFor();
+    await panel().getByRole('button', { name: 'Delete authentication…' }).click();
+    await panel().getByRole('button', { name: 'Delete', exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Aardvark code B', exact: true }).click();
+    await panel().getByRole('heading', { name: 'Aardvark code B' }).waitFor();
+    expect(await panel().getByRole('button', { name: 'Delete', exact: true }).count()).toBe(0);
+    await panel().getByRole('button', { name: 'Delete authentication…' }).waitFor();
+    await page.keyboard.press('Escape');
+  });
+
   it('a connector beyond the first 500 opens, names its authentication, and the picker searches the server', async () => {
     await page.getByRole('link', { name: 'REST API connectors' }).click();
     await page.getByLabel('Search connectors').fill('Zulu');

@@ -297,6 +297,8 @@ export function AuthorizationPage() {
           {selectedView && <AuthenticationActions key={selectedView.id} authentication={selectedView} />}
           {selectedView && (
             <DeleteAuthentication
+              // Its confirmation is for this authentication only: another one starts unasked.
+              key={`delete-${selectedView.id}`}
               authentication={selectedView}
               connectorName={connectorName}
               onDeleted={(detached) => {
