@@ -73,15 +73,18 @@ function focusField(id: string): void {
  * no shown field is in error (a conflict, a provider's refusal).
  */
 export function focusFirstError(form: HTMLElement | null, summary: HTMLElement | null): void {
-  const invalid = form?.querySelector<HTMLElement>(
-    '[aria-invalid="true"], .has-error, fieldset.kv:has(.field-error)',
-  );
+  // The first marked control, field or error message in document order (no :has(), which older
+  // browsers refuse as a whole selector list).
+  const first = form?.querySelector<HTMLElement>('[aria-invalid="true"], .has-error, .field-error');
+  const field = first?.classList.contains('field-error')
+    ? first.closest<HTMLElement>('.field, fieldset')
+    : (first ?? null);
   const target =
-    invalid === null || invalid === undefined
+    field === null || field === undefined
       ? null
-      : invalid.matches('input, select, textarea')
-        ? invalid
-        : invalid.querySelector<HTMLElement>(
+      : field.matches('input, select, textarea')
+        ? field
+        : field.querySelector<HTMLElement>(
             'input:checked, input:not([type="hidden"]), select, textarea, button',
           );
   if (target) {
