@@ -247,6 +247,10 @@ export class ApiClient {
     return read(this.#api.GET('/api/connectors', { params: { query: listQuery(query) } }));
   }
 
+  getConnector(id: string): Promise<ConnectorView> {
+    return read(this.#api.GET('/api/connectors/{id}', { params: { path: { id } } }));
+  }
+
   createConnector(body: ConnectorCreate): Promise<ConnectorView> {
     return read(this.#api.POST('/api/connectors', { body }));
   }
@@ -263,8 +267,14 @@ export class ApiClient {
     return read(this.#api.POST('/api/connectors/{id}/test', { params: { path: { id } }, body: request }));
   }
 
-  listWebhooks(): Promise<Schemas['WebhookList']> {
-    return read(this.#api.GET('/api/webhooks', { params: { query: { limit: '500' } } }));
+  /** Webhooks are paged by cursor only (the API has no name search for them). */
+  listWebhooks(query: ListQuery = {}): Promise<Schemas['WebhookList']> {
+    const { q: _ignored, ...page } = listQuery(query);
+    return read(this.#api.GET('/api/webhooks', { params: { query: page } }));
+  }
+
+  getWebhook(id: string): Promise<WebhookView> {
+    return read(this.#api.GET('/api/webhooks/{id}', { params: { path: { id } } }));
   }
 
   /** The answer carries the signing secret: the only time it is shown. */

@@ -238,8 +238,56 @@ export function renderTemplate(template: string, params: Readonly<Record<string,
  * may change each one before saving.
  */
 export function draftFromPreset(preset: ProviderPreset, previous: AuthenticationDraft): AuthenticationDraft {
-  const draft = emptyAuthenticationDraft(preset.type);
+  const draft = presetValues(preset);
   draft.name = previous.name;
+  draft.issuer = previous.issuer;
+  draft.advancedOpen = previous.advancedOpen;
+  // What the person already typed (a client id, a secret, an audience) stays where the preset is silent.
+  const filled = presetValues(preset);
+  const untouched = emptyAuthenticationDraft(previous.type);
+  for (const field of formFields(preset.type)) {
+    const typed = previous.values[field.name];
+    if (typed === undefined || same(typed, untouched.values[field.name])) continue;
+    if (!same(filled.values[field.name], emptyAuthenticationDraft(preset.type).values[field.name])) continue;
+    draft.values[field.name] = typed;
+  }
+  return draft;
+}
+
+/**
+ * "Start from scratch" after a preset: the fields the preset filled go back to empty; what the
+ * person typed or changed stays.
+ */
+export function draftWithoutPreset(
+  preset: ProviderPreset,
+  current: AuthenticationDraft,
+): AuthenticationDraft {
+  const draft = emptyAuthenticationDraft(current.type);
+  draft.name = current.name;
+  draft.issuer = current.issuer;
+  draft.advancedOpen = current.advancedOpen;
+  const filled = presetValues(preset);
+  for (const field of formFields(current.type)) {
+    const value = current.values[field.name];
+    if (value === undefined) continue;
+    const fromPreset = filled.values[field.name];
+    const template = current.templates?.[field.name];
+    if (same(value, fromPreset)) continue;
+    if (template !== undefined && value === renderTemplate(template, current.providerParams)) continue;
+    // Parameter rows are new objects each time: compare what they say.
+    if (
+      field.type === 'parameters' &&
+      same(recordFromRows(value as KeyValueRow[]), recordFromRows(fromPreset as KeyValueRow[]))
+    )
+      continue;
+    draft.values[field.name] = value;
+  }
+  return draft;
+}
+
+/** The fields a preset fills, on an otherwise empty draft of its kind. */
+function presetValues(preset: ProviderPreset): AuthenticationDraft {
+  const draft = emptyAuthenticationDraft(preset.type);
   draft.provider = preset.id;
   draft.providerParams = Object.fromEntries(preset.placeholders.map((p) => [p.name, '']));
   const set = (name: string, value: string | null) => {

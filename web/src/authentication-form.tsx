@@ -7,6 +7,7 @@ import {
   createRequestOf,
   type DraftValue,
   draftFromPreset,
+  draftWithoutPreset,
   emptyAuthenticationDraft,
   fieldLabels,
   formFields,
@@ -28,6 +29,7 @@ import {
   sentence,
   TextAreaField,
   TextField,
+  useFocusFirstError,
   withoutErrorsOf,
 } from './field.js';
 import { type KeyValueRow, KeyValueRows } from './key-value-rows.js';
@@ -66,6 +68,8 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
     note: '',
   });
   const summaryRef = useRef<HTMLDivElement>(null);
+  const formRef = useRef<HTMLFormElement>(null);
+  const focusError = useFocusFirstError(() => formRef.current, summaryRef);
   const errors: FieldErrors = fieldErrorsOf(problem);
   const labels = fieldLabels(draft.type);
   const id = (name: string) => `${idPrefix}-${name}`;
@@ -76,11 +80,18 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
   useUnsavedChangesGuard(existing ? dirty : hasInput(draft));
 
   const setValue = (name: string, value: DraftValue) => {
-    setProblem((current) => withoutErrorsOf(current, `/${name}`));
     const values = { ...draft.values, [name]: value };
     // The JWT Bearer grant's assertion proves who asks: most providers authenticate no client then.
     if (name === 'grantType' && value === 'jwt_bearer' && !existing) values.clientAuthMethod = 'none';
-    onDraftChange({ ...draft, values });
+    const next = { ...draft, values };
+    // A field that the change hides (another grant, another client authentication method) takes its
+    // errors with it: nobody can fix what is not shown, and it is not sent.
+    const shown = new Set(visibleFields(next).map((field) => field.name));
+    const hidden = formFields(draft.type)
+      .filter((field) => !shown.has(field.name))
+      .map((field) => `/${field.name}`);
+    setProblem((current) => [`/${name}`, ...hidden].reduce(withoutErrorsOf, current));
+    onDraftChange(next);
   };
   const setName = (name: string) => {
     setProblem((current) => withoutErrorsOf(current, '/name'));
@@ -95,7 +106,7 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
     if (missing) {
       setProblem(missing);
       if (missing.errors?.some((e) => advancedPointers.has(e.path))) setAdvancedOpen(true);
-      window.setTimeout(() => summaryRef.current?.focus(), 0);
+      focusError();
       return;
     }
     setSaving(true);
@@ -113,7 +124,7 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
       if (failure.errors?.some((e) => [...advancedPointers].some((f) => e.path.startsWith(f)))) {
         setAdvancedOpen(true);
       }
-      window.setTimeout(() => summaryRef.current?.focus(), 0);
+      focusError();
     } finally {
       setSaving(false);
     }
@@ -215,6 +226,7 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
               key={field.name}
               className={error ? 'grant-types has-error' : 'grant-types'}
               id={id(field.name)}
+              aria-describedby={errors[pointer] ? id(`${field.name}-error`) : undefined}
             >
               <legend>{field.label}</legend>
               <div className="segmented">
@@ -235,7 +247,9 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
                 ))}
               </div>
               {errors[pointer] && (
-                <p className="field-error">{sentence(field.label, errors[pointer] ?? '')}</p>
+                <p className="field-error" id={id(`${field.name}-error`)}>
+                  {sentence(field.label, errors[pointer] ?? '')}
+                </p>
               )}
             </fieldset>
           );
@@ -246,7 +260,12 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
             <select
               id={id(field.name)}
               value={typeof value === 'string' ? value : ''}
-              aria-describedby={field.help ? id(`${field.name}-hint`) : undefined}
+              aria-invalid={error ? true : undefined}
+              aria-describedby={
+                [field.help ? id(`${field.name}-hint`) : '', error ? id(`${field.name}-error`) : '']
+                  .filter(Boolean)
+                  .join(' ') || undefined
+              }
               onChange={(event) => setValue(field.name, event.target.value)}
             >
               {(field.options ?? []).map((option) => (
@@ -260,19 +279,30 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
                 {field.help}
               </p>
             )}
-            {error && <p className="field-error">{error}</p>}
+            {error && (
+              <p className="field-error" id={id(`${field.name}-error`)}>
+                {error}
+              </p>
+            )}
           </div>
         );
       case 'boolean':
         return (
-          <div key={field.name} className="field checkbox">
+          <div key={field.name} className={error ? 'field checkbox has-error' : 'field checkbox'}>
             <input
               id={id(field.name)}
               type="checkbox"
               checked={value === true}
+              aria-invalid={error ? true : undefined}
+              aria-describedby={error ? id(`${field.name}-error`) : undefined}
               onChange={(event) => setValue(field.name, event.target.checked)}
             />
             <label htmlFor={id(field.name)}>{field.label}</label>
+            {error && (
+              <p className="field-error" id={id(`${field.name}-error`)}>
+                {error}
+              </p>
+            )}
           </div>
         );
       case 'parameters':
@@ -315,6 +345,7 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
 
   return (
     <form
+      ref={formRef}
       className="auth-form"
       noValidate
       onSubmit={(event) => void submit(event)}
@@ -350,12 +381,14 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
           idPrefix={idPrefix}
           draft={draft}
           errors={errors}
-          onPick={(preset) => {
+          onPick={(preset, previous) => {
             setProblem(null);
             onDraftChange(
-              preset === null
-                ? { ...emptyAuthenticationDraft(draft.type), name: draft.name }
-                : draftFromPreset(preset, draft),
+              preset !== null
+                ? draftFromPreset(preset, draft)
+                : previous !== null
+                  ? draftWithoutPreset(previous, draft)
+                  : { ...emptyAuthenticationDraft(draft.type), name: draft.name },
             );
           }}
           onParam={(name, value) => {
@@ -396,6 +429,7 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
             <RedirectUri id={id('redirectUri')} uri={existing.redirectUri} />
             {existing.grantType === 'authorization_code' && (
               <ConnectButton
+                key={existing.id}
                 authentication={existing}
                 disabledReason={dirty ? 'Save your changes before connecting.' : undefined}
               />
@@ -562,18 +596,31 @@ function SecretField(props: {
   const { id, field, value, stored, replacing, error, onChange, onReplace } = props;
   if (stored && !replacing) {
     return (
-      <fieldset className={error ? 'field has-error' : 'field'} id={id}>
+      <fieldset
+        className={error ? 'field has-error' : 'field'}
+        id={id}
+        aria-describedby={error ? `${id}-error` : undefined}
+      >
         <legend className="label">{field.label}</legend>
         <div className="input-row secret-set">
           <span className="badge neutral">
             <span aria-hidden="true">●●●● </span>set
           </span>
           <span className="muted">Stored encrypted; it is never shown again.</span>
-          <button type="button" className="button secondary small" onClick={() => onReplace(true)}>
+          <button
+            type="button"
+            className="button secondary small"
+            aria-label={`Replace ${field.label}`}
+            onClick={() => onReplace(true)}
+          >
             Replace
           </button>
         </div>
-        {error && <p className="field-error">{error}</p>}
+        {error && (
+          <p className="field-error" id={`${id}-error`}>
+            {error}
+          </p>
+        )}
       </fieldset>
     );
   }

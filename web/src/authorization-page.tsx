@@ -14,7 +14,7 @@ import {
   draftFromAuthentication,
   emptyAuthenticationDraft,
 } from './authentication-form.js';
-import { useConsoleData } from './console-data.js';
+import { useConsoleData, useNamesOf } from './console-data.js';
 import { DeleteSection } from './delete-section.js';
 import { formatDateTime, formatExpiry, kindLabel, statusLabels } from './format.js';
 import { KeysSection } from './keys-section.js';
@@ -39,11 +39,19 @@ const NEW = 'new';
 
 /** Path A: Security › Authorization — the list of authentications and their configuration panel. */
 export function AuthorizationPage() {
-  const { api, authentications, connectors, loadProblem, upsertAuthentication } = useConsoleData();
+  const {
+    api,
+    authentications,
+    connectors,
+    loadProblem,
+    listVersion,
+    upsertAuthentication,
+    ensureAuthentication,
+  } = useConsoleData();
   const [query, setQuery] = useStickyState<string>('authorization.query', () => '');
   const fetchPage = useCallback((page: ListQuery) => api.listAuthentications(page), [api]);
   // The page's list comes from the server (searched and paged there); rows show the freshest copy.
-  const list = useServerList(fetchPage, query, authentications?.length ?? 0);
+  const list = useServerList(fetchPage, query, listVersion);
   const rows = list.items.map((item) => authentications?.find((a) => a.id === item.id) ?? item);
   const announce = useAnnounce();
   const [selected, setSelected] = useStickyState<string | null>('authorization.selected', () => null);
@@ -74,6 +82,15 @@ export function AuthorizationPage() {
 
   const selectedView =
     selected && selected !== NEW ? authentications?.find((a) => a.id === selected) : undefined;
+  // One beyond the loaded ones (the console reads the first 500) is read by id; a gone one closes.
+  const missing = selected && selected !== NEW && authentications !== null && !selectedView ? selected : null;
+  useEffect(() => {
+    if (missing === null) return;
+    void ensureAuthentication(missing).then((view) => {
+      if (view === null) setSelected((current) => (current === missing ? null : current));
+    });
+  }, [missing, ensureAuthentication, setSelected]);
+  useNamesOf('connectors', [...rows.flatMap((auth) => auth.usedBy), ...(selectedView?.usedBy ?? [])]);
   const draftKey = selected ?? '';
   const draft =
     drafts[draftKey] ?? (selectedView ? draftFromAuthentication(selectedView) : emptyAuthenticationDraft());
@@ -280,6 +297,8 @@ export function AuthorizationPage() {
           {selectedView && <AuthenticationActions key={selectedView.id} authentication={selectedView} />}
           {selectedView && (
             <DeleteAuthentication
+              // Its confirmation is for this authentication only: another one starts unasked.
+              key={`delete-${selectedView.id}`}
               authentication={selectedView}
               connectorName={connectorName}
               onDeleted={(detached) => {

@@ -1,4 +1,4 @@
-import { type FormEvent, useCallback, useRef, useState } from 'react';
+import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
 import { AUTHENTICATION_TYPES, type AuthenticationType, KINDS } from '../../src/services/catalogue/index.js';
 import { useAnnounce } from './announcer.js';
 import {
@@ -19,10 +19,17 @@ import {
 } from './authentication-form.js';
 import { StatusBadge } from './authorization-page.js';
 import { ConnectButton, RedirectUri } from './connect-panel.js';
-import { useConsoleData } from './console-data.js';
+import { useConsoleData, useNamesOf } from './console-data.js';
 import { looksLikeCredentialHeader } from './credential-headers.js';
 import { DeleteSection } from './delete-section.js';
-import { ErrorSummary, errorFor, fieldErrorsOf, TextField, withoutErrorsOf } from './field.js';
+import {
+  ErrorSummary,
+  errorFor,
+  fieldErrorsOf,
+  TextField,
+  useFocusFirstError,
+  withoutErrorsOf,
+} from './field.js';
 import { formatDateTime, formatExpiry, kindLabel, prettyJson } from './format.js';
 import { type KeyValueRow, KeyValueRows, newRow, recordFromRows, rowsFromRecord } from './key-value-rows.js';
 import { PageHeader } from './page-header.js';
@@ -111,7 +118,28 @@ function secretHeadersOf(draft: ConnectorDraft): Record<string, string | null> {
 /** The connector as typed; for a new one it is a create request (no secret header is removed). */
 type ConnectorRequest = ConnectorPatch & { name: string; baseUrl: string };
 
-function requestOf(draft: ConnectorDraft): ConnectorRequest {
+/** The API's timeout when a connector names none (docs/api.md "Connectors": timeoutMs). */
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+/**
+ * The timeout as typed: empty is the API's default (left out of a create, `null` in a PATCH, which
+ * the API takes as "back to the default"); a whole number goes as a number; anything else goes as
+ * typed, so that the server names what is wrong with it (never `NaN`, which JSON sends as null).
+ */
+function timeoutOf(draft: ConnectorDraft): number | string | null {
+  const timeout = draft.timeoutMs.trim();
+  if (timeout === '') return null;
+  return /^\d+$/.test(timeout) ? Number(timeout) : timeout;
+}
+
+/** The timeout a connector will use with this draft, for the form to show: null when it is not valid. */
+function effectiveTimeoutOf(draft: ConnectorDraft): number | null {
+  const timeout = timeoutOf(draft);
+  if (timeout === null) return DEFAULT_TIMEOUT_MS;
+  return typeof timeout === 'number' && timeout >= 1 && timeout <= 300_000 ? timeout : null;
+}
+
+function requestOf(draft: ConnectorDraft, forUpdate = false): ConnectorRequest {
   const body: ConnectorRequest = {
     name: draft.name.trim(),
     baseUrl: draft.baseUrl.trim(),
@@ -121,8 +149,10 @@ function requestOf(draft: ConnectorDraft): ConnectorRequest {
   };
   const secrets = secretHeadersOf(draft);
   if (Object.keys(secrets).length > 0) body.secretHeaders = secrets;
-  const timeout = draft.timeoutMs.trim();
-  if (timeout) body.timeoutMs = /^\d+$/.test(timeout) ? Number(timeout) : Number.NaN;
+  const timeout = timeoutOf(draft);
+  // The schema refuses a string with a validation error that names /timeoutMs, as it should.
+  if (timeout !== null) body.timeoutMs = timeout as number;
+  else if (forUpdate) body.timeoutMs = null;
   // null is the default ([401]), so a connector that never chose follows the default.
   const refreshOn = refreshOnOf(draft);
   body.refreshOn = isDefaultRefreshOn(refreshOn) ? null : refreshOn;
@@ -131,7 +161,7 @@ function requestOf(draft: ConnectorDraft): ConnectorRequest {
 
 function isConnectorDirty(draft: ConnectorDraft, view: ConnectorView | undefined): boolean {
   if (!view) return true;
-  const next = requestOf(draft);
+  const next = requestOf(draft, true);
   const same = (a: Record<string, string> | null | undefined, b: Record<string, string>) =>
     JSON.stringify(Object.entries(a ?? {}).sort()) === JSON.stringify(Object.entries(b).sort());
   return (
@@ -141,7 +171,7 @@ function isConnectorDirty(draft: ConnectorDraft, view: ConnectorView | undefined
     !same(next.headers, view.headers) ||
     !same(next.query, view.query) ||
     next.secretHeaders !== undefined ||
-    (next.timeoutMs ?? 30000) !== view.timeoutMs ||
+    (next.timeoutMs ?? DEFAULT_TIMEOUT_MS) !== view.timeoutMs ||
     JSON.stringify(next.refreshOn ?? [401]) !== JSON.stringify(view.refreshOn)
   );
 }
@@ -161,15 +191,27 @@ const connectorFieldLabels: Record<string, string> = {
 
 /** Path B: Integrations › REST API connectors — the list and the configuration sidebar. */
 export function ConnectorsPage() {
-  const { api, connectors, authentications, loadProblem } = useConsoleData();
+  const { api, connectors, authentications, loadProblem, listVersion, ensureConnector } = useConsoleData();
   const [query, setQuery] = useStickyState<string>('connectors.query', () => '');
   const fetchPage = useCallback((page: ListQuery) => api.listConnectors(page), [api]);
   // The page's list comes from the server (searched and paged there); rows show the freshest copy.
-  const list = useServerList(fetchPage, query, connectors?.length ?? 0);
+  const list = useServerList(fetchPage, query, listVersion);
   const rows = list.items.map((item) => connectors?.find((c) => c.id === item.id) ?? item);
   const [selected, setSelected] = useStickyState<string | null>('connectors.selected', () => null);
   const [drafts, setDrafts] = useStickyState<Record<string, ConnectorDraft>>('connectors.drafts', () => ({}));
   const selectedView = selected && selected !== NEW ? connectors?.find((c) => c.id === selected) : undefined;
+  // One beyond the loaded ones (the console reads the first 500) is read by id; a gone one closes.
+  const missing = selected && selected !== NEW && connectors !== null && !selectedView ? selected : null;
+  useEffect(() => {
+    if (missing === null) return;
+    void ensureConnector(missing).then((view) => {
+      if (view === null) setSelected((current) => (current === missing ? null : current));
+    });
+  }, [missing, ensureConnector, setSelected]);
+  useNamesOf(
+    'authentications',
+    rows.map((connector) => connector.authenticationId),
+  );
   const draftKey = selected ?? '';
   const draft = drafts[draftKey] ?? (selectedView ? draftFromConnector(selectedView) : emptyConnectorDraft());
   const authName = (id: string | null) =>
@@ -309,13 +351,22 @@ function ConnectorSidebar({
   onSaved,
   onDeleted,
 }: ConnectorSidebarProps) {
-  const { api, authentications, upsertConnector, upsertAuthentication, removeConnector, reload } =
-    useConsoleData();
+  const {
+    api,
+    authentications,
+    authenticationsComplete,
+    upsertConnector,
+    upsertAuthentication,
+    removeConnector,
+    reload,
+  } = useConsoleData();
   const announce = useAnnounce();
   const [saving, setSaving] = useState(false);
   const [problem, setProblem] = useState<ProblemView | null>(null);
   const summaryRef = useRef<HTMLDivElement>(null);
   const errors = fieldErrorsOf(problem);
+  const formId = `connector-form-${existing?.id ?? NEW}`;
+  const focusError = useFocusFirstError(() => document.getElementById(formId), summaryRef);
   // A field's error goes as soon as the person changes that field.
   const onDraftChange = (next: ConnectorDraft) => {
     for (const key of Object.keys(next) as (keyof ConnectorDraft)[]) {
@@ -323,20 +374,36 @@ function ConnectorSidebar({
     }
     replaceDraft(next);
   };
-  const formId = `connector-form-${existing?.id ?? NEW}`;
   const id = (name: string) => `${formId}-${name}`;
   const set = <K extends keyof ConnectorDraft>(key: K, value: ConnectorDraft[K]) =>
     onDraftChange({ ...draft, [key]: value });
   const dirty = isConnectorDirty(draft, existing);
   useUnsavedChangesGuard(existing ? dirty : Boolean(draft.name.trim() || draft.baseUrl.trim()));
   const selectedAuth = authentications?.find((a) => a.id === draft.authenticationId);
+  useNamesOf('authentications', [draft.authenticationId]);
+  // Beyond the first 500 the dropdown cannot hold them all: the server is searched by name instead.
+  const [authQuery, setAuthQuery] = useState('');
+  const fetchAuthentications = useCallback((page: ListQuery) => api.listAuthentications(page), [api]);
+  const authSearch = useServerList(
+    fetchAuthentications,
+    authQuery,
+    0,
+    !authenticationsComplete && authQuery.trim() !== '',
+  );
+  const authOptions =
+    !authenticationsComplete && authQuery.trim() !== ''
+      ? [
+          ...(selectedAuth && !authSearch.items.some((a) => a.id === selectedAuth.id) ? [selectedAuth] : []),
+          ...authSearch.items,
+        ]
+      : (authentications ?? []);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     if (saving) return;
     setSaving(true);
     try {
-      const body = requestOf(draft);
+      const body = requestOf(draft, existing !== undefined);
       const saved = existing
         ? await api.updateConnector(existing.id, body)
         : await api.createConnector(body as ConnectorCreate);
@@ -348,7 +415,7 @@ function ConnectorSidebar({
       onSaved(saved);
     } catch (error) {
       setProblem(problemOf(error));
-      window.setTimeout(() => summaryRef.current?.focus(), 0);
+      focusError();
     } finally {
       setSaving(false);
     }
@@ -363,6 +430,8 @@ function ConnectorSidebar({
       window.setTimeout(() => document.getElementById(`${id('new-auth')}-title`)?.focus(), 0);
       return;
     }
+    const found = authSearch.items.find((a) => a.id === value);
+    if (found && !authentications?.some((a) => a.id === value)) upsertAuthentication(found);
     onDraftChange({ ...draft, authenticationId: value, creatingAuthentication: false });
   };
 
@@ -465,8 +534,34 @@ function ConnectorSidebar({
           value={draft.timeoutMs}
           onChange={(value) => set('timeoutMs', value)}
           error={errorFor(errors, '/timeoutMs', connectorFieldLabels['/timeoutMs'] ?? '')}
-          hint="From 1 to 300000. Default 30000."
+          placeholder={`${DEFAULT_TIMEOUT_MS} (the default)`}
+          hint={<TimeoutHint draft={draft} />}
         />
+        {!authenticationsComplete && (
+          <div className="field">
+            <label htmlFor={id('authenticationSearch')}>Find an authentication</label>
+            <p className="field-hint" id={id('authenticationSearch-hint')}>
+              There are more authentications than the list below holds (it shows the first{' '}
+              {(authentications ?? []).length}). Type part of a name to choose among all of them.
+            </p>
+            <input
+              id={id('authenticationSearch')}
+              type="search"
+              value={authQuery}
+              placeholder="Name contains…"
+              autoComplete="off"
+              aria-describedby={id('authenticationSearch-hint')}
+              onChange={(event) => setAuthQuery(event.target.value)}
+            />
+            {authQuery.trim() !== '' && !authSearch.loading && (
+              <p className="muted" aria-live="polite">
+                {authSearch.items.length === 0
+                  ? `No authentication’s name contains “${authQuery.trim()}”.`
+                  : `${authSearch.items.length}${authSearch.hasMore ? '+' : ''} found: choose one below.`}
+              </p>
+            )}
+          </div>
+        )}
         <div className={errors['/authenticationId'] ? 'field has-error' : 'field'}>
           <label htmlFor={id('authenticationId')}>Authentication</label>
           <select
@@ -481,7 +576,10 @@ function ConnectorSidebar({
             onChange={(event) => chooseAuthentication(event.target.value)}
           >
             <option value="">No authentication</option>
-            {(authentications ?? []).map((auth) => (
+            {draft.authenticationId !== '' && !authOptions.some((a) => a.id === draft.authenticationId) && (
+              <option value={draft.authenticationId}>{draft.authenticationId}</option>
+            )}
+            {authOptions.map((auth) => (
               <option key={auth.id} value={auth.id}>
                 {auth.name} — {kindLabel(auth)}
               </option>
@@ -509,7 +607,10 @@ function ConnectorSidebar({
               id={id('refreshOn')}
               type="checkbox"
               checked={refreshOnOf(draft).includes(403)}
-              aria-describedby={id('refreshOn-hint')}
+              aria-invalid={errors['/refreshOn'] ? true : undefined}
+              aria-describedby={[id('refreshOn-hint'), errors['/refreshOn'] ? id('refreshOn-error') : '']
+                .filter(Boolean)
+                .join(' ')}
               onChange={(event) => set('refreshOn', event.target.checked ? [401, 403] : [401])}
             />
             <label htmlFor={id('refreshOn')}>Also refresh on 403</label>
@@ -519,7 +620,9 @@ function ConnectorSidebar({
               refreshes.
             </p>
             {errors['/refreshOn'] && (
-              <p className="field-error">{errorFor(errors, '/refreshOn', 'Also refresh on 403')}</p>
+              <p className="field-error" id={id('refreshOn-error')}>
+                {errorFor(errors, '/refreshOn', 'Also refresh on 403')}
+              </p>
             )}
           </div>
         )}
@@ -577,6 +680,24 @@ function ConnectorSidebar({
   );
 }
 
+/** The range, and the timeout the connector will actually use: an empty field means the default. */
+function TimeoutHint({ draft }: { draft: ConnectorDraft }) {
+  const effective = effectiveTimeoutOf(draft);
+  const seconds = (ms: number) => `${(ms / 1000).toLocaleString('en-US', { maximumFractionDigits: 3 })} s`;
+  return (
+    <>
+      From 1 to 300000; empty means the default, {DEFAULT_TIMEOUT_MS} ({seconds(DEFAULT_TIMEOUT_MS)}).{' '}
+      <span className="effective-timeout">
+        {effective === null
+          ? 'Not a valid timeout yet.'
+          : draft.timeoutMs.trim() === ''
+            ? `Calls will time out after ${seconds(effective)} (the default).`
+            : `Calls will time out after ${seconds(effective)}.`}
+      </span>
+    </>
+  );
+}
+
 /**
  * Headers whose values are secret: encrypted at rest and never shown again. Stored ones are listed
  * by name with Replace and Remove; new ones are typed into password inputs.
@@ -604,6 +725,7 @@ function SecretHeaders(props: {
               <button
                 type="button"
                 className="button secondary small"
+                aria-label={`Replace secret header ${name}`}
                 onClick={() =>
                   onDraftChange({ ...draft, secretHeaders: [...draft.secretHeaders, newRow(name, '')] })
                 }
@@ -613,6 +735,7 @@ function SecretHeaders(props: {
               <button
                 type="button"
                 className="button ghost small"
+                aria-label={`Remove secret header ${name}`}
                 onClick={() =>
                   onDraftChange({ ...draft, removedSecretHeaders: [...draft.removedSecretHeaders, name] })
                 }
@@ -658,7 +781,7 @@ function SelectedAuthentication({ authentication }: { authentication: Authentica
       {authentication.grantType === 'authorization_code' && authentication.redirectUri && (
         <>
           <RedirectUri id={`selected-auth-${authentication.id}-redirect`} uri={authentication.redirectUri} />
-          <ConnectButton authentication={authentication} />
+          <ConnectButton key={authentication.id} authentication={authentication} />
         </>
       )}
     </div>

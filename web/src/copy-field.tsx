@@ -66,7 +66,13 @@ export function CopyField({ id, label, value, hint, footer, className, multiline
             onFocus={(event) => event.target.select()}
           />
         )}
-        <button type="button" className="button secondary" onClick={() => void copy()}>
+        <button
+          type="button"
+          className="button secondary"
+          // Several Copy buttons share a panel: each names what it copies.
+          aria-label={`${copied ? 'Copied' : 'Copy'} ${label}`}
+          onClick={() => void copy()}
+        >
           {copied ? 'Copied' : 'Copy'}
         </button>
       </div>

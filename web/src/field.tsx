@@ -1,4 +1,4 @@
-import type { ReactNode, Ref } from 'react';
+import { type ReactNode, type Ref, useCallback, useEffect, useRef, useState } from 'react';
 import type { ProblemView } from './api-client.js';
 import { ProblemMessage } from './problem-message.js';
 
@@ -65,6 +65,51 @@ function focusField(id: string): void {
     ? element
     : element.querySelector<HTMLElement>('input:checked, input, select, textarea, button');
   focusable?.focus();
+}
+
+/**
+ * After a failed save: focus goes to the first field in error, in the order the form shows them
+ * (the summary above it is a live alert, so it is read all the same); to the summary itself when
+ * no shown field is in error (a conflict, a provider's refusal).
+ */
+export function focusFirstError(form: HTMLElement | null, summary: HTMLElement | null): void {
+  // The first marked control, field or error message in document order (no :has(), which older
+  // browsers refuse as a whole selector list).
+  const first = form?.querySelector<HTMLElement>('[aria-invalid="true"], .has-error, .field-error');
+  const field = first?.classList.contains('field-error')
+    ? first.closest<HTMLElement>('.field, fieldset')
+    : (first ?? null);
+  const target =
+    field === null || field === undefined
+      ? null
+      : field.matches('input, select, textarea')
+        ? field
+        : field.querySelector<HTMLElement>(
+            'input:checked, input:not([type="hidden"]), select, textarea, button',
+          );
+  if (target) {
+    target.focus();
+    target.scrollIntoView?.({ block: 'center' });
+  } else {
+    summary?.focus();
+  }
+}
+
+/**
+ * `focusFirstError` once the failed save's errors are on screen: the returned function asks for it,
+ * and it happens after React has rendered them (a timer may run before that render).
+ */
+export function useFocusFirstError(
+  form: () => HTMLElement | null,
+  summary: { readonly current: HTMLElement | null },
+): () => void {
+  const [requests, setRequests] = useState(0);
+  const formRef = useRef(form);
+  formRef.current = form;
+  useEffect(() => {
+    if (requests > 0) focusFirstError(formRef.current(), summary.current);
+  }, [requests, summary]);
+  return useCallback(() => setRequests((n) => n + 1), []);
 }
 
 /**

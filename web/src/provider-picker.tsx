@@ -59,7 +59,8 @@ export function ProviderPicker(props: {
   idPrefix: string;
   draft: AuthenticationDraft;
   errors: FieldErrors;
-  onPick: (preset: ProviderPreset | null) => void;
+  /** A preset picked, or null to start from scratch (`previous`: the preset given up). */
+  onPick: (preset: ProviderPreset | null, previous: ProviderPreset | null) => void;
   onParam: (name: string, value: string) => void;
   onAddScope: (scope: string) => void;
   /** An authentication saved from the picker itself (Google's "Import Google service account"). */
@@ -80,7 +81,7 @@ export function ProviderPicker(props: {
   const pick = (preset: ProviderPreset) => {
     setQuery('');
     setActive(0);
-    onPick(preset);
+    onPick(preset, null);
   };
 
   if (chosen !== null) {
@@ -92,7 +93,7 @@ export function ProviderPicker(props: {
             Starting from <strong>{chosen.name}</strong>{' '}
             <span className="muted">({KIND_NAMES[chosen.type]})</span>
           </p>
-          <button type="button" className="button ghost small" onClick={() => onPick(null)}>
+          <button type="button" className="button ghost small" onClick={() => onPick(null, chosen)}>
             Start from scratch
           </button>
         </div>

@@ -22,6 +22,8 @@ export function useServerList<T>(
   fetchPage: (query: ListQuery) => Promise<{ items: T[]; nextCursor: string | null }>,
   q: string,
   version: number,
+  /** False: nothing is read (a search that is not needed, or has no text yet). */
+  enabled = true,
 ): ServerList<T> {
   const [items, setItems] = useState<T[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
@@ -50,9 +52,16 @@ export function useServerList<T>(
 
   useEffect(() => {
     void version;
+    if (!enabled) {
+      request.current += 1;
+      setItems([]);
+      setCursor(null);
+      setLoading(false);
+      return;
+    }
     const timer = window.setTimeout(() => void load(null, true), q === '' ? 0 : 250);
     return () => window.clearTimeout(timer);
-  }, [load, q, version]);
+  }, [load, q, version, enabled]);
 
   return {
     items,

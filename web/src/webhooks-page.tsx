@@ -12,7 +12,14 @@ import {
 import { useConsoleData } from './console-data.js';
 import { CopyField } from './copy-field.js';
 import { DeleteSection } from './delete-section.js';
-import { ErrorSummary, errorFor, fieldErrorsOf, TextField } from './field.js';
+import {
+  ErrorSummary,
+  errorFor,
+  fieldErrorsOf,
+  TextField,
+  useFocusFirstError,
+  withoutErrorsOf,
+} from './field.js';
 import { formatDateTime, formatRelative } from './format.js';
 import { PageHeader } from './page-header.js';
 import { ProblemMessage } from './problem-message.js';
@@ -42,6 +49,8 @@ const deliveryStatus: Record<WebhookDeliveryView['status'], { label: string; ton
   delivered: { label: 'Delivered', tone: 'success' },
   failed: { label: 'Failed', tone: 'error' },
 };
+
+const PAGE_SIZE = 100;
 
 /** While the panel is open, deliveries are read again this often: retries happen on their own. */
 const DELIVERY_REFRESH_MS = 2_000;
@@ -80,27 +89,62 @@ const NEW = 'new';
 
 /** Settings › Webhooks: where Grantry tells other systems that an authentication needs a person. */
 export function WebhooksPage() {
-  const { api } = useConsoleData();
+  const { api, listVersion } = useConsoleData();
   const [webhooks, setWebhooks] = useState<WebhookView[] | null>(null);
+  const [nextCursor, setNextCursor] = useState<string | null>(null);
+  const [loadingMore, setLoadingMore] = useState(false);
   const [loadProblem, setLoadProblem] = useState<ProblemView | null>(null);
+  const request = useRef(0);
   const [selected, setSelected] = useStickyState<string | null>('webhooks.selected', () => null);
   const [drafts, setDrafts] = useStickyState<Record<string, WebhookDraft>>('webhooks.drafts', () => ({}));
   // The secret of the webhook just created, shown once: in this component's memory only.
   const [revealed, setRevealed] = useState<{ id: string; secret: string } | null>(null);
 
-  useEffect(() => {
-    api.listWebhooks().then(
-      (list) => {
-        setWebhooks(list.items);
+  // Read again whenever the console's lists are (listVersion): after a rejected API key is replaced,
+  // the list that failed with the old key is read with the new one instead of staying empty.
+  const load = useCallback(
+    async (from: string | null) => {
+      const mine = ++request.current;
+      if (from !== null) setLoadingMore(true);
+      try {
+        const page = await api.listWebhooks({ limit: PAGE_SIZE, cursor: from });
+        if (mine !== request.current) return;
+        setWebhooks((items) => (from === null ? page.items : [...(items ?? []), ...page.items]));
+        setNextCursor(page.nextCursor);
         setLoadProblem(null);
-      },
-      (error: unknown) => {
+      } catch (error) {
+        if (mine !== request.current) return;
         if (!(error instanceof ApiError && error.status === 401)) setLoadProblem(problemOf(error));
-      },
-    );
-  }, [api]);
+      } finally {
+        if (mine === request.current) setLoadingMore(false);
+      }
+    },
+    [api],
+  );
+  useEffect(() => {
+    void listVersion;
+    void load(null);
+  }, [load, listVersion]);
 
   const selectedView = selected && selected !== NEW ? webhooks?.find((w) => w.id === selected) : undefined;
+  // One not among the pages read so far is read by id; a gone one closes.
+  const missing = selected && selected !== NEW && webhooks !== null && !selectedView ? selected : null;
+  useEffect(() => {
+    if (missing === null) return;
+    let live = true;
+    api.getWebhook(missing).then(
+      (view) => {
+        if (live) setWebhooks((items) => [...(items ?? []).filter((w) => w.id !== view.id), view]);
+      },
+      (error: unknown) => {
+        if (live && error instanceof ApiError && error.status === 404)
+          setSelected((current) => (current === missing ? null : current));
+      },
+    );
+    return () => {
+      live = false;
+    };
+  }, [api, missing, setSelected]);
   const draftKey = selected ?? '';
   const draft = drafts[draftKey] ?? (selectedView ? draftFromWebhook(selectedView) : emptyDraft());
   const upsert = (view: WebhookView) =>
@@ -184,6 +228,16 @@ export function WebhooksPage() {
                 ))}
               </tbody>
             </table>
+            {nextCursor !== null && (
+              <button
+                type="button"
+                className="button secondary load-more"
+                disabled={loadingMore}
+                onClick={() => void load(nextCursor)}
+              >
+                {loadingMore ? 'Loading…' : 'Show more'}
+              </button>
+            )}
           </div>
         )}
       </div>
@@ -231,7 +285,14 @@ interface WebhookSidebarProps {
   onDeleted: (id: string) => void;
 }
 
-function WebhookSidebar({ existing, draft, secret, onDraftChange, onSaved, onDeleted }: WebhookSidebarProps) {
+function WebhookSidebar({
+  existing,
+  draft,
+  secret,
+  onDraftChange: replaceDraft,
+  onSaved,
+  onDeleted,
+}: WebhookSidebarProps) {
   const { api } = useConsoleData();
   const announce = useAnnounce();
   const [saving, setSaving] = useState(false);
@@ -239,9 +300,17 @@ function WebhookSidebar({ existing, draft, secret, onDraftChange, onSaved, onDel
   const summaryRef = useRef<HTMLDivElement>(null);
   const errors = fieldErrorsOf(problem);
   const prefix = `webhook-${existing?.id ?? NEW}`;
+  const focusError = useFocusFirstError(() => document.getElementById(prefix), summaryRef);
   const id = (name: string) => `${prefix}-${name}`;
   const dirty = isDirty(draft, existing);
   useUnsavedChangesGuard(existing ? dirty : Boolean(draft.url.trim()));
+  // A field's error goes as soon as the person changes that field.
+  const onDraftChange = (next: WebhookDraft) => {
+    for (const key of Object.keys(next) as (keyof WebhookDraft)[]) {
+      if (next[key] !== draft[key]) setProblem((current) => withoutErrorsOf(current, `/${key}`));
+    }
+    replaceDraft(next);
+  };
 
   const toggle = (event: WebhookEventTypeName, on: boolean) =>
     onDraftChange({
@@ -276,7 +345,7 @@ function WebhookSidebar({ existing, draft, secret, onDraftChange, onSaved, onDel
       setProblem(null);
     } catch (error) {
       setProblem(problemOf(error));
-      window.setTimeout(() => summaryRef.current?.focus(), 0);
+      focusError();
     } finally {
       setSaving(false);
     }
@@ -306,7 +375,11 @@ function WebhookSidebar({ existing, draft, secret, onDraftChange, onSaved, onDel
           hint="Grantry POSTs signed JSON here. https only."
           placeholder="https://hooks.example.com/grantry"
         />
-        <fieldset className={errors['/events'] ? 'field has-error' : 'field'} id={id('events')}>
+        <fieldset
+          className={errors['/events'] ? 'field has-error' : 'field'}
+          id={id('events')}
+          aria-describedby={errors['/events'] ? id('events-error') : undefined}
+        >
           <legend className="label">Events</legend>
           {EVENT_TYPES.map((type) => (
             <div key={type.value} className="field checkbox event-choice">
@@ -327,7 +400,11 @@ function WebhookSidebar({ existing, draft, secret, onDraftChange, onSaved, onDel
               </div>
             </div>
           ))}
-          {errors['/events'] && <p className="field-error">{errorFor(errors, '/events', 'Events')}</p>}
+          {errors['/events'] && (
+            <p className="field-error" id={id('events-error')}>
+              {errorFor(errors, '/events', 'Events')}
+            </p>
+          )}
         </fieldset>
         <TextField
           id={id('description')}
@@ -357,7 +434,7 @@ function WebhookSidebar({ existing, draft, secret, onDraftChange, onSaved, onDel
         </span>
       </div>
       {existing ? (
-        <Deliveries webhook={existing} />
+        <Deliveries key={existing.id} webhook={existing} />
       ) : (
         <p className="note info">Create the webhook to get its signing secret and send a test event.</p>
       )}
@@ -384,12 +461,17 @@ function Deliveries({ webhook }: { webhook: WebhookView }) {
   const { api } = useConsoleData();
   const announce = useAnnounce();
   const [items, setItems] = useState<WebhookDeliveryView[] | null>(null);
+  /** Why the deliveries could not be read: gone as soon as a read succeeds. */
   const [problem, setProblem] = useState<ProblemView | null>(null);
+  /** Why the test event was not sent: gone with the next send that works. */
+  const [sendProblem, setSendProblem] = useState<ProblemView | null>(null);
   const [sending, setSending] = useState(false);
 
   const load = useCallback(async () => {
     try {
       setItems((await api.listWebhookDeliveries(webhook.id)).items);
+      // A problem from an earlier read is over once the deliveries read again.
+      setProblem(null);
     } catch (error) {
       setProblem(problemOf(error));
     }
@@ -403,7 +485,7 @@ function Deliveries({ webhook }: { webhook: WebhookView }) {
 
   const sendTest = async () => {
     setSending(true);
-    setProblem(null);
+    setSendProblem(null);
     try {
       const delivery = await api.sendTestWebhook(webhook.id);
       setItems((list) => [delivery, ...(list ?? [])]);
@@ -411,7 +493,7 @@ function Deliveries({ webhook }: { webhook: WebhookView }) {
       // The first attempt happens within a moment: show its outcome without waiting for the refresh.
       window.setTimeout(() => void load(), 500);
     } catch (error) {
-      setProblem(problemOf(error));
+      setSendProblem(problemOf(error));
     } finally {
       setSending(false);
     }
@@ -435,7 +517,10 @@ function Deliveries({ webhook }: { webhook: WebhookView }) {
         </button>
       </div>
       {!webhook.enabled && <p className="note info">This webhook is disabled: nothing is sent to it.</p>}
-      <div aria-live="polite">{problem && <ProblemMessage problem={problem} />}</div>
+      <div aria-live="polite">
+        {sendProblem && <ProblemMessage problem={sendProblem} />}
+        {problem && <ProblemMessage problem={problem} />}
+      </div>
       {items === null && <p className="muted">Loading deliveries…</p>}
       {items && items.length === 0 && <p className="muted">Nothing sent yet.</p>}
       {items && items.length > 0 && (
