@@ -505,7 +505,8 @@ export function diagnoseApiResponse(
     context.audience === undefined || context.audience === ''
       ? 'No audience is configured; many APIs only accept tokens issued for them: set audience.'
       : `The configured audience is "${context.audience}"${context.audienceParam === undefined ? '' : ` (sent as ${context.audienceParam})`}: check it is the one this API expects.`;
-  const scope = context.scope === undefined || context.scope === '' ? '(none)' : `"${context.scope}"`;
+  // Shown inside parentheses and after a colon: a bare word, never "((none))".
+  const scope = context.scope === undefined || context.scope === '' ? 'none' : `"${context.scope}"`;
   const fixed = context.staticCredential;
   if (fixed !== undefined) {
     // Sent as saved: nothing to refresh, no retry; say what was sent and what to check.
@@ -528,18 +529,21 @@ export function diagnoseApiResponse(
   }
   if (status === 401) {
     const said = challenge?.error === undefined ? '' : ` (${challenge.error}${describe(provider)})`;
-    const paused = refreshPauseSentence(context.tokenRefreshPausedUntil);
+    // While forced refreshes are paused, a call is not retried with a fresh token: the wording must
+    // not claim this call's token was fresh, only that fresh ones were refused too (which started the pause).
+    const pausedUntil = context.tokenRefreshPausedUntil;
+    const paused = pausedUntil !== null && pausedUntil !== undefined;
+    const pause = refreshPauseSentence(pausedUntil);
     const hint =
       challenge?.error === 'invalid_token'
-        ? `The API says the token is invalid although it was just issued: it was issued for another audience or scope, or revoked. ${audience} Configured scope: ${scope}.${paused}`
-        : `The API refused a freshly fetched token. ${audience} Also check the scope (${scope}) and the header prefix the API expects.${paused}`;
+        ? `The API says the token is invalid${paused ? '' : ' although it was just issued'}: it was issued for another audience or scope, or revoked. ${audience} Configured scope: ${scope}.${pause}`
+        : `The API refused ${paused ? 'the token' : 'a freshly fetched token'}. ${audience} Also check the scope (${scope}) and the header prefix the API expects.${pause}`;
     return new Problem(
       'upstream_unauthorized',
-      `The API answered 401 Unauthorized even with a fresh token${said}.`,
-      {
-        hint,
-        provider,
-      },
+      paused
+        ? `The API answered 401 Unauthorized${said}: it refuses this authentication's tokens, fresh ones too.`
+        : `The API answered 401 Unauthorized even with a fresh token${said}.`,
+      { hint, provider },
     );
   }
   const needed = challenge?.scope;
