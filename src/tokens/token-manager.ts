@@ -3,6 +3,7 @@ import { EgressError } from '../egress/egress-error.js';
 import { RETRYABLE_STATUSES } from '../egress/retry-after.js';
 import {
   clientAuthCandidates,
+  type DetectedRun,
   isClientAuthMethod,
   withClientAuthDetection,
 } from '../oauth/client-auth-detection.js';
@@ -24,7 +25,7 @@ import type {
   TokenWrite,
 } from '../store/contract.js';
 import { LockTimeoutError } from '../store/lock-timeout.js';
-import { recordEvent } from './auth-events.js';
+import { type AuthEventType, recordEvent } from './auth-events.js';
 import { type ClientCertificate, clientCertificateOf, dpopBindingOf } from './authentication-keys.js';
 import { failureBackoffMs } from './failure-backoff.js';
 import { type GrantContext, type GrantRun, runGrant } from './grant-runner.js';
@@ -336,7 +337,7 @@ export class TokenManager {
     // A person asked for a fresh start: the cluster's back-off ends too.
     await this.#store.tokenFailures.clear(authId);
     await this.#store.tokens.dropAccessToken(authId);
-    await recordEvent(this.#store, authId, 'token_invalidated', {}, this.#clock());
+    await this.#event(authId, 'token_invalidated');
     await this.#store.publish({ kind: 'tokens_changed', authId });
   }
 
@@ -379,7 +380,7 @@ export class TokenManager {
     this.refusalBackoff.forget(record.id);
     this.#remember(record.id, value, epoch);
     await this.#setStatus(record, 'connected', null, { authorized: true });
-    await recordEvent(this.#store, record.id, 'authorized', describeTokens(tokenSet), this.#clock());
+    await this.#event(record.id, 'authorized', describeTokens(tokenSet));
     await this.#store.publish({ kind: 'tokens_changed', authId: record.id, version: value.version });
     return value;
   }
@@ -407,12 +408,15 @@ export class TokenManager {
       return { outcome: 'refreshed' };
     } catch (error) {
       if (error instanceof LockTimeoutError) return { outcome: 'busy' };
-      const failure =
-        error instanceof RecordedFailure
-          ? error.failure
-          : await this.#storeFailure(record, this.#asProblem(error, record, 'refresh'));
-      await this.#reportFailure(record, failure, true);
-      return { outcome: 'failed', problem: failure.problem };
+      if (error instanceof RecordedFailure) {
+        await this.#reportFailure(record, error.failure, true);
+        return { outcome: 'failed', problem: error.failure.problem };
+      }
+      const problem = ownProblem(error);
+      // Grantry's own failure (its store): the provider is not to blame, and nobody backs off.
+      if (problem.code === 'internal_error') return { outcome: 'failed', problem };
+      await this.#reportFailure(record, await this.#storeFailure(record, problem), true);
+      return { outcome: 'failed', problem };
     }
   }
 
@@ -494,12 +498,15 @@ export class TokenManager {
         this.#failures.set(authId, error.failure);
         throw error.failure.problem;
       }
-      const failure =
-        error instanceof RecordedFailure
-          ? error.failure
-          : await this.#storeFailure(record, this.#asProblem(error, record, 'token'));
-      await this.#reportFailure(record, failure, false);
-      throw failure.problem;
+      if (error instanceof RecordedFailure) {
+        await this.#reportFailure(record, error.failure, false);
+        throw error.failure.problem;
+      }
+      const problem = ownProblem(error);
+      // Grantry's own failure (its store): the provider is not to blame, and nobody backs off.
+      if (problem.code === 'internal_error') throw problem;
+      await this.#reportFailure(record, await this.#storeFailure(record, problem), false);
+      throw problem;
     }
   }
 
@@ -538,14 +545,16 @@ export class TokenManager {
   /**
    * Runs a request to the provider under the lock, and stores its failure before the lock is
    * released: the next instance to get the lock then finds the back-off, instead of asking again.
+   * Only the provider's failures are stored (`#request` words them as Problems); Grantry's own —
+   * a store that cannot be read or written — are `internal_error`, and back nobody off.
    */
   async #recordingFailures<T>(record: AuthenticationRecord, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (error) {
       if (error instanceof BackedOff) throw error;
-      const problem = this.#asProblem(error, record, 'token');
-      if (problem.code === 'not_found') throw problem;
+      const problem = ownProblem(error);
+      if (problem.code === 'not_found' || problem.code === 'internal_error') throw problem;
       throw new RecordedFailure(await this.#storeFailure(record, problem));
     }
   }
@@ -641,29 +650,29 @@ export class TokenManager {
         : null;
 
     if (refreshToken !== null) {
+      let refreshed: Obtained | null = null;
       try {
-        const { tokenSet, method } = await this.#request(
-          record,
-          secrets,
-          { kind: 'refresh', refreshToken },
-          row,
-        );
-        const token = await this.#save(record, row, tokenSet, refreshToken, method);
-        await this.#succeeded(record, 'token_refreshed', tokenSet, token, trigger);
-        return { token, source: 'refreshed' };
+        refreshed = await this.#request(record, secrets, { kind: 'refresh', refreshToken }, row);
       } catch (error) {
-        const problem = this.#diagnose(error, record, 'refresh');
+        // Only the provider's answer is judged here: saving what it issued is outside this try, so
+        // a store failure is not taken for a refused refresh token (nor for the provider's fault).
+        const problem = ownProblem(error);
         if (problem.code !== 'invalid_grant') throw problem;
         if (record.grantType === 'authorization_code') {
           throw await this.#needsAuthorization(record, problem, row);
         }
         // Password and client credentials can start over without a person: the refresh token
         // is dead (revoked, expired, rotated away), the original grant still works.
-        await recordEvent(this.#store, record.id, 'token_failed', {
+        await this.#event(record.id, 'token_failed', {
           code: problem.code,
           step: 'refresh',
           message: 'The refresh token was refused; fetching a new token with the original grant.',
         });
+      }
+      if (refreshed !== null) {
+        const token = await this.#save(record, row, refreshed.tokenSet, refreshToken, refreshed.method);
+        await this.#succeeded(record, 'token_refreshed', refreshed.tokenSet, token, trigger);
+        return { token, source: 'refreshed' };
       }
     }
     if (record.grantType === 'authorization_code') {
@@ -678,7 +687,8 @@ export class TokenManager {
   /**
    * One token request: with `clientAuthMethod: auto`, sent the way detection says (one retry the
    * other way on a refused client), the way that worked recorded as `client_auth_detected` when it
-   * is new. Returns the method to store with the tokens (null unless auto).
+   * is new. Returns the method to store with the tokens (null unless auto). Every failure it throws
+   * is a diagnosed Problem about the provider (or the way to it).
    */
   async #request(
     record: AuthenticationRecord,
@@ -691,24 +701,24 @@ export class TokenManager {
       auto && row !== null && row.generation === record.generation && isClientAuthMethod(row.clientAuthMethod)
         ? row.clientAuthMethod
         : null;
-    const candidates = await this.#clientAuthCandidates(record, detected);
-    const result = await withClientAuthDetection(candidates, (method) =>
-      this.#requestWithRetries(record, secrets, run, method),
-    );
+    let result: DetectedRun<TokenSet>;
+    try {
+      const candidates = await this.#clientAuthCandidates(record, detected);
+      result = await withClientAuthDetection(candidates, (method) =>
+        this.#requestWithRetries(record, secrets, run, method),
+      );
+    } catch (error) {
+      // Worded here, where it is known to come from the request: callers tell it from their own failures.
+      throw this.#asProblem(error, record, STEP_OF_RUN[run.kind]);
+    }
     if (!auto) return { tokenSet: result.value, method: null };
     if (result.method !== detected) {
       this.#behind(() =>
-        recordEvent(
-          this.#store,
-          record.id,
-          'client_auth_detected',
-          {
-            clientAuthMethod: result.method,
-            tried: result.tried,
-            ...(detected === null ? {} : { previous: detected }),
-          },
-          this.#clock(),
-        ),
+        this.#event(record.id, 'client_auth_detected', {
+          clientAuthMethod: result.method,
+          tried: result.tried,
+          ...(detected === null ? {} : { previous: detected }),
+        }),
       );
     }
     return { tokenSet: result.value, method: result.method };
@@ -812,9 +822,9 @@ export class TokenManager {
       const detail = describeTokens(tokenSet);
       if (trigger === 'keep_alive') {
         const eventType = type === 'token_refreshed' ? 'keep_alive_refreshed' : type;
-        await recordEvent(this.#store, record.id, eventType, { ...detail, keepAlive: true }, this.#clock());
+        await this.#event(record.id, eventType, { ...detail, keepAlive: true });
       } else {
-        await recordEvent(this.#store, record.id, type, detail, this.#clock());
+        await this.#event(record.id, type, detail);
       }
     });
   }
@@ -854,6 +864,11 @@ export class TokenManager {
     this.#pending.add(pending);
   }
 
+  /** Appends to the authentication's timeline at this manager's time (its clock, not the wall's). */
+  #event(authId: string, type: AuthEventType, detail: Record<string, unknown> = {}): Promise<void> {
+    return recordEvent(this.#store, authId, type, detail, this.#clock());
+  }
+
   /** Resolves when every write made behind a token fetch has landed (the event timeline reads this). */
   async settled(): Promise<void> {
     while (this.#pending.size > 0) await Promise.all([...this.#pending]);
@@ -878,7 +893,7 @@ export class TokenManager {
       // Only the tokens that were refused: if the lock was lost meanwhile (a dropped database
       // session), tokens another instance saved since are newer and stay.
       await this.#store.tokens.delete(record.id, refused ?? undefined);
-      await recordEvent(this.#store, record.id, 'needs_authorization', {
+      await this.#event(record.id, 'needs_authorization', {
         code: cause.code,
         message: cause.message,
       });
@@ -936,7 +951,7 @@ export class TokenManager {
     if (problem.code === 'not_found' || problem.code === 'needs_authorization') return;
     const status = record.grantType === 'authorization_code' ? record.status : 'error';
     await this.#setStatus(record, status, problem.toJSON(), { keepAlive }).catch(() => {});
-    await recordEvent(this.#store, record.id, keepAlive ? 'keep_alive_failed' : 'token_failed', {
+    await this.#event(record.id, keepAlive ? 'keep_alive_failed' : 'token_failed', {
       code: problem.code,
       message: problem.message,
       attempts: failure.attempts,
@@ -945,7 +960,7 @@ export class TokenManager {
     }).catch(() => {});
   }
 
-  #asProblem(error: unknown, record: AuthenticationRecord, step: 'token' | 'refresh'): Problem {
+  #asProblem(error: unknown, record: AuthenticationRecord, step: 'token' | 'refresh' | 'authorize'): Problem {
     // Under auto, the request's own diagnosis knew one method; worded again, it knows what was tried.
     if (error instanceof OAuthError && record.settings.clientAuthMethod === 'auto') {
       return this.#diagnose(error, record, step);
@@ -961,6 +976,8 @@ export class TokenManager {
       grantType: record.grantType ?? undefined,
       ...(record.settings.scope !== undefined ? { scope: record.settings.scope } : {}),
       ...(record.settings.audience !== undefined ? { audience: record.settings.audience } : {}),
+      // Which parameter carried the audience: the advice differs for `resource` (RFC 8707).
+      audienceParam: record.settings.audienceParam ?? 'audience',
       step,
     });
   }
@@ -1098,6 +1115,23 @@ export class TokenManager {
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** The diagnosis step of each kind of token request. */
+const STEP_OF_RUN = { initial: 'token', refresh: 'refresh', code: 'authorize' } as const;
+
+/**
+ * A failure of the token lifecycle as a Problem. The provider's failures already are (see
+ * `#request`); anything else was Grantry's own — a store that could not be read or written after
+ * the provider answered, say — and is `internal_error`: not the provider's fault, no back-off.
+ */
+function ownProblem(error: unknown): Problem {
+  if (error instanceof Problem) return error;
+  return new Problem(
+    'internal_error',
+    'Grantry could not finish getting a token: a step inside Grantry failed (its database, most likely), not the provider.',
+    { hint: "Check Grantry's log and its database; the next call tries again.", cause: error },
+  );
+}
 
 /** What a token request obtained, and how the client authenticated (under `auto`; else null). */
 interface Obtained {

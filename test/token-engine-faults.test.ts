@@ -1,0 +1,239 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Egress } from '../src/egress/egress.js';
+import { revokeToken } from '../src/oauth/revocation.js';
+import { KeyRing } from '../src/secrets/key-ring.js';
+import type { AuthenticationRecord, AuthenticationSettings, Store } from '../src/store/contract.js';
+import { openStore } from '../src/store/open-store.js';
+import { sealContext } from '../src/tokens/sealed-columns.js';
+import { TokenManager, type TokenManagerOptions } from '../src/tokens/token-manager.js';
+import { type OidcFixture, startOidcProvider } from './support/oidc.js';
+
+/**
+ * What the token engine blames, when it records it, and how long it holds the refresh lock —
+ * against a real oidc-provider over HTTPS and a real SQLite store:
+ * - a store that fails after the provider answered is Grantry's fault (internal_error), never the
+ *   provider's: no back-off, no lastError naming the provider;
+ * - the diagnosis knows which parameter carried the audience (audienceParam);
+ * - timeline events carry the manager's clock.
+ */
+const REDIRECT_URI = 'https://grantry.example.com/oauth/redirect';
+const NOW = Date.UTC(2031, 4, 6, 7, 8, 9);
+
+describe('token engine faults against oidc-provider', () => {
+  let oidc: OidcFixture;
+  let store: Store;
+  let ring: KeyRing;
+  let egress: Egress;
+  let now: number;
+  const managers: TokenManager[] = [];
+
+  beforeAll(async () => {
+    oidc = await startOidcProvider({
+      accessTokenTtl: 60,
+      // The stored refresh token keeps working after a refresh whose tokens could not be saved.
+      rotateRefreshToken: false,
+      resources: { 'https://api.example.test': { scope: 'read write' } },
+      clients: [
+        {
+          client_id: 'svc',
+          client_secret: 'svc-secret',
+          grant_types: ['client_credentials'],
+          token_endpoint_auth_method: 'client_secret_basic',
+          scope: 'read write',
+        },
+        {
+          client_id: 'app',
+          client_secret: 'app-secret',
+          grant_types: ['password', 'refresh_token'],
+          token_endpoint_auth_method: 'client_secret_basic',
+          scope: 'read write offline_access',
+        },
+      ],
+    });
+    store = await openStore('sqlite::memory:');
+    await store.migrate();
+    ring = new KeyRing(randomBytes(32));
+    egress = new Egress({ mode: 'default', allowHttp: 'off' });
+  });
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    for (const manager of managers.splice(0)) await manager.close();
+  });
+  afterAll(async () => {
+    await egress?.close();
+    await store?.close();
+    await oidc?.close();
+  });
+
+  function manager(options: Partial<TokenManagerOptions> = {}): TokenManager {
+    now = NOW;
+    const tokens = new TokenManager({
+      store,
+      keyRing: ring,
+      fetch: egress.fetch,
+      tokenTimeoutMs: 5_000,
+      redirectUri: REDIRECT_URI,
+      clock: () => now,
+      ...options,
+    });
+    managers.push(tokens);
+    return tokens;
+  }
+
+  async function authentication(
+    grantType: 'client_credentials' | 'password',
+    settings: Partial<AuthenticationSettings> = {},
+    secret?: string,
+  ): Promise<AuthenticationRecord> {
+    const id = `auth_${randomBytes(6).toString('hex')}`;
+    const password = grantType === 'password';
+    const record: AuthenticationRecord = {
+      id,
+      name: id,
+      type: 'oauth2',
+      grantType,
+      settings: {
+        tokenUrl: oidc.tokenUrl,
+        clientId: password ? 'app' : 'svc',
+        headerPrefix: 'Bearer',
+        audienceParam: 'audience',
+        clientAuthMethod: 'client_secret_basic',
+        scope: password ? 'read offline_access' : 'read',
+        ...(password ? { username: 'alice' } : {}),
+        ...settings,
+      },
+      secrets: {
+        client_secret: ring.seal(
+          secret ?? (password ? 'app-secret' : 'svc-secret'),
+          sealContext.clientSecret(id),
+        ),
+        ...(password ? { password: ring.seal('wonderland', sealContext.password(id)) } : {}),
+      },
+      status: 'ready',
+      lastError: null,
+      generation: 1,
+      calls: 0,
+      unauthorizedCount: 0,
+      refreshCount: 0,
+      createdAt: NOW,
+      updatedAt: NOW,
+    };
+    await store.authentications.insert(record);
+    return record;
+  }
+
+  const diskFull = (): Error => Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+
+  describe('a store failure after the provider answered is internal_error, not token_fetch_failed', () => {
+    it('saving the tokens of a grant fails: no back-off, the provider is not blamed, the next call asks again', async () => {
+      const tokens = manager();
+      const record = await authentication('client_credentials');
+      oidc.resetCounts();
+      vi.spyOn(store.tokens, 'compareAndSwap').mockRejectedValueOnce(diskFull());
+
+      const failed = await tokens.get(record.id).catch((error: unknown) => error);
+      expect(failed).toMatchObject({ code: 'internal_error', cause: { code: 'SQLITE_FULL' } });
+      expect((failed as { provider?: unknown }).provider).toBeUndefined();
+      expect(oidc.tokenRequests.client_credentials).toBe(1);
+      await tokens.settled();
+      expect(await store.tokenFailures.get(record.id)).toBeNull();
+      expect(await store.authentications.get(record.id)).toMatchObject({ status: 'ready', lastError: null });
+      expect((await store.events.list(record.id, 10)).map((event) => event.type)).not.toContain(
+        'token_failed',
+      );
+
+      // No back-off: the next call goes to the provider at once, and works.
+      const token = await tokens.get(record.id);
+      expect(token.authorization).toMatch(/^Bearer /);
+      expect(oidc.tokenRequests.client_credentials).toBe(2);
+    });
+
+    it('saving the tokens of a refresh fails: not taken for a refused refresh token, no fallback, no back-off', async () => {
+      const tokens = manager();
+      const record = await authentication('password');
+      await tokens.get(record.id);
+      now += 61_000; // expired: the next call refreshes
+      oidc.resetCounts();
+      vi.spyOn(store.tokens, 'compareAndSwap').mockRejectedValueOnce(diskFull());
+
+      await expect(tokens.get(record.id)).rejects.toMatchObject({ code: 'internal_error' });
+      expect(oidc.tokenRequests).toMatchObject({ refresh_token: 1, password: 0 });
+      await tokens.settled();
+      expect(await store.tokenFailures.get(record.id)).toBeNull();
+      expect(await store.authentications.get(record.id)).toMatchObject({ lastError: null });
+
+      const refreshed = await tokens.acquire(record.id);
+      expect(refreshed.source).toBe('refreshed');
+      expect(oidc.tokenRequests).toMatchObject({ refresh_token: 2, password: 0 });
+    });
+
+    it('the keep-alive reports a store failure as internal_error and records no failure', async () => {
+      const tokens = manager();
+      const record = await authentication('password', { keepAliveDays: 1 });
+      await tokens.get(record.id);
+      now += 2 * 24 * 60 * 60 * 1000;
+      vi.spyOn(store.tokens, 'compareAndSwap').mockRejectedValueOnce(diskFull());
+      const outcome = await tokens.keepAlive(record.id);
+      expect(outcome).toMatchObject({ outcome: 'failed', problem: { code: 'internal_error' } });
+      await tokens.settled();
+      expect(await store.tokenFailures.get(record.id)).toBeNull();
+      expect((await store.events.list(record.id, 10)).map((event) => event.type)).not.toContain(
+        'keep_alive_failed',
+      );
+    });
+  });
+
+  it('words a refused RFC 8707 resource as a resource (audienceParam), also when auto re-words the refusal', async () => {
+    const tokens = manager();
+    for (const clientAuthMethod of ['client_secret_basic', 'auto'] as const) {
+      const record = await authentication('client_credentials', {
+        clientAuthMethod,
+        audience: 'https://unknown.example.test',
+        audienceParam: 'resource',
+      });
+      const failed = await tokens.get(record.id).catch((error: unknown) => error);
+      expect(failed).toMatchObject({
+        code: 'invalid_target',
+        message: expect.stringMatching(/^The provider refused the requested resource/),
+        hint: expect.stringContaining('The provider does not accept resource="https://unknown.example.test"'),
+      });
+    }
+  });
+
+  it('dates timeline events with the manager’s clock, not the wall clock', async () => {
+    const tokens = manager();
+    const refused = await authentication('client_credentials', {}, 'wrong-secret');
+    await expect(tokens.get(refused.id)).rejects.toMatchObject({ code: 'invalid_client' });
+    await tokens.settled();
+    const [failed] = await store.events.list(refused.id, 1);
+    expect(failed).toMatchObject({ type: 'token_failed', at: NOW });
+
+    // A refresh token revoked at the provider: the refusal, and the new grant, at the clock's time.
+    const record = await authentication('password');
+    await tokens.get(record.id);
+    const row = await store.tokens.get(record.id);
+    await revokeToken(
+      {
+        revocationUrl: oidc.revocationUrl,
+        clientId: 'app',
+        clientSecret: 'app-secret',
+        clientAuthMethod: 'client_secret_basic',
+      },
+      {
+        token: ring.open(row?.refreshToken ?? '', sealContext.refreshToken(record.id)),
+        tokenTypeHint: 'refresh_token',
+      },
+      { fetch: egress.fetch },
+    );
+    now += 61_000;
+    expect((await tokens.acquire(record.id)).source).toBe('fetched');
+    await tokens.settled();
+    const events = await store.events.list(record.id, 10);
+    expect(events.find((event) => event.type === 'token_failed')).toMatchObject({
+      at: now,
+      detail: { step: 'refresh', code: 'invalid_grant' },
+    });
+    for (const event of events) expect([NOW, now]).toContain(event.at);
+  });
+});
