@@ -1,13 +1,18 @@
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Egress } from '../src/egress/egress.js';
 import { revokeToken } from '../src/oauth/revocation.js';
 import { KeyRing } from '../src/secrets/key-ring.js';
 import type { AuthenticationRecord, AuthenticationSettings, Store } from '../src/store/contract.js';
 import { openStore } from '../src/store/open-store.js';
+import { ProviderMetadata } from '../src/tokens/provider-metadata.js';
 import { sealContext } from '../src/tokens/sealed-columns.js';
 import { TokenManager, type TokenManagerOptions } from '../src/tokens/token-manager.js';
 import { type OidcFixture, startOidcProvider } from './support/oidc.js';
+import { issueServerCertificate } from './support/tls.js';
 
 /**
  * What the token engine blames, when it records it, and how long it holds the refresh lock —
@@ -15,7 +20,8 @@ import { type OidcFixture, startOidcProvider } from './support/oidc.js';
  * - a store that fails after the provider answered is Grantry's fault (internal_error), never the
  *   provider's: no back-off, no lastError naming the provider;
  * - the diagnosis knows which parameter carried the audience (audienceParam);
- * - timeline events carry the manager's clock.
+ * - timeline events carry the manager's clock;
+ * - one deadline bounds a whole fetch, metadata discovery included.
  */
 const REDIRECT_URI = 'https://grantry.example.com/oauth/redirect';
 const NOW = Date.UTC(2031, 4, 6, 7, 8, 9);
@@ -235,5 +241,144 @@ describe('token engine faults against oidc-provider', () => {
       detail: { step: 'refresh', code: 'invalid_grant' },
     });
     for (const event of events) expect([NOW, now]).toContain(event.at);
+  });
+});
+
+/**
+ * A provider whose metadata documents never answer (a firewall dropping /.well-known, a gateway
+ * that hangs) and whose token endpoint is oidc-provider's, reached through this server — or hangs too.
+ */
+describe('one deadline for a whole token fetch', () => {
+  const TIMEOUT_MS = 1_500;
+  let oidc: OidcFixture;
+  let server: Server;
+  let base = '';
+  let tokenMode: 'forward' | 'hang' = 'forward';
+  const held: ServerResponse[] = [];
+  const metadataRequests: string[] = [];
+  let store: Store;
+  let ring: KeyRing;
+  let egress: Egress;
+
+  beforeAll(async () => {
+    oidc = await startOidcProvider({
+      clients: [
+        {
+          client_id: 'svc',
+          client_secret: 'svc-secret',
+          grant_types: ['client_credentials'],
+          token_endpoint_auth_method: 'client_secret_basic',
+          scope: 'read',
+        },
+      ],
+    });
+    const { cert, key } = issueServerCertificate(['localhost', '127.0.0.1']);
+    server = createServer({ cert, key }, (req: IncomingMessage, res: ServerResponse) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        if (req.method !== 'POST' || tokenMode === 'hang') {
+          if (req.method !== 'POST') metadataRequests.push(req.url ?? '');
+          held.push(res);
+          return;
+        }
+        const headers: Record<string, string> = {};
+        for (const name of ['authorization', 'content-type', 'accept']) {
+          const value = req.headers[name];
+          if (typeof value === 'string') headers[name] = value;
+        }
+        fetch(oidc.tokenUrl, { method: 'POST', headers, body: Buffer.concat(chunks) })
+          .then(async (answer) => {
+            res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? '' });
+            res.end(Buffer.from(await answer.arrayBuffer()));
+          })
+          .catch(() => res.destroy());
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `https://localhost:${(server.address() as AddressInfo).port}`;
+    store = await openStore('sqlite::memory:');
+    await store.migrate();
+    ring = new KeyRing(randomBytes(32));
+    egress = new Egress({ mode: 'default', allowHttp: 'off' });
+  });
+  afterAll(async () => {
+    for (const res of held) res.destroy();
+    server?.closeAllConnections();
+    server?.close();
+    await egress?.close();
+    await store?.close();
+    await oidc?.close();
+  });
+
+  async function autoAuthentication(): Promise<AuthenticationRecord> {
+    const id = `auth_${randomBytes(6).toString('hex')}`;
+    const record: AuthenticationRecord = {
+      id,
+      name: id,
+      type: 'oauth2',
+      grantType: 'client_credentials',
+      settings: {
+        // Two issuer candidates below it (the parent path, the origin): four metadata URLs.
+        tokenUrl: `${base}/oauth/token`,
+        clientId: 'svc',
+        headerPrefix: 'Bearer',
+        audienceParam: 'audience',
+        clientAuthMethod: 'auto',
+        scope: 'read',
+      },
+      secrets: { client_secret: ring.seal('svc-secret', sealContext.clientSecret(id)) },
+      status: 'ready',
+      lastError: null,
+      generation: 1,
+      calls: 0,
+      unauthorizedCount: 0,
+      refreshCount: 0,
+      createdAt: Date.now(),
+      updatedAt: Date.now(),
+    };
+    await store.authentications.insert(record);
+    return record;
+  }
+
+  function manager(): TokenManager {
+    return new TokenManager({
+      store,
+      keyRing: ring,
+      fetch: egress.fetch,
+      tokenTimeoutMs: TIMEOUT_MS,
+      redirectUri: REDIRECT_URI,
+      // A fresh cache per test: every fetch starts with the discovery.
+      metadata: new ProviderMetadata({ fetch: egress.fetch, timeoutMs: TIMEOUT_MS }),
+    });
+  }
+
+  it('hanging metadata: the token is still fetched within one timeout (discovery gets half of it)', async () => {
+    tokenMode = 'forward';
+    const tokens = manager();
+    const record = await autoAuthentication();
+    const started = performance.now();
+    const result = await tokens.acquire(record.id);
+    const elapsed = performance.now() - started;
+    expect(result.source).toBe('fetched');
+    expect(metadataRequests.length).toBeGreaterThan(0);
+    expect(elapsed).toBeLessThan(TIMEOUT_MS + 500);
+    await tokens.close();
+  });
+
+  it('hanging metadata and token endpoint: the fetch fails as a timeout after one timeout, not five', async () => {
+    tokenMode = 'hang';
+    const tokens = manager();
+    const record = await autoAuthentication();
+    const started = performance.now();
+    const failed = await tokens.get(record.id).catch((error: unknown) => error);
+    const elapsed = performance.now() - started;
+    expect(failed).toMatchObject({
+      code: 'token_fetch_failed',
+      message: expect.stringMatching(/did not answer in time/),
+    });
+    expect(elapsed).toBeGreaterThan(TIMEOUT_MS - 100);
+    expect(elapsed).toBeLessThan(TIMEOUT_MS + 500);
+    await tokens.close();
   });
 });

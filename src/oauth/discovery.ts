@@ -130,7 +130,8 @@ export async function discover(
 /**
  * Best effort for a revocation URL when only the token URL is known: tries the issuers a token URL
  * usually sits under (Keycloak realm, Okta authorization server, the parent path, the origin) and
- * trusts a document only if its `token_endpoint` is this very token URL. Never throws.
+ * trusts a document only if its `token_endpoint` is this very token URL. `timeoutMs` bounds the
+ * whole lookup. Never throws.
  */
 export async function discoverFromTokenUrl(
   tokenUrl: string,
@@ -142,9 +143,14 @@ export async function discoverFromTokenUrl(
   } catch {
     return null;
   }
+  // One timeout for the whole lookup: up to four issuers, two documents each, would otherwise
+  // take eight timeouts against a host that never answers.
+  const overall = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS);
+  const signal = options.signal === undefined ? overall : AbortSignal.any([overall, options.signal]);
   for (const issuer of issuerCandidates(target)) {
+    if (signal.aborted) return null;
     try {
-      const metadata = await discover(issuer, options);
+      const metadata = await discover(issuer, { ...options, signal });
       if (metadata.tokenUrl !== null && sameUrl(metadata.tokenUrl, target)) return metadata;
     } catch {
       // Best effort: the next candidate, or none.

@@ -116,13 +116,15 @@ export async function requestToken(
   let prepared: PreparedTokenRequest | undefined;
   let answer: FormResponse | undefined;
   let receivedAt = Date.now();
+  // The timeout covers both attempts below, not each: the caller's time is the caller's to divide.
+  const deadline = receivedAt + (options.timeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS);
   try {
     // RFC 9449 §8: a `use_dpop_nonce` refusal carries the nonce to use; one more attempt with it,
     // the whole request made anew (a fresh proof, and a fresh assertion: its jti may not repeat).
     for (let attempt = 0; ; attempt++) {
       prepared = await prepareTokenRequest(config, request);
       redaction = secretRedaction(sentSecretsOf(prepared.body, prepared.headers, config));
-      answer = await postForm(prepared, options);
+      answer = await postForm(prepared, { ...options, timeoutMs: Math.max(1, deadline - Date.now()) });
       receivedAt = Date.now();
       const learned =
         config.dpop === undefined

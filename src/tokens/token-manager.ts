@@ -28,6 +28,7 @@ import { LockTimeoutError } from '../store/lock-timeout.js';
 import { type AuthEventType, recordEvent } from './auth-events.js';
 import { type ClientCertificate, clientCertificateOf, dpopBindingOf } from './authentication-keys.js';
 import { failureBackoffMs } from './failure-backoff.js';
+import { FetchDeadline } from './fetch-deadline.js';
 import { type GrantContext, type GrantRun, runGrant } from './grant-runner.js';
 import { oauthOf } from './oauth-settings.js';
 import type { ProviderMetadata } from './provider-metadata.js';
@@ -105,6 +106,10 @@ export interface TokenManagerOptions {
   store: Store;
   keyRing: KeyRing;
   fetch: typeof globalThis.fetch;
+  /**
+   * The deadline of one token fetch, everything it does under the refresh lock included: metadata
+   * lookup, each request, retries, a second way of client authentication (fetch-deadline.ts).
+   */
   tokenTimeoutMs: number;
   redirectUri: string;
   clock?: () => number;
@@ -364,7 +369,8 @@ export class TokenManager {
     const before = await this.#store.tokens.get(record.id);
     let obtained: Obtained;
     try {
-      obtained = await this.#request(record, secrets, { kind: 'code', ...exchange }, before);
+      const deadline = new FetchDeadline(this.#timeoutMs);
+      obtained = await this.#request(record, secrets, { kind: 'code', ...exchange }, before, deadline);
     } catch (error) {
       throw this.#diagnose(error, record, 'authorize');
     }
@@ -581,7 +587,7 @@ export class TokenManager {
       'refresh_lock_timeout',
       `Another caller has been fetching this authentication's token for more than ${seconds} s, and no unexpired token is stored.`,
       {
-        hint: 'The instance holding the refresh is probably waiting on a token endpoint that answers slowly or not at all (each request gives up after GRANTRY_TOKEN_TIMEOUT_MS): try again shortly; if it persists, check the token endpoint and the instances’ logs.',
+        hint: 'The instance holding the refresh is probably waiting on a token endpoint that answers slowly or not at all (a fetch gives up after GRANTRY_TOKEN_TIMEOUT_MS): try again shortly; if it persists, check the token endpoint and the instances’ logs.',
       },
     );
   }
@@ -644,6 +650,8 @@ export class TokenManager {
   ): Promise<TokenResult> {
     const current = row !== null && row.generation === record.generation ? row : null;
     const secrets = openAuthenticationSecrets(this.#ring, record);
+    // One deadline for the refresh, and the original grant after a refused one (fetch-deadline.ts).
+    const deadline = new FetchDeadline(this.#timeoutMs);
     const refreshToken =
       current?.refreshToken != null
         ? this.#ring.open(current.refreshToken, sealContext.refreshToken(record.id))
@@ -652,7 +660,7 @@ export class TokenManager {
     if (refreshToken !== null) {
       let refreshed: Obtained | null = null;
       try {
-        refreshed = await this.#request(record, secrets, { kind: 'refresh', refreshToken }, row);
+        refreshed = await this.#request(record, secrets, { kind: 'refresh', refreshToken }, row, deadline);
       } catch (error) {
         // Only the provider's answer is judged here: saving what it issued is outside this try, so
         // a store failure is not taken for a refused refresh token (nor for the provider's fault).
@@ -678,7 +686,7 @@ export class TokenManager {
     if (record.grantType === 'authorization_code') {
       throw await this.#needsAuthorization(record, null);
     }
-    const { tokenSet, method } = await this.#request(record, secrets, { kind: 'initial' }, row);
+    const { tokenSet, method } = await this.#request(record, secrets, { kind: 'initial' }, row, deadline);
     const token = await this.#save(record, row, tokenSet, null, method);
     await this.#succeeded(record, 'token_fetched', tokenSet, token, trigger);
     return { token, source: 'fetched' };
@@ -695,6 +703,7 @@ export class TokenManager {
     secrets: ReturnType<typeof openAuthenticationSecrets>,
     run: GrantRun,
     row: TokenRecord | null,
+    deadline: FetchDeadline,
   ): Promise<Obtained> {
     const auto = oauthOf(record).settings.clientAuthMethod === 'auto';
     const detected =
@@ -703,9 +712,9 @@ export class TokenManager {
         : null;
     let result: DetectedRun<TokenSet>;
     try {
-      const candidates = await this.#clientAuthCandidates(record, detected);
+      const candidates = await this.#clientAuthCandidates(record, detected, deadline);
       result = await withClientAuthDetection(candidates, (method) =>
-        this.#requestWithRetries(record, secrets, run, method),
+        this.#requestWithRetries(record, secrets, run, method, deadline),
       );
     } catch (error) {
       // Worded here, where it is known to come from the request: callers tell it from their own failures.
@@ -728,13 +737,16 @@ export class TokenManager {
   async #clientAuthCandidates(
     record: AuthenticationRecord,
     detected: ClientAuthMethod | null,
+    deadline: FetchDeadline,
   ): Promise<ClientAuthMethod[]> {
     const { settings } = oauthOf(record);
     if (settings.clientAuthMethod !== 'auto' || detected !== null || this.#metadata === undefined) {
       return clientAuthCandidates(settings.clientAuthMethod, detected, null);
     }
-    // Only until a method is detected: the metadata is cached per token URL, and never throws.
-    const metadata = await this.#metadata.forTokenUrl(settings.tokenUrl);
+    // Only until a method is detected: the metadata is cached per token URL, and never throws. It
+    // gets half the time left at most, so a provider whose metadata hangs still gets the token
+    // request (Basic, then the body, guessed as without metadata).
+    const metadata = await deadline.within(this.#metadata.forTokenUrl(settings.tokenUrl), null, 0.5);
     return clientAuthCandidates('auto', null, metadata?.clientAuthMethods ?? null);
   }
 
@@ -743,6 +755,7 @@ export class TokenManager {
     secrets: ReturnType<typeof openAuthenticationSecrets>,
     run: GrantRun,
     method: ClientAuthMethod,
+    deadline: FetchDeadline,
   ): Promise<TokenSet> {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -750,9 +763,9 @@ export class TokenManager {
           record,
           secrets,
           run,
-          this.#requestOptionsFor(secrets, method),
+          this.#requestOptionsFor(secrets, method, deadline),
           method,
-          this.#grantContext(record),
+          this.#grantContext(record, deadline),
         );
         this.#observe({ kind: 'token_request', outcome: 'success', grant: run.kind });
         return tokenSet;
@@ -761,7 +774,8 @@ export class TokenManager {
         // A code is single-use: a provider that failed after redeeming it would refuse it again.
         const delay = run.kind === 'code' ? undefined : RETRY_DELAYS_MS[attempt];
         const wait = retryDelay(error, delay);
-        if (wait === null) throw error;
+        // A retry that could not be answered before the deadline is not worth holding the lock for.
+        if (wait === null || !deadline.allows(wait)) throw error;
         await sleep(wait);
       }
     }
@@ -982,18 +996,20 @@ export class TokenManager {
     });
   }
 
-  #requestOptions() {
-    return { fetch: this.#fetch, timeoutMs: this.#timeoutMs };
-  }
-
   /**
-   * The request options of one token request: with mutual-TLS client authentication, a fetch that
-   * presents the authentication's certificate — to the token endpoint only (RFC 8705 §2; the API
-   * gets it only when tokens are bound to it, which the connector engine decides).
+   * The request options of one token request: the time left before the fetch's deadline, and with
+   * mutual-TLS client authentication, a fetch that presents the authentication's certificate — to
+   * the token endpoint only (RFC 8705 §2; the API gets it only when tokens are bound to it, which
+   * the connector engine decides).
    */
-  #requestOptionsFor(secrets: ReturnType<typeof openAuthenticationSecrets>, method: ClientAuthMethod) {
+  #requestOptionsFor(
+    secrets: ReturnType<typeof openAuthenticationSecrets>,
+    method: ClientAuthMethod,
+    deadline: FetchDeadline,
+  ) {
+    const timeoutMs = deadline.remainingMs();
     if (method !== 'tls_client_auth' && method !== 'self_signed_tls_client_auth')
-      return this.#requestOptions();
+      return { fetch: this.#fetch, timeoutMs };
     const certificate = clientCertificateOf(secrets.keys);
     if (certificate === null || this.#clientCertificateFetch === undefined) {
       throw new Problem(
@@ -1004,11 +1020,11 @@ export class TokenManager {
         },
       );
     }
-    return { fetch: this.#clientCertificateFetch(certificate), timeoutMs: this.#timeoutMs };
+    return { fetch: this.#clientCertificateFetch(certificate), timeoutMs };
   }
 
   /** What a token request of this authentication needs for keys: DPoP nonces, metadata, the JWKS URL. */
-  #grantContext(record: AuthenticationRecord): GrantContext {
+  #grantContext(record: AuthenticationRecord, deadline: FetchDeadline): GrantContext {
     const metadata = this.#metadata;
     const tokenUrl = record.settings.tokenUrl ?? '';
     return {
@@ -1017,7 +1033,8 @@ export class TokenManager {
         metadata === undefined
           ? undefined
           : async () => {
-              const found = await metadata.forTokenUrl(tokenUrl);
+              // Looked up to explain a refusal, within what is left of the fetch's time.
+              const found = await deadline.within(metadata.forTokenUrl(tokenUrl), null);
               return found === null
                 ? null
                 : { issuer: found.issuer, clientAssertionAlgs: found.clientAssertionAlgs };
