@@ -346,6 +346,16 @@ function tokenFetchFailed(
         message: `The ${endpoint} answered HTTP ${status} with an access token that cannot be sent in an HTTP header: it contains a line break, a control character or a character outside Latin-1.`,
         hint: `Grantry refuses such a token rather than send a broken Authorization header. Check the ${urlName}${inUrl(url)}: it must be the provider's token endpoint; if it is, the provider issued a malformed token: report it to the provider.`,
       };
+    case 'oversized_field': {
+      const field = facts.field ?? { name: 'token_type', length: 0, limit: 0 };
+      return {
+        message: `The ${endpoint} answered HTTP ${status} with a ${field.name} of ${field.length} characters; Grantry accepts at most ${field.limit}, and refused the token rather than store it.`,
+        hint:
+          field.name === 'token_type'
+            ? `A token type is a short word (Bearer, DPoP). Check the ${urlName}${inUrl(url)}: it must be the provider's token endpoint; if it is, the provider answered a malformed token response: report it to the provider.`
+            : `The provider listed more granted scope than Grantry keeps. Request fewer scopes (scope) if the client holds that many; otherwise check the ${urlName}${inUrl(url)}, and report the malformed answer to the provider.`,
+      };
+    }
     case 'not_oauth':
       return {
         message: `The ${endpoint} answered HTTP ${status} with a body that is not an OAuth response${facts.contentType === undefined ? '' : ` (${facts.contentType})`}.`,
