@@ -10,6 +10,8 @@ import {
 } from './assertion-diagnosis.js';
 import { JWT_BEARER_GRANT_TYPE, type KeyFacts } from './client-config.js';
 import { OAuthError, type ResponseFacts } from './oauth-error.js';
+import { hostOf } from './request-timeout.js';
+import { shorten } from './shorten.js';
 import { parseBearerChallenge } from './www-authenticate.js';
 
 /** Where in the life of an authentication a failure happened. */
@@ -630,19 +632,6 @@ function describe(provider: ProviderAnswer): string {
 
 function inUrl(url: string | undefined): string {
   return url === undefined ? '' : ` (${url})`;
-}
-
-function hostOf(url: string | undefined): string {
-  if (url === undefined) return '';
-  try {
-    return new URL(url).host;
-  } catch {
-    return '';
-  }
-}
-
-function shorten(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 const NETWORK_ERROR_KINDS: Record<string, EgressFailureKind> = {

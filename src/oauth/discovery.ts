@@ -5,10 +5,10 @@ import {
   discoveryRequest,
   processDiscoveryResponse,
 } from 'oauth4webapi';
-import { EgressError } from '../egress/egress-error.js';
 import { Problem } from '../problem.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS, type TokenRequestOptions } from './client-config.js';
 import { diagnose } from './diagnosis.js';
+import { requestTimeout } from './request-timeout.js';
 
 /** What Grantry uses of an authorization server's metadata (RFC 8414 §2); null when not published. */
 export interface DiscoveredMetadata {
@@ -84,24 +84,19 @@ export async function discover(
   const tried: string[] = [];
   let namedIssuer: string | undefined;
   for (const { algorithm, url } of discoveryUrls(issuer)) {
-    const timeout = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS);
-    const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]);
+    const timeout = requestTimeout(url, options, 'The metadata request timed out.');
     let response: Response;
     try {
       response = await discoveryRequest(expected, {
         algorithm,
-        signal,
+        signal: timeout.signal,
         // The https rule is Egress's (it knows GRANTRY_ALLOW_HTTP); do not enforce a second one here.
         [allowInsecureRequests]: true,
         [customFetch]: (target, { body: _body, ...init }) => options.fetch(target, init),
       });
     } catch (error) {
-      if (options.signal?.aborted === true) throw error;
-      const failure =
-        timeout.aborted && !(error instanceof EgressError)
-          ? new EgressError('timeout', expected.host, 'The metadata request timed out.', { cause: error })
-          : error;
-      throw diagnose(failure, { step: 'discovery' });
+      if (timeout.callerAborted()) throw error;
+      throw diagnose(timeout.failure(error), { step: 'discovery' });
     }
     if (response.status !== 200) {
       tried.push(`${url} (HTTP ${response.status})`);

@@ -11,6 +11,7 @@ import {
 import { type DiagnosisContext, diagnose } from './diagnosis.js';
 import { dpopProof, type SentProof } from './dpop.js';
 import { OAuthError } from './oauth-error.js';
+import { requestTimeout } from './request-timeout.js';
 import { SECRET_PARAMETERS, secretRedaction, sentSecretsOf } from './secret-redaction.js';
 import { parseTokenResponse } from './token-response.js';
 import type { TokenSet } from './token-set.js';
@@ -206,15 +207,14 @@ export async function postForm(
   prepared: PreparedTokenRequest,
   options: TokenRequestOptions,
 ): Promise<FormResponse> {
-  const timeout = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS);
-  const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]);
+  const timeout = requestTimeout(prepared.url, options);
   try {
     const response = await options.fetch(prepared.url, {
       method: 'POST',
       headers: prepared.headers,
       body: prepared.body.toString(),
       redirect: 'manual',
-      signal,
+      signal: timeout.signal,
     });
     const bodyText = await response.text();
     return {
@@ -224,23 +224,10 @@ export async function postForm(
       headers: response.headers,
     };
   } catch (error) {
-    if (timeout.aborted && options.signal?.aborted !== true && !(error instanceof EgressError)) {
-      throw new EgressError('timeout', hostOf(prepared.url), 'The endpoint did not answer in time.', {
-        cause: error,
-      });
-    }
-    throw error;
+    throw timeout.failure(error);
   }
 }
 
 function isCallerAbort(error: unknown, signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true && !(error instanceof EgressError) && !(error instanceof OAuthError);
-}
-
-function hostOf(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return '';
-  }
 }

@@ -2,6 +2,7 @@ import { retryAfterMs } from '../egress/retry-after.js';
 import type { ProviderAnswer } from '../problem.js';
 import { isHeaderSafeValue } from './header-value.js';
 import { OAuthError, problemCodeForProviderError, type ResponseFacts } from './oauth-error.js';
+import { shorten } from './shorten.js';
 import { tokenLifetimeSeconds } from './token-lifetime.js';
 import type { TokenSet } from './token-set.js';
 
@@ -322,8 +323,4 @@ function safeLocation(location: string | null, redact: Redact): string | undefin
   } catch {
     return undefined;
   }
-}
-
-function shorten(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
