@@ -473,7 +473,7 @@ export class TokenManager {
       if (failure !== null) {
         // The back-off is from the provider, not from a token that still works: an instance that
         // has none in memory (new, restarted, just told of a change) uses the stored one meanwhile.
-        const stored = this.#storedUnexpired(record, await this.#store.tokens.get(authId), options);
+        const stored = this.#storedToken(record, await this.#store.tokens.get(authId), options, 'unexpired');
         if (stored === null) throw failure.problem;
         this.#remember(authId, stored, epoch);
         return { token: stored, source: 'cache' };
@@ -483,7 +483,7 @@ export class TokenManager {
       // Another instance may already have stored a fresh token: use it without taking the lock.
       // (A forced call that names no refused token wants a new one whatever is stored.)
       if (options.force !== true || options.rejected !== undefined) {
-        const stored = this.#usableStored(record, await this.#store.tokens.get(authId), options);
+        const stored = this.#storedToken(record, await this.#store.tokens.get(authId), options, 'fresh');
         if (stored !== null) {
           this.#remember(authId, stored, epoch);
           return { token: stored, source: 'cache' };
@@ -577,7 +577,7 @@ export class TokenManager {
     epoch: string,
   ): Promise<TokenResult> {
     const row = await this.#store.tokens.get(record.id);
-    const token = this.#storedUnexpired(record, row, options);
+    const token = this.#storedToken(record, row, options, 'unexpired');
     if (token !== null) {
       this.#remember(record.id, token, epoch);
       return { token, source: 'cache' };
@@ -593,43 +593,36 @@ export class TokenManager {
   }
 
   /**
-   * The stored token when it can be used as it is: of the current configuration, fresh, and not
-   * the one the caller was refused with (after a 401).
+   * The stored token when it may serve this caller: of the current configuration, one a header can
+   * carry, and not the one the caller was refused with (after a 401). How long it serves:
+   * - `fresh`: until its refresh window; a forced call that names no refused token wants a new
+   *   one whatever is stored, and gets none here;
+   * - `unexpired`: until it (nearly) expires, refresh window or not — while the provider is backed
+   *   off from, or the lock's holder is refreshing it.
    */
-  #usableStored(
+  #storedToken(
     record: AuthenticationRecord,
     row: TokenRecord | null,
     options: GetOptions,
+    serves: 'fresh' | 'unexpired',
   ): CachedToken | null {
     if (row === null || row.generation !== record.generation || row.accessToken === null) return null;
-    const refusedThisOne =
-      options.force === true && (options.rejected === undefined || options.rejected.version === row.version);
-    if (refusedThisOne) return null;
+    const refused =
+      options.rejected !== undefined
+        ? options.rejected.version === row.version
+        : serves === 'fresh' && options.force === true;
+    if (refused) return null;
     const accessToken = this.#ring.open(row.accessToken, sealContext.accessToken(record.id));
     // Stored before the parser refused such tokens: fetch a new one instead of failing every call.
     if (!isHeaderSafeValue(accessToken)) return null;
     const token = this.#toCached(record, row, accessToken);
-    return this.#clock() < token.refreshAt ? token : null;
-  }
-
-  /** The stored token while it has not (nearly) expired, refresh window or not; not a refused one. */
-  #storedUnexpired(
-    record: AuthenticationRecord,
-    row: TokenRecord | null,
-    options: GetOptions,
-  ): CachedToken | null {
-    if (row === null || row.generation !== record.generation || row.accessToken === null) return null;
-    if (options.rejected !== undefined && options.rejected.version === row.version) return null;
-    const accessToken = this.#ring.open(row.accessToken, sealContext.accessToken(record.id));
-    if (!isHeaderSafeValue(accessToken)) return null;
-    const token = this.#toCached(record, row, accessToken);
-    return this.#clock() < token.hardExpiresAt ? token : null;
+    return this.#clock() < (serves === 'fresh' ? token.refreshAt : token.hardExpiresAt) ? token : null;
   }
 
   /** Runs with the cross-instance lock held: re-read, and fetch only if still stale. */
   async #underLock(record: AuthenticationRecord, options: GetOptions): Promise<TokenResult> {
     const row = await this.#store.tokens.get(record.id);
-    const usable = this.#usableStored(record, row, options);
+    const usable = this.#storedToken(record, row, options, 'fresh');
     if (usable !== null) return { token: usable, source: 'cache' };
     if (options.ignoreBackoff !== true) {
       // Another instance may have failed while this one waited for the lock: its back-off holds here.
