@@ -26,6 +26,40 @@ import { issueServerCertificate } from './support/tls.js';
 const REDIRECT_URI = 'https://grantry.example.com/oauth/redirect';
 const NOW = Date.UTC(2031, 4, 6, 7, 8, 9);
 
+/** Inserts an oauth2 authentication with its secrets sealed, as the authentication service would. */
+async function insertAuthentication(
+  store: Store,
+  ring: KeyRing,
+  grantType: 'client_credentials' | 'password',
+  settings: AuthenticationSettings,
+  secrets: { clientSecret: string; password?: string },
+): Promise<AuthenticationRecord> {
+  const id = `auth_${randomBytes(6).toString('hex')}`;
+  const record: AuthenticationRecord = {
+    id,
+    name: id,
+    type: 'oauth2',
+    grantType,
+    settings,
+    secrets: {
+      client_secret: ring.seal(secrets.clientSecret, sealContext.clientSecret(id)),
+      ...(secrets.password === undefined
+        ? {}
+        : { password: ring.seal(secrets.password, sealContext.password(id)) }),
+    },
+    status: 'ready',
+    lastError: null,
+    generation: 1,
+    calls: 0,
+    unauthorizedCount: 0,
+    refreshCount: 0,
+    createdAt: NOW,
+    updatedAt: NOW,
+  };
+  await store.authentications.insert(record);
+  return record;
+}
+
 describe('token engine faults against oidc-provider', () => {
   let oidc: OidcFixture;
   let store: Store;
@@ -92,14 +126,12 @@ describe('token engine faults against oidc-provider', () => {
     settings: Partial<AuthenticationSettings> = {},
     secret?: string,
   ): Promise<AuthenticationRecord> {
-    const id = `auth_${randomBytes(6).toString('hex')}`;
     const password = grantType === 'password';
-    const record: AuthenticationRecord = {
-      id,
-      name: id,
-      type: 'oauth2',
+    return insertAuthentication(
+      store,
+      ring,
       grantType,
-      settings: {
+      {
         tokenUrl: oidc.tokenUrl,
         clientId: password ? 'app' : 'svc',
         headerPrefix: 'Bearer',
@@ -109,24 +141,11 @@ describe('token engine faults against oidc-provider', () => {
         ...(password ? { username: 'alice' } : {}),
         ...settings,
       },
-      secrets: {
-        client_secret: ring.seal(
-          secret ?? (password ? 'app-secret' : 'svc-secret'),
-          sealContext.clientSecret(id),
-        ),
-        ...(password ? { password: ring.seal('wonderland', sealContext.password(id)) } : {}),
+      {
+        clientSecret: secret ?? (password ? 'app-secret' : 'svc-secret'),
+        ...(password ? { password: 'wonderland' } : {}),
       },
-      status: 'ready',
-      lastError: null,
-      generation: 1,
-      calls: 0,
-      unauthorizedCount: 0,
-      refreshCount: 0,
-      createdAt: NOW,
-      updatedAt: NOW,
-    };
-    await store.authentications.insert(record);
-    return record;
+    );
   }
 
   const diskFull = (): Error => Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
@@ -312,13 +331,11 @@ describe('one deadline for a whole token fetch', () => {
   });
 
   async function autoAuthentication(): Promise<AuthenticationRecord> {
-    const id = `auth_${randomBytes(6).toString('hex')}`;
-    const record: AuthenticationRecord = {
-      id,
-      name: id,
-      type: 'oauth2',
-      grantType: 'client_credentials',
-      settings: {
+    return insertAuthentication(
+      store,
+      ring,
+      'client_credentials',
+      {
         // Two issuer candidates below it (the parent path, the origin): four metadata URLs.
         tokenUrl: `${base}/oauth/token`,
         clientId: 'svc',
@@ -327,18 +344,8 @@ describe('one deadline for a whole token fetch', () => {
         clientAuthMethod: 'auto',
         scope: 'read',
       },
-      secrets: { client_secret: ring.seal('svc-secret', sealContext.clientSecret(id)) },
-      status: 'ready',
-      lastError: null,
-      generation: 1,
-      calls: 0,
-      unauthorizedCount: 0,
-      refreshCount: 0,
-      createdAt: Date.now(),
-      updatedAt: Date.now(),
-    };
-    await store.authentications.insert(record);
-    return record;
+      { clientSecret: 'svc-secret' },
+    );
   }
 
   function manager(): TokenManager {
