@@ -14,6 +14,7 @@ import { issueServerCertificate } from './support/tls.js';
  *   and do not make every call fetch a new token;
  * - access tokens that cannot go in an HTTP header (CR/LF, non-Latin-1) are refused at once with
  *   token_fetch_failed, not later as a network error;
+ * - a token_type or scope longer than Grantry keeps (40 characters, 2 KiB) is refused, never stored;
  * - an error endpoint that echoes the request (body, Basic header) never gets the client secret or
  *   the password into an answer, lastError, the events or the log, in any encoding Grantry sent.
  */
@@ -142,6 +143,19 @@ const tokenAnswers: Record<string, () => Answer> = {
   normal: () => json({ access_token: 'tok-normal', token_type: 'Bearer', expires_in: 3600 }),
   crlf: () => json({ access_token: 'tok-SECRETPART\r\nX-Injected: yes', expires_in: 3600 }),
   'non-latin1': () => json({ access_token: 'tok-SECRETPART-€', expires_in: 3600 }),
+  'long-token-type': () =>
+    json({
+      access_token: 'tok-long-type',
+      token_type: `Bearer${'SECRETPART'.repeat(100_000)}`,
+      expires_in: 3600,
+    }),
+  'long-scope': () =>
+    json({
+      access_token: 'tok-long-scope',
+      token_type: 'Bearer',
+      scope: 'SECRETPART '.repeat(50_000),
+      expires_in: 3600,
+    }),
 };
 
 /** Every form in which Grantry sends the secret and the password, computed here independently. */
@@ -317,6 +331,33 @@ describe('security: a hostile token endpoint', () => {
         expect(one.body.token).toBeNull();
         expect(one.body.lastError.code).toBe('token_fetch_failed');
         expect(one.text).not.toContain('SECRETPART');
+      });
+    }
+  });
+
+  describe('a token_type or scope longer than Grantry keeps is refused, never stored', () => {
+    for (const [route, field] of [
+      ['long-token-type', 'token_type'],
+      ['long-scope', 'scope'],
+    ] as const) {
+      it(`${field} from ${route}`, async () => {
+        const id = await createAuth(route);
+        const test = await g.api('POST', `/api/authentications/${id}/test`);
+        expect(test.status, test.text).toBe(200);
+        expect(test.body.ok, test.text).toBe(false);
+        expect(test.body.error.code).toBe('token_fetch_failed');
+        expect(test.body.error.message).toMatch(
+          new RegExp(
+            `^The token endpoint answered HTTP 200 with a ${field} of \\d+ characters; Grantry accepts at most \\d+`,
+          ),
+        );
+        expect(test.text).not.toContain('SECRETPART');
+
+        const one = await g.api('GET', `/api/authentications/${id}`);
+        expect(one.body.token).toBeNull();
+        expect(one.body.lastError.code).toBe('token_fetch_failed');
+        expect(one.text).not.toContain('SECRETPART');
+        expect(await g.app.store.tokens.get(id)).toBeNull();
       });
     }
   });

@@ -167,8 +167,9 @@ describe('the token read when the API refuses it', () => {
     expect(executed.body).toMatchObject({ status: 401 });
     const sent = api.requests.at(-1)?.token ?? '';
     expect(sent.split('.')).toHaveLength(1);
+    // Its fresh token refused too, the pause has begun: the hint no longer claims the token was just issued.
     expect(executed.body.error.hint).toMatch(
-      /^The API says the token is invalid although it was just issued: it was issued for another audience or scope, or revoked\./,
+      /^The API says the token is invalid: it was issued for another audience or scope, or revoked\./,
     );
     expect(executed.body.error.hint).not.toMatch(/was issued for audience "/);
   });

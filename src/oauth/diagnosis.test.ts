@@ -245,6 +245,34 @@ describe('diagnoseApiResponse (RFC 6750 §3)', () => {
       /not fetching/,
     );
   });
+  it('while forced refreshes are paused, a 401 is not said to be "even with a fresh token" (regression)', () => {
+    const until = Date.parse('2026-03-01T12:00:00Z');
+    for (const header of ['Bearer error="invalid_token"', 'Bearer']) {
+      const paused = diagnoseApiResponse(401, header, { tokenRefreshPausedUntil: until });
+      expect(paused?.message).not.toMatch(/fresh token/);
+      expect(paused?.message).toMatch(
+        /^The API answered 401 Unauthorized.*: it refuses this authentication's tokens, fresh ones too\.$/,
+      );
+      expect(paused?.hint).not.toMatch(/just issued|freshly fetched/);
+    }
+    const fresh = diagnoseApiResponse(401, 'Bearer error="invalid_token"', { tokenRefreshPausedUntil: null });
+    expect(fresh?.message).toBe('The API answered 401 Unauthorized even with a fresh token (invalid_token).');
+    expect(fresh?.hint).toMatch(/^The API says the token is invalid although it was just issued:/);
+  });
+
+  it('names a missing scope as "none", never "((none))" (regression)', () => {
+    const texts = [
+      diagnoseApiResponse(401, 'Bearer')?.hint,
+      diagnoseApiResponse(401, 'Bearer error="invalid_token"')?.hint,
+      diagnoseApiResponse(403, 'Bearer error="insufficient_scope"')?.hint,
+      diagnoseApiResponse(403, 'Bearer error="insufficient_scope", scope="orders:write"')?.hint,
+    ];
+    for (const text of texts) expect(text).not.toContain('((none))');
+    expect(texts[0]).toContain('Also check the scope (none) and');
+    expect(texts[1]).toContain('Configured scope: none.');
+    expect(texts[2]).toContain('(currently none)');
+  });
+
   it('401 invalid_token → upstream_unauthorized naming the configured audience', () => {
     const problem = diagnoseApiResponse(
       401,

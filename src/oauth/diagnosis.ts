@@ -10,6 +10,8 @@ import {
 } from './assertion-diagnosis.js';
 import { JWT_BEARER_GRANT_TYPE, type KeyFacts } from './client-config.js';
 import { OAuthError, type ResponseFacts } from './oauth-error.js';
+import { hostOf } from './request-timeout.js';
+import { shorten } from './shorten.js';
 import { parseBearerChallenge } from './www-authenticate.js';
 
 /** Where in the life of an authentication a failure happened. */
@@ -346,6 +348,16 @@ function tokenFetchFailed(
         message: `The ${endpoint} answered HTTP ${status} with an access token that cannot be sent in an HTTP header: it contains a line break, a control character or a character outside Latin-1.`,
         hint: `Grantry refuses such a token rather than send a broken Authorization header. Check the ${urlName}${inUrl(url)}: it must be the provider's token endpoint; if it is, the provider issued a malformed token: report it to the provider.`,
       };
+    case 'oversized_field': {
+      const field = facts.field ?? { name: 'token_type', length: 0, limit: 0 };
+      return {
+        message: `The ${endpoint} answered HTTP ${status} with a ${field.name} of ${field.length} characters; Grantry accepts at most ${field.limit}, and refused the token rather than store it.`,
+        hint:
+          field.name === 'token_type'
+            ? `A token type is a short word (Bearer, DPoP). Check the ${urlName}${inUrl(url)}: it must be the provider's token endpoint; if it is, the provider answered a malformed token response: report it to the provider.`
+            : `The provider listed more granted scope than Grantry keeps. Request fewer scopes (scope) if the client holds that many; otherwise check the ${urlName}${inUrl(url)}, and report the malformed answer to the provider.`,
+      };
+    }
     case 'not_oauth':
       return {
         message: `The ${endpoint} answered HTTP ${status} with a body that is not an OAuth response${facts.contentType === undefined ? '' : ` (${facts.contentType})`}.`,
@@ -505,7 +517,8 @@ export function diagnoseApiResponse(
     context.audience === undefined || context.audience === ''
       ? 'No audience is configured; many APIs only accept tokens issued for them: set audience.'
       : `The configured audience is "${context.audience}"${context.audienceParam === undefined ? '' : ` (sent as ${context.audienceParam})`}: check it is the one this API expects.`;
-  const scope = context.scope === undefined || context.scope === '' ? '(none)' : `"${context.scope}"`;
+  // Shown inside parentheses and after a colon: a bare word, never "((none))".
+  const scope = context.scope === undefined || context.scope === '' ? 'none' : `"${context.scope}"`;
   const fixed = context.staticCredential;
   if (fixed !== undefined) {
     // Sent as saved: nothing to refresh, no retry; say what was sent and what to check.
@@ -528,18 +541,21 @@ export function diagnoseApiResponse(
   }
   if (status === 401) {
     const said = challenge?.error === undefined ? '' : ` (${challenge.error}${describe(provider)})`;
-    const paused = refreshPauseSentence(context.tokenRefreshPausedUntil);
+    // While forced refreshes are paused, a call is not retried with a fresh token: the wording must
+    // not claim this call's token was fresh, only that fresh ones were refused too (which started the pause).
+    const pausedUntil = context.tokenRefreshPausedUntil;
+    const paused = pausedUntil !== null && pausedUntil !== undefined;
+    const pause = refreshPauseSentence(pausedUntil);
     const hint =
       challenge?.error === 'invalid_token'
-        ? `The API says the token is invalid although it was just issued: it was issued for another audience or scope, or revoked. ${audience} Configured scope: ${scope}.${paused}`
-        : `The API refused a freshly fetched token. ${audience} Also check the scope (${scope}) and the header prefix the API expects.${paused}`;
+        ? `The API says the token is invalid${paused ? '' : ' although it was just issued'}: it was issued for another audience or scope, or revoked. ${audience} Configured scope: ${scope}.${pause}`
+        : `The API refused ${paused ? 'the token' : 'a freshly fetched token'}. ${audience} Also check the scope (${scope}) and the header prefix the API expects.${pause}`;
     return new Problem(
       'upstream_unauthorized',
-      `The API answered 401 Unauthorized even with a fresh token${said}.`,
-      {
-        hint,
-        provider,
-      },
+      paused
+        ? `The API answered 401 Unauthorized${said}: it refuses this authentication's tokens, fresh ones too.`
+        : `The API answered 401 Unauthorized even with a fresh token${said}.`,
+      { hint, provider },
     );
   }
   const needed = challenge?.scope;
@@ -616,19 +632,6 @@ function describe(provider: ProviderAnswer): string {
 
 function inUrl(url: string | undefined): string {
   return url === undefined ? '' : ` (${url})`;
-}
-
-function hostOf(url: string | undefined): string {
-  if (url === undefined) return '';
-  try {
-    return new URL(url).host;
-  } catch {
-    return '';
-  }
-}
-
-function shorten(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 const NETWORK_ERROR_KINDS: Record<string, EgressFailureKind> = {

@@ -5,10 +5,10 @@ import {
   discoveryRequest,
   processDiscoveryResponse,
 } from 'oauth4webapi';
-import { EgressError } from '../egress/egress-error.js';
 import { Problem } from '../problem.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS, type TokenRequestOptions } from './client-config.js';
 import { diagnose } from './diagnosis.js';
+import { requestTimeout } from './request-timeout.js';
 
 /** What Grantry uses of an authorization server's metadata (RFC 8414 §2); null when not published. */
 export interface DiscoveredMetadata {
@@ -84,24 +84,19 @@ export async function discover(
   const tried: string[] = [];
   let namedIssuer: string | undefined;
   for (const { algorithm, url } of discoveryUrls(issuer)) {
-    const timeout = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS);
-    const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]);
+    const timeout = requestTimeout(url, options, 'The metadata request timed out.');
     let response: Response;
     try {
       response = await discoveryRequest(expected, {
         algorithm,
-        signal,
+        signal: timeout.signal,
         // The https rule is Egress's (it knows GRANTRY_ALLOW_HTTP); do not enforce a second one here.
         [allowInsecureRequests]: true,
         [customFetch]: (target, { body: _body, ...init }) => options.fetch(target, init),
       });
     } catch (error) {
-      if (options.signal?.aborted === true) throw error;
-      const failure =
-        timeout.aborted && !(error instanceof EgressError)
-          ? new EgressError('timeout', expected.host, 'The metadata request timed out.', { cause: error })
-          : error;
-      throw diagnose(failure, { step: 'discovery' });
+      if (timeout.callerAborted()) throw error;
+      throw diagnose(timeout.failure(error), { step: 'discovery' });
     }
     if (response.status !== 200) {
       tried.push(`${url} (HTTP ${response.status})`);
@@ -130,7 +125,8 @@ export async function discover(
 /**
  * Best effort for a revocation URL when only the token URL is known: tries the issuers a token URL
  * usually sits under (Keycloak realm, Okta authorization server, the parent path, the origin) and
- * trusts a document only if its `token_endpoint` is this very token URL. Never throws.
+ * trusts a document only if its `token_endpoint` is this very token URL. `timeoutMs` bounds the
+ * whole lookup. Never throws.
  */
 export async function discoverFromTokenUrl(
   tokenUrl: string,
@@ -142,9 +138,14 @@ export async function discoverFromTokenUrl(
   } catch {
     return null;
   }
+  // One timeout for the whole lookup: up to four issuers, two documents each, would otherwise
+  // take eight timeouts against a host that never answers.
+  const overall = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS);
+  const signal = options.signal === undefined ? overall : AbortSignal.any([overall, options.signal]);
   for (const issuer of issuerCandidates(target)) {
+    if (signal.aborted) return null;
     try {
-      const metadata = await discover(issuer, options);
+      const metadata = await discover(issuer, { ...options, signal });
       if (metadata.tokenUrl !== null && sameUrl(metadata.tokenUrl, target)) return metadata;
     } catch {
       // Best effort: the next candidate, or none.

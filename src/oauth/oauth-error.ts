@@ -14,6 +14,7 @@ export type ResponseFailureReason =
   | 'http_status' // another non-2xx status without an OAuth error
   | 'no_access_token' // 2xx, parsable, but no usable `access_token`
   | 'unsafe_access_token' // 2xx with an `access_token` that cannot be sent in an HTTP header
+  | 'oversized_field' // 2xx with a `token_type` or `scope` longer than Grantry keeps (see `field`)
   | 'not_oauth'; // 2xx with a body that is neither JSON nor form-encoded
 
 /** Short facts about a refused response that are safe to show: never body text beyond an HTML title. */
@@ -32,6 +33,8 @@ export interface ResponseFacts {
    * that were tried, in order (two when `auto` tried Basic and then the body).
    */
   clientAuthMethods?: string[];
+  /** For `oversized_field`: which field, how long it was, and the most Grantry accepts. */
+  field?: { name: 'token_type' | 'scope'; length: number; limit: number };
 }
 
 export type OAuthProblemCode = Extract<

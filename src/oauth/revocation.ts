@@ -1,13 +1,9 @@
 import { allowInsecureRequests, type ClientAuth, customFetch, revocationRequest } from 'oauth4webapi';
-import { EgressError } from '../egress/egress-error.js';
 import { Problem } from '../problem.js';
 import { applyClientAuthentication, clientOf } from './client-authentication.js';
-import {
-  DEFAULT_TOKEN_TIMEOUT_MS,
-  type OAuthClientConfig,
-  type TokenRequestOptions,
-} from './client-config.js';
+import type { OAuthClientConfig, TokenRequestOptions } from './client-config.js';
 import { diagnose } from './diagnosis.js';
+import { requestTimeout } from './request-timeout.js';
 import { secretRedaction, sentSecretsOf } from './secret-redaction.js';
 import { oauthErrorOfResponse, unusableResponse } from './token-response.js';
 
@@ -41,8 +37,7 @@ export async function revokeToken(
     // The request as it goes out: the token in the body, the secret in the body or the Basic header.
     redaction = secretRedaction(sentSecretsOf(body, headers, config));
   };
-  const timeout = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS);
-  const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]);
+  const timeout = requestTimeout(revocationUrl, options, 'The revocation request timed out.');
   const context = {
     step: 'revocation',
     tokenUrl: revocationUrl,
@@ -59,7 +54,7 @@ export async function revokeToken(
       request.token,
       {
         additionalParameters: { token_type_hint: request.tokenTypeHint },
-        signal,
+        signal: timeout.signal,
         // The https rule is Egress's (it knows GRANTRY_ALLOW_HTTP); do not enforce a second one here.
         [allowInsecureRequests]: true,
         [customFetch]: (target, init) => options.fetch(target, init),
@@ -69,14 +64,8 @@ export async function revokeToken(
     headers = response.headers;
     bodyText = await response.text();
   } catch (error) {
-    if (options.signal?.aborted === true) throw error;
-    const failure =
-      timeout.aborted && !(error instanceof EgressError)
-        ? new EgressError('timeout', new URL(revocationUrl).host, 'The revocation request timed out.', {
-            cause: error,
-          })
-        : error;
-    throw redaction.problem(diagnose(failure, context));
+    if (timeout.callerAborted()) throw error;
+    throw redaction.problem(diagnose(timeout.failure(error), context));
   }
   if (status >= 200 && status < 300) return;
   const raw = { status, contentType: headers.get('content-type'), bodyText, headers };

@@ -11,6 +11,7 @@ import {
 import { type DiagnosisContext, diagnose } from './diagnosis.js';
 import { dpopProof, type SentProof } from './dpop.js';
 import { OAuthError } from './oauth-error.js';
+import { requestTimeout } from './request-timeout.js';
 import { SECRET_PARAMETERS, secretRedaction, sentSecretsOf } from './secret-redaction.js';
 import { parseTokenResponse } from './token-response.js';
 import type { TokenSet } from './token-set.js';
@@ -116,13 +117,15 @@ export async function requestToken(
   let prepared: PreparedTokenRequest | undefined;
   let answer: FormResponse | undefined;
   let receivedAt = Date.now();
+  // The timeout covers both attempts below, not each: the caller's time is the caller's to divide.
+  const deadline = receivedAt + (options.timeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS);
   try {
     // RFC 9449 §8: a `use_dpop_nonce` refusal carries the nonce to use; one more attempt with it,
     // the whole request made anew (a fresh proof, and a fresh assertion: its jti may not repeat).
     for (let attempt = 0; ; attempt++) {
       prepared = await prepareTokenRequest(config, request);
       redaction = secretRedaction(sentSecretsOf(prepared.body, prepared.headers, config));
-      answer = await postForm(prepared, options);
+      answer = await postForm(prepared, { ...options, timeoutMs: Math.max(1, deadline - Date.now()) });
       receivedAt = Date.now();
       const learned =
         config.dpop === undefined
@@ -204,15 +207,14 @@ export async function postForm(
   prepared: PreparedTokenRequest,
   options: TokenRequestOptions,
 ): Promise<FormResponse> {
-  const timeout = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS);
-  const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]);
+  const timeout = requestTimeout(prepared.url, options);
   try {
     const response = await options.fetch(prepared.url, {
       method: 'POST',
       headers: prepared.headers,
       body: prepared.body.toString(),
       redirect: 'manual',
-      signal,
+      signal: timeout.signal,
     });
     const bodyText = await response.text();
     return {
@@ -222,23 +224,10 @@ export async function postForm(
       headers: response.headers,
     };
   } catch (error) {
-    if (timeout.aborted && options.signal?.aborted !== true && !(error instanceof EgressError)) {
-      throw new EgressError('timeout', hostOf(prepared.url), 'The endpoint did not answer in time.', {
-        cause: error,
-      });
-    }
-    throw error;
+    throw timeout.failure(error);
   }
 }
 
 function isCallerAbort(error: unknown, signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true && !(error instanceof EgressError) && !(error instanceof OAuthError);
-}
-
-function hostOf(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return '';
-  }
 }

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { diagnose } from './diagnosis.js';
 import { OAuthError } from './oauth-error.js';
-import { parseTokenResponse, type RawTokenResponse } from './token-response.js';
+import {
+  MAX_SCOPE_LENGTH,
+  MAX_TOKEN_TYPE_LENGTH,
+  parseTokenResponse,
+  type RawTokenResponse,
+} from './token-response.js';
 
 const JSON_TYPE = 'application/json';
 const SECRET_TOKEN = 'at-SECRET-9f8e7d6c5b4a';
@@ -244,6 +250,48 @@ describe('parseTokenResponse: an access token that cannot go in an HTTP header i
     });
     expect(error.facts.reason).toBe('unsafe_access_token');
   });
+});
+
+describe('parseTokenResponse: a hostile provider cannot make Grantry store unbounded strings', () => {
+  const token = (fields: Record<string, unknown>) => json({ access_token: SECRET_TOKEN, ...fields });
+
+  it(`a token_type up to ${MAX_TOKEN_TYPE_LENGTH} characters and a scope up to ${MAX_SCOPE_LENGTH} are kept as sent`, () => {
+    const tokenType = 'B'.repeat(MAX_TOKEN_TYPE_LENGTH);
+    const scope = 's'.repeat(MAX_SCOPE_LENGTH);
+    expect(parseTokenResponse(token({ token_type: tokenType, scope }))).toMatchObject({ tokenType, scope });
+  });
+
+  it.each([
+    ['token_type', { token_type: `Bearer${'X'.repeat(5_000)}SECRET` }, 5_012, MAX_TOKEN_TYPE_LENGTH],
+    ['scope (a string)', { scope: `read ${'x'.repeat(100_000)}SECRET` }, 100_011, MAX_SCOPE_LENGTH],
+    [
+      'scope (an array, joined)',
+      { scope: Array.from({ length: 700 }, () => 'SECRET') },
+      700 * 7 - 1,
+      MAX_SCOPE_LENGTH,
+    ],
+  ])(
+    'an oversized %s is refused as token_fetch_failed, naming the field and its length, never its text',
+    (_name, fields, length, limit) => {
+      const error = refusal(token(fields));
+      const name = _name.startsWith('scope') ? 'scope' : 'token_type';
+      expect(error.code).toBe('token_fetch_failed');
+      expect(error.facts).toEqual({
+        reason: 'oversized_field',
+        contentType: 'application/json',
+        field: { name, length, limit },
+      });
+      expect(error.message).toBe(
+        `The endpoint answered HTTP 200 with a ${name} of ${length} characters; Grantry accepts at most ${limit}.`,
+      );
+      const diagnosed = diagnose(error, { step: 'token', tokenUrl: 'https://login.example.com/token' });
+      expect(diagnosed.message).toBe(
+        `The token endpoint answered HTTP 200 with a ${name} of ${length} characters; Grantry accepts at most ${limit}, and refused the token rather than store it.`,
+      );
+      expect(diagnosed.hint).toContain('(https://login.example.com/token)');
+      expect(JSON.stringify(diagnosed.toJSON())).not.toContain('SECRET');
+    },
+  );
 });
 
 describe('parseTokenResponse: OAuth error bodies are errors whatever the status', () => {

@@ -2,6 +2,7 @@ import { retryAfterMs } from '../egress/retry-after.js';
 import type { ProviderAnswer } from '../problem.js';
 import { isHeaderSafeValue } from './header-value.js';
 import { OAuthError, problemCodeForProviderError, type ResponseFacts } from './oauth-error.js';
+import { shorten } from './shorten.js';
 import { tokenLifetimeSeconds } from './token-lifetime.js';
 import type { TokenSet } from './token-set.js';
 
@@ -36,6 +37,15 @@ type ParsedBody =
   | { kind: 'unknown' };
 
 const MAX_DESCRIPTION_LENGTH = 500;
+
+/**
+ * The longest `token_type` and `scope` kept from a token response. Both are stored with the token
+ * and shown; a provider's string is never stored unbounded. Registered token types are short words
+ * (Bearer, DPoP, N_A); 2 KiB of scope is dozens of scopes, URL-shaped ones (Google) included.
+ * Longer ones are refused, not cut: a truncated scope would misstate what the token may do.
+ */
+export const MAX_TOKEN_TYPE_LENGTH = 40;
+export const MAX_SCOPE_LENGTH = 2048;
 
 /**
  * The one tolerant reader of token endpoint responses (RFC 6749 §5.1 success, §5.2 error). Real
@@ -81,7 +91,10 @@ function parseOrThrow(response: RawTokenResponse, redact: Redact): TokenSet {
     const accessToken = body.fields.access_token;
     if (typeof accessToken === 'string' && accessToken.length > 0) {
       if (!isHeaderSafeValue(accessToken)) throw unsafeAccessToken(status, contentType);
-      return tokenSetOf(accessToken, body.fields);
+      const tokenSet = tokenSetOf(accessToken, body.fields);
+      const oversized = oversizedField(tokenSet);
+      if (oversized !== null) throw refusedField(status, contentType, oversized);
+      return tokenSet;
     }
   }
   throw unusable(response, contentType, body, redact);
@@ -134,6 +147,28 @@ function unusable(
   return new OAuthError('token_fetch_failed', factualMessage(facts, status), { provider, facts });
 }
 
+/** The field of a token set longer than Grantry keeps, or null. */
+function oversizedField(tokenSet: TokenSet): NonNullable<ResponseFacts['field']> | null {
+  if (tokenSet.tokenType.length > MAX_TOKEN_TYPE_LENGTH) {
+    return { name: 'token_type', length: tokenSet.tokenType.length, limit: MAX_TOKEN_TYPE_LENGTH };
+  }
+  if (tokenSet.scope !== null && tokenSet.scope.length > MAX_SCOPE_LENGTH) {
+    return { name: 'scope', length: tokenSet.scope.length, limit: MAX_SCOPE_LENGTH };
+  }
+  return null;
+}
+
+/** Only the field's name and length are told, never its text. */
+function refusedField(
+  status: number,
+  contentType: string | undefined,
+  field: NonNullable<ResponseFacts['field']>,
+): OAuthError {
+  const facts: ResponseFacts = { reason: 'oversized_field', field };
+  if (contentType !== undefined) facts.contentType = contentType;
+  return new OAuthError('token_fetch_failed', factualMessage(facts, status), { provider: { status }, facts });
+}
+
 /** The token itself is never quoted: only that it cannot be sent. */
 function unsafeAccessToken(status: number, contentType: string | undefined): OAuthError {
   const facts: ResponseFacts = { reason: 'unsafe_access_token' };
@@ -159,6 +194,8 @@ function factualMessage(facts: ResponseFacts, status: number): string {
       return `The endpoint answered HTTP ${status} without an access_token.`;
     case 'unsafe_access_token':
       return `The endpoint answered HTTP ${status} with an access token that cannot be sent in an HTTP header.`;
+    case 'oversized_field':
+      return `The endpoint answered HTTP ${status} with a ${facts.field?.name} of ${facts.field?.length} characters; Grantry accepts at most ${facts.field?.limit}.`;
     case 'not_oauth':
       return `The endpoint answered HTTP ${status} with a body that is neither JSON nor form-encoded${what}.`;
     default:
@@ -286,8 +323,4 @@ function safeLocation(location: string | null, redact: Redact): string | undefin
   } catch {
     return undefined;
   }
-}
-
-function shorten(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }

@@ -37,11 +37,6 @@ export class KeyedMutex {
       done();
     }
   }
-
-  /** Keys currently held or awaited (for tests and metrics). */
-  get activeKeys(): number {
-    return this.#tails.size;
-  }
 }
 
 /**

@@ -3,6 +3,7 @@ import { EgressError } from '../egress/egress-error.js';
 import { RETRYABLE_STATUSES } from '../egress/retry-after.js';
 import {
   clientAuthCandidates,
+  type DetectedRun,
   isClientAuthMethod,
   withClientAuthDetection,
 } from '../oauth/client-auth-detection.js';
@@ -24,9 +25,10 @@ import type {
   TokenWrite,
 } from '../store/contract.js';
 import { LockTimeoutError } from '../store/lock-timeout.js';
-import { recordEvent } from './auth-events.js';
+import { type AuthEventType, recordEvent } from './auth-events.js';
 import { type ClientCertificate, clientCertificateOf, dpopBindingOf } from './authentication-keys.js';
 import { failureBackoffMs } from './failure-backoff.js';
+import { FetchDeadline } from './fetch-deadline.js';
 import { type GrantContext, type GrantRun, runGrant } from './grant-runner.js';
 import { oauthOf } from './oauth-settings.js';
 import type { ProviderMetadata } from './provider-metadata.js';
@@ -104,6 +106,10 @@ export interface TokenManagerOptions {
   store: Store;
   keyRing: KeyRing;
   fetch: typeof globalThis.fetch;
+  /**
+   * The deadline of one token fetch, everything it does under the refresh lock included: metadata
+   * lookup, each request, retries, a second way of client authentication (fetch-deadline.ts).
+   */
   tokenTimeoutMs: number;
   redirectUri: string;
   clock?: () => number;
@@ -336,7 +342,7 @@ export class TokenManager {
     // A person asked for a fresh start: the cluster's back-off ends too.
     await this.#store.tokenFailures.clear(authId);
     await this.#store.tokens.dropAccessToken(authId);
-    await recordEvent(this.#store, authId, 'token_invalidated', {}, this.#clock());
+    await this.#event(authId, 'token_invalidated');
     await this.#store.publish({ kind: 'tokens_changed', authId });
   }
 
@@ -363,7 +369,8 @@ export class TokenManager {
     const before = await this.#store.tokens.get(record.id);
     let obtained: Obtained;
     try {
-      obtained = await this.#request(record, secrets, { kind: 'code', ...exchange }, before);
+      const deadline = new FetchDeadline(this.#timeoutMs);
+      obtained = await this.#request(record, secrets, { kind: 'code', ...exchange }, before, deadline);
     } catch (error) {
       throw this.#diagnose(error, record, 'authorize');
     }
@@ -379,7 +386,7 @@ export class TokenManager {
     this.refusalBackoff.forget(record.id);
     this.#remember(record.id, value, epoch);
     await this.#setStatus(record, 'connected', null, { authorized: true });
-    await recordEvent(this.#store, record.id, 'authorized', describeTokens(tokenSet), this.#clock());
+    await this.#event(record.id, 'authorized', describeTokens(tokenSet));
     await this.#store.publish({ kind: 'tokens_changed', authId: record.id, version: value.version });
     return value;
   }
@@ -407,12 +414,15 @@ export class TokenManager {
       return { outcome: 'refreshed' };
     } catch (error) {
       if (error instanceof LockTimeoutError) return { outcome: 'busy' };
-      const failure =
-        error instanceof RecordedFailure
-          ? error.failure
-          : await this.#storeFailure(record, this.#asProblem(error, record, 'refresh'));
-      await this.#reportFailure(record, failure, true);
-      return { outcome: 'failed', problem: failure.problem };
+      if (error instanceof RecordedFailure) {
+        await this.#reportFailure(record, error.failure, true);
+        return { outcome: 'failed', problem: error.failure.problem };
+      }
+      const problem = ownProblem(error);
+      // Grantry's own failure (its store): the provider is not to blame, and nobody backs off.
+      if (problem.code === 'internal_error') return { outcome: 'failed', problem };
+      await this.#reportFailure(record, await this.#storeFailure(record, problem), true);
+      return { outcome: 'failed', problem };
     }
   }
 
@@ -463,7 +473,7 @@ export class TokenManager {
       if (failure !== null) {
         // The back-off is from the provider, not from a token that still works: an instance that
         // has none in memory (new, restarted, just told of a change) uses the stored one meanwhile.
-        const stored = this.#storedUnexpired(record, await this.#store.tokens.get(authId), options);
+        const stored = this.#storedToken(record, await this.#store.tokens.get(authId), options, 'unexpired');
         if (stored === null) throw failure.problem;
         this.#remember(authId, stored, epoch);
         return { token: stored, source: 'cache' };
@@ -473,7 +483,7 @@ export class TokenManager {
       // Another instance may already have stored a fresh token: use it without taking the lock.
       // (A forced call that names no refused token wants a new one whatever is stored.)
       if (options.force !== true || options.rejected !== undefined) {
-        const stored = this.#usableStored(record, await this.#store.tokens.get(authId), options);
+        const stored = this.#storedToken(record, await this.#store.tokens.get(authId), options, 'fresh');
         if (stored !== null) {
           this.#remember(authId, stored, epoch);
           return { token: stored, source: 'cache' };
@@ -494,12 +504,15 @@ export class TokenManager {
         this.#failures.set(authId, error.failure);
         throw error.failure.problem;
       }
-      const failure =
-        error instanceof RecordedFailure
-          ? error.failure
-          : await this.#storeFailure(record, this.#asProblem(error, record, 'token'));
-      await this.#reportFailure(record, failure, false);
-      throw failure.problem;
+      if (error instanceof RecordedFailure) {
+        await this.#reportFailure(record, error.failure, false);
+        throw error.failure.problem;
+      }
+      const problem = ownProblem(error);
+      // Grantry's own failure (its store): the provider is not to blame, and nobody backs off.
+      if (problem.code === 'internal_error') throw problem;
+      await this.#reportFailure(record, await this.#storeFailure(record, problem), false);
+      throw problem;
     }
   }
 
@@ -538,14 +551,16 @@ export class TokenManager {
   /**
    * Runs a request to the provider under the lock, and stores its failure before the lock is
    * released: the next instance to get the lock then finds the back-off, instead of asking again.
+   * Only the provider's failures are stored (`#request` words them as Problems); Grantry's own —
+   * a store that cannot be read or written — are `internal_error`, and back nobody off.
    */
   async #recordingFailures<T>(record: AuthenticationRecord, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (error) {
       if (error instanceof BackedOff) throw error;
-      const problem = this.#asProblem(error, record, 'token');
-      if (problem.code === 'not_found') throw problem;
+      const problem = ownProblem(error);
+      if (problem.code === 'not_found' || problem.code === 'internal_error') throw problem;
       throw new RecordedFailure(await this.#storeFailure(record, problem));
     }
   }
@@ -562,7 +577,7 @@ export class TokenManager {
     epoch: string,
   ): Promise<TokenResult> {
     const row = await this.#store.tokens.get(record.id);
-    const token = this.#storedUnexpired(record, row, options);
+    const token = this.#storedToken(record, row, options, 'unexpired');
     if (token !== null) {
       this.#remember(record.id, token, epoch);
       return { token, source: 'cache' };
@@ -572,49 +587,42 @@ export class TokenManager {
       'refresh_lock_timeout',
       `Another caller has been fetching this authentication's token for more than ${seconds} s, and no unexpired token is stored.`,
       {
-        hint: 'The instance holding the refresh is probably waiting on a token endpoint that answers slowly or not at all (each request gives up after GRANTRY_TOKEN_TIMEOUT_MS): try again shortly; if it persists, check the token endpoint and the instances’ logs.',
+        hint: 'The instance holding the refresh is probably waiting on a token endpoint that answers slowly or not at all (a fetch gives up after GRANTRY_TOKEN_TIMEOUT_MS): try again shortly; if it persists, check the token endpoint and the instances’ logs.',
       },
     );
   }
 
   /**
-   * The stored token when it can be used as it is: of the current configuration, fresh, and not
-   * the one the caller was refused with (after a 401).
+   * The stored token when it may serve this caller: of the current configuration, one a header can
+   * carry, and not the one the caller was refused with (after a 401). How long it serves:
+   * - `fresh`: until its refresh window; a forced call that names no refused token wants a new
+   *   one whatever is stored, and gets none here;
+   * - `unexpired`: until it (nearly) expires, refresh window or not — while the provider is backed
+   *   off from, or the lock's holder is refreshing it.
    */
-  #usableStored(
+  #storedToken(
     record: AuthenticationRecord,
     row: TokenRecord | null,
     options: GetOptions,
+    serves: 'fresh' | 'unexpired',
   ): CachedToken | null {
     if (row === null || row.generation !== record.generation || row.accessToken === null) return null;
-    const refusedThisOne =
-      options.force === true && (options.rejected === undefined || options.rejected.version === row.version);
-    if (refusedThisOne) return null;
+    const refused =
+      options.rejected !== undefined
+        ? options.rejected.version === row.version
+        : serves === 'fresh' && options.force === true;
+    if (refused) return null;
     const accessToken = this.#ring.open(row.accessToken, sealContext.accessToken(record.id));
     // Stored before the parser refused such tokens: fetch a new one instead of failing every call.
     if (!isHeaderSafeValue(accessToken)) return null;
     const token = this.#toCached(record, row, accessToken);
-    return this.#clock() < token.refreshAt ? token : null;
-  }
-
-  /** The stored token while it has not (nearly) expired, refresh window or not; not a refused one. */
-  #storedUnexpired(
-    record: AuthenticationRecord,
-    row: TokenRecord | null,
-    options: GetOptions,
-  ): CachedToken | null {
-    if (row === null || row.generation !== record.generation || row.accessToken === null) return null;
-    if (options.rejected !== undefined && options.rejected.version === row.version) return null;
-    const accessToken = this.#ring.open(row.accessToken, sealContext.accessToken(record.id));
-    if (!isHeaderSafeValue(accessToken)) return null;
-    const token = this.#toCached(record, row, accessToken);
-    return this.#clock() < token.hardExpiresAt ? token : null;
+    return this.#clock() < (serves === 'fresh' ? token.refreshAt : token.hardExpiresAt) ? token : null;
   }
 
   /** Runs with the cross-instance lock held: re-read, and fetch only if still stale. */
   async #underLock(record: AuthenticationRecord, options: GetOptions): Promise<TokenResult> {
     const row = await this.#store.tokens.get(record.id);
-    const usable = this.#usableStored(record, row, options);
+    const usable = this.#storedToken(record, row, options, 'fresh');
     if (usable !== null) return { token: usable, source: 'cache' };
     if (options.ignoreBackoff !== true) {
       // Another instance may have failed while this one waited for the lock: its back-off holds here.
@@ -635,41 +643,43 @@ export class TokenManager {
   ): Promise<TokenResult> {
     const current = row !== null && row.generation === record.generation ? row : null;
     const secrets = openAuthenticationSecrets(this.#ring, record);
+    // One deadline for the refresh, and the original grant after a refused one (fetch-deadline.ts).
+    const deadline = new FetchDeadline(this.#timeoutMs);
     const refreshToken =
       current?.refreshToken != null
         ? this.#ring.open(current.refreshToken, sealContext.refreshToken(record.id))
         : null;
 
     if (refreshToken !== null) {
+      let refreshed: Obtained | null = null;
       try {
-        const { tokenSet, method } = await this.#request(
-          record,
-          secrets,
-          { kind: 'refresh', refreshToken },
-          row,
-        );
-        const token = await this.#save(record, row, tokenSet, refreshToken, method);
-        await this.#succeeded(record, 'token_refreshed', tokenSet, token, trigger);
-        return { token, source: 'refreshed' };
+        refreshed = await this.#request(record, secrets, { kind: 'refresh', refreshToken }, row, deadline);
       } catch (error) {
-        const problem = this.#diagnose(error, record, 'refresh');
+        // Only the provider's answer is judged here: saving what it issued is outside this try, so
+        // a store failure is not taken for a refused refresh token (nor for the provider's fault).
+        const problem = ownProblem(error);
         if (problem.code !== 'invalid_grant') throw problem;
         if (record.grantType === 'authorization_code') {
           throw await this.#needsAuthorization(record, problem, row);
         }
         // Password and client credentials can start over without a person: the refresh token
         // is dead (revoked, expired, rotated away), the original grant still works.
-        await recordEvent(this.#store, record.id, 'token_failed', {
+        await this.#event(record.id, 'token_failed', {
           code: problem.code,
           step: 'refresh',
           message: 'The refresh token was refused; fetching a new token with the original grant.',
         });
       }
+      if (refreshed !== null) {
+        const token = await this.#save(record, row, refreshed.tokenSet, refreshToken, refreshed.method);
+        await this.#succeeded(record, 'token_refreshed', refreshed.tokenSet, token, trigger);
+        return { token, source: 'refreshed' };
+      }
     }
     if (record.grantType === 'authorization_code') {
       throw await this.#needsAuthorization(record, null);
     }
-    const { tokenSet, method } = await this.#request(record, secrets, { kind: 'initial' }, row);
+    const { tokenSet, method } = await this.#request(record, secrets, { kind: 'initial' }, row, deadline);
     const token = await this.#save(record, row, tokenSet, null, method);
     await this.#succeeded(record, 'token_fetched', tokenSet, token, trigger);
     return { token, source: 'fetched' };
@@ -678,37 +688,39 @@ export class TokenManager {
   /**
    * One token request: with `clientAuthMethod: auto`, sent the way detection says (one retry the
    * other way on a refused client), the way that worked recorded as `client_auth_detected` when it
-   * is new. Returns the method to store with the tokens (null unless auto).
+   * is new. Returns the method to store with the tokens (null unless auto). Every failure it throws
+   * is a diagnosed Problem about the provider (or the way to it).
    */
   async #request(
     record: AuthenticationRecord,
     secrets: ReturnType<typeof openAuthenticationSecrets>,
     run: GrantRun,
     row: TokenRecord | null,
+    deadline: FetchDeadline,
   ): Promise<Obtained> {
     const auto = oauthOf(record).settings.clientAuthMethod === 'auto';
     const detected =
       auto && row !== null && row.generation === record.generation && isClientAuthMethod(row.clientAuthMethod)
         ? row.clientAuthMethod
         : null;
-    const candidates = await this.#clientAuthCandidates(record, detected);
-    const result = await withClientAuthDetection(candidates, (method) =>
-      this.#requestWithRetries(record, secrets, run, method),
-    );
+    let result: DetectedRun<TokenSet>;
+    try {
+      const candidates = await this.#clientAuthCandidates(record, detected, deadline);
+      result = await withClientAuthDetection(candidates, (method) =>
+        this.#requestWithRetries(record, secrets, run, method, deadline),
+      );
+    } catch (error) {
+      // Worded here, where it is known to come from the request: callers tell it from their own failures.
+      throw this.#asProblem(error, record, STEP_OF_RUN[run.kind]);
+    }
     if (!auto) return { tokenSet: result.value, method: null };
     if (result.method !== detected) {
       this.#behind(() =>
-        recordEvent(
-          this.#store,
-          record.id,
-          'client_auth_detected',
-          {
-            clientAuthMethod: result.method,
-            tried: result.tried,
-            ...(detected === null ? {} : { previous: detected }),
-          },
-          this.#clock(),
-        ),
+        this.#event(record.id, 'client_auth_detected', {
+          clientAuthMethod: result.method,
+          tried: result.tried,
+          ...(detected === null ? {} : { previous: detected }),
+        }),
       );
     }
     return { tokenSet: result.value, method: result.method };
@@ -718,13 +730,16 @@ export class TokenManager {
   async #clientAuthCandidates(
     record: AuthenticationRecord,
     detected: ClientAuthMethod | null,
+    deadline: FetchDeadline,
   ): Promise<ClientAuthMethod[]> {
     const { settings } = oauthOf(record);
     if (settings.clientAuthMethod !== 'auto' || detected !== null || this.#metadata === undefined) {
       return clientAuthCandidates(settings.clientAuthMethod, detected, null);
     }
-    // Only until a method is detected: the metadata is cached per token URL, and never throws.
-    const metadata = await this.#metadata.forTokenUrl(settings.tokenUrl);
+    // Only until a method is detected: the metadata is cached per token URL, and never throws. It
+    // gets half the time left at most, so a provider whose metadata hangs still gets the token
+    // request (Basic, then the body, guessed as without metadata).
+    const metadata = await deadline.within(this.#metadata.forTokenUrl(settings.tokenUrl), null, 0.5);
     return clientAuthCandidates('auto', null, metadata?.clientAuthMethods ?? null);
   }
 
@@ -733,6 +748,7 @@ export class TokenManager {
     secrets: ReturnType<typeof openAuthenticationSecrets>,
     run: GrantRun,
     method: ClientAuthMethod,
+    deadline: FetchDeadline,
   ): Promise<TokenSet> {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -740,9 +756,9 @@ export class TokenManager {
           record,
           secrets,
           run,
-          this.#requestOptionsFor(secrets, method),
+          this.#requestOptionsFor(secrets, method, deadline),
           method,
-          this.#grantContext(record),
+          this.#grantContext(record, deadline),
         );
         this.#observe({ kind: 'token_request', outcome: 'success', grant: run.kind });
         return tokenSet;
@@ -751,7 +767,8 @@ export class TokenManager {
         // A code is single-use: a provider that failed after redeeming it would refuse it again.
         const delay = run.kind === 'code' ? undefined : RETRY_DELAYS_MS[attempt];
         const wait = retryDelay(error, delay);
-        if (wait === null) throw error;
+        // A retry that could not be answered before the deadline is not worth holding the lock for.
+        if (wait === null || !deadline.allows(wait)) throw error;
         await sleep(wait);
       }
     }
@@ -812,9 +829,9 @@ export class TokenManager {
       const detail = describeTokens(tokenSet);
       if (trigger === 'keep_alive') {
         const eventType = type === 'token_refreshed' ? 'keep_alive_refreshed' : type;
-        await recordEvent(this.#store, record.id, eventType, { ...detail, keepAlive: true }, this.#clock());
+        await this.#event(record.id, eventType, { ...detail, keepAlive: true });
       } else {
-        await recordEvent(this.#store, record.id, type, detail, this.#clock());
+        await this.#event(record.id, type, detail);
       }
     });
   }
@@ -854,6 +871,11 @@ export class TokenManager {
     this.#pending.add(pending);
   }
 
+  /** Appends to the authentication's timeline at this manager's time (its clock, not the wall's). */
+  #event(authId: string, type: AuthEventType, detail: Record<string, unknown> = {}): Promise<void> {
+    return recordEvent(this.#store, authId, type, detail, this.#clock());
+  }
+
   /** Resolves when every write made behind a token fetch has landed (the event timeline reads this). */
   async settled(): Promise<void> {
     while (this.#pending.size > 0) await Promise.all([...this.#pending]);
@@ -878,7 +900,7 @@ export class TokenManager {
       // Only the tokens that were refused: if the lock was lost meanwhile (a dropped database
       // session), tokens another instance saved since are newer and stay.
       await this.#store.tokens.delete(record.id, refused ?? undefined);
-      await recordEvent(this.#store, record.id, 'needs_authorization', {
+      await this.#event(record.id, 'needs_authorization', {
         code: cause.code,
         message: cause.message,
       });
@@ -936,7 +958,7 @@ export class TokenManager {
     if (problem.code === 'not_found' || problem.code === 'needs_authorization') return;
     const status = record.grantType === 'authorization_code' ? record.status : 'error';
     await this.#setStatus(record, status, problem.toJSON(), { keepAlive }).catch(() => {});
-    await recordEvent(this.#store, record.id, keepAlive ? 'keep_alive_failed' : 'token_failed', {
+    await this.#event(record.id, keepAlive ? 'keep_alive_failed' : 'token_failed', {
       code: problem.code,
       message: problem.message,
       attempts: failure.attempts,
@@ -945,7 +967,7 @@ export class TokenManager {
     }).catch(() => {});
   }
 
-  #asProblem(error: unknown, record: AuthenticationRecord, step: 'token' | 'refresh'): Problem {
+  #asProblem(error: unknown, record: AuthenticationRecord, step: 'token' | 'refresh' | 'authorize'): Problem {
     // Under auto, the request's own diagnosis knew one method; worded again, it knows what was tried.
     if (error instanceof OAuthError && record.settings.clientAuthMethod === 'auto') {
       return this.#diagnose(error, record, step);
@@ -961,22 +983,26 @@ export class TokenManager {
       grantType: record.grantType ?? undefined,
       ...(record.settings.scope !== undefined ? { scope: record.settings.scope } : {}),
       ...(record.settings.audience !== undefined ? { audience: record.settings.audience } : {}),
+      // Which parameter carried the audience: the advice differs for `resource` (RFC 8707).
+      audienceParam: record.settings.audienceParam ?? 'audience',
       step,
     });
   }
 
-  #requestOptions() {
-    return { fetch: this.#fetch, timeoutMs: this.#timeoutMs };
-  }
-
   /**
-   * The request options of one token request: with mutual-TLS client authentication, a fetch that
-   * presents the authentication's certificate — to the token endpoint only (RFC 8705 §2; the API
-   * gets it only when tokens are bound to it, which the connector engine decides).
+   * The request options of one token request: the time left before the fetch's deadline, and with
+   * mutual-TLS client authentication, a fetch that presents the authentication's certificate — to
+   * the token endpoint only (RFC 8705 §2; the API gets it only when tokens are bound to it, which
+   * the connector engine decides).
    */
-  #requestOptionsFor(secrets: ReturnType<typeof openAuthenticationSecrets>, method: ClientAuthMethod) {
+  #requestOptionsFor(
+    secrets: ReturnType<typeof openAuthenticationSecrets>,
+    method: ClientAuthMethod,
+    deadline: FetchDeadline,
+  ) {
+    const timeoutMs = deadline.remainingMs();
     if (method !== 'tls_client_auth' && method !== 'self_signed_tls_client_auth')
-      return this.#requestOptions();
+      return { fetch: this.#fetch, timeoutMs };
     const certificate = clientCertificateOf(secrets.keys);
     if (certificate === null || this.#clientCertificateFetch === undefined) {
       throw new Problem(
@@ -987,11 +1013,11 @@ export class TokenManager {
         },
       );
     }
-    return { fetch: this.#clientCertificateFetch(certificate), timeoutMs: this.#timeoutMs };
+    return { fetch: this.#clientCertificateFetch(certificate), timeoutMs };
   }
 
   /** What a token request of this authentication needs for keys: DPoP nonces, metadata, the JWKS URL. */
-  #grantContext(record: AuthenticationRecord): GrantContext {
+  #grantContext(record: AuthenticationRecord, deadline: FetchDeadline): GrantContext {
     const metadata = this.#metadata;
     const tokenUrl = record.settings.tokenUrl ?? '';
     return {
@@ -1000,7 +1026,8 @@ export class TokenManager {
         metadata === undefined
           ? undefined
           : async () => {
-              const found = await metadata.forTokenUrl(tokenUrl);
+              // Looked up to explain a refusal, within what is left of the fetch's time.
+              const found = await deadline.within(metadata.forTokenUrl(tokenUrl), null);
               return found === null
                 ? null
                 : { issuer: found.issuer, clientAssertionAlgs: found.clientAssertionAlgs };
@@ -1098,6 +1125,23 @@ export class TokenManager {
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** The diagnosis step of each kind of token request. */
+const STEP_OF_RUN = { initial: 'token', refresh: 'refresh', code: 'authorize' } as const;
+
+/**
+ * A failure of the token lifecycle as a Problem. The provider's failures already are (see
+ * `#request`); anything else was Grantry's own — a store that could not be read or written after
+ * the provider answered, say — and is `internal_error`: not the provider's fault, no back-off.
+ */
+function ownProblem(error: unknown): Problem {
+  if (error instanceof Problem) return error;
+  return new Problem(
+    'internal_error',
+    'Grantry could not finish getting a token: a step inside Grantry failed (its database, most likely), not the provider.',
+    { hint: "Check Grantry's log and its database; the next call tries again.", cause: error },
+  );
+}
 
 /** What a token request obtained, and how the client authenticated (under `auto`; else null). */
 interface Obtained {

@@ -10,6 +10,7 @@ import { clientOf } from '../client-authentication.js';
 import { isProtocolParameter, type OAuthClientConfig, type TokenRequestOptions } from '../client-config.js';
 import { diagnose } from '../diagnosis.js';
 import { OAuthError, problemCodeForProviderError } from '../oauth-error.js';
+import { shorten } from '../shorten.js';
 import { requestToken } from '../token-request.js';
 import type { TokenSet } from '../token-set.js';
 
@@ -199,8 +200,4 @@ export function validateAuthorizationCallback(
     });
   }
   return { code };
-}
-
-function shorten(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
