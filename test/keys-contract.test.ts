@@ -198,6 +198,11 @@ describe('key fields as API.md spells them, against a real oidc-provider over HT
     expect(generated.publicJwk).toMatchObject({ kty: 'OKP', crv: 'Ed25519' });
     expect(generated.keyId).toBe(await calculateJwkThumbprint(generated.publicJwk));
     expect(generated.keys[0]).toMatchObject({ origin: 'generated', alg: 'EdDSA' });
+    // Asked again, over a key Grantry made: another new key (the console's generateKey: true keeps it).
+    const again = await patch(auth.id, { generateKey: { alg: 'EdDSA' } });
+    expect(again.keyId).not.toBe(generated.keyId);
+    const kept = await patch(auth.id, { generateKey: true });
+    expect(kept.keyId).toBe(again.keyId);
   });
 
   it('mutual TLS with clientCertificate: the CA-issued certificate is answered and authenticates; a generated key gets a self-signed one', async () => {

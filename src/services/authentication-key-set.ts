@@ -79,7 +79,10 @@ export interface KeySetInput {
   stored: KeySet;
   /** Whether this request gave `signingAlg` itself (else an imported key may set it). */
   signingAlgGiven: boolean;
-  /** `generateKey: true` given in this request with the token URL moving: a new key is made. */
+  /**
+   * A new key is made even over one Grantry made: `generateKey: {"alg"}` given in this request, or
+   * `generateKey: true` with the token URL moving.
+   */
   regenerate: boolean;
   /** Names the self-signed certificate (the authentication's id). */
   commonName: string;

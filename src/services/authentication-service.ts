@@ -297,7 +297,8 @@ export class AuthenticationService {
             draft,
             stored: openKeySet(this.#ring, record),
             signingAlgGiven: Object.hasOwn(request.values, 'signingAlg'),
-            regenerate: destinations.moved.length > 0 && request.values.generateKey === true,
+            regenerate:
+              spelled.newKeyAsked || (destinations.moved.length > 0 && request.values.generateKey === true),
             commonName: `grantry ${record.id}`,
             now: this.#clock(),
           })

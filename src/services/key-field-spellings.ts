@@ -25,6 +25,12 @@ export interface KeyFieldSpellings {
   errors: FieldError[];
   /** The name the request gave the certificate under, for the problems found in it later. */
   certificateField: 'clientCertificate' | 'certificate';
+  /**
+   * The request asked for a new key in the contract's form (`generateKey: {"alg"}`): on PATCH that
+   * makes a new key even when Grantry made the current one. `generateKey: true` does not — the
+   * console sends it with every save of a form whose box is ticked.
+   */
+  newKeyAsked: boolean;
 }
 
 /** What a PATCH needs to know of the stored authentication (null on create). */
@@ -49,7 +55,7 @@ export function readKeyFieldSpellings(
       ? 'certificate'
       : 'clientCertificate';
 
-  readGenerateKey(body, errors);
+  const newKeyAsked = readGenerateKey(body, errors);
   readCertificateAlias(body, errors);
   readPrivateKeyJwk(body);
   // A key given on PATCH replaces one Grantry made: the stored `generateKey` no longer holds.
@@ -62,12 +68,12 @@ export function readKeyFieldSpellings(
     body.generateKey = false;
   readAssertion(body, errors);
   defaultJwtBearerClientAuth(body, stored);
-  return { body, errors, certificateField };
+  return { body, errors, certificateField, newKeyAsked };
 }
 
-function readGenerateKey(body: Record<string, unknown>, errors: FieldError[]): void {
+function readGenerateKey(body: Record<string, unknown>, errors: FieldError[]): boolean {
   const value = body.generateKey;
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const { alg, ...rest } = value as Record<string, unknown>;
   for (const name of Object.keys(rest)) {
     errors.push({ path: `/generateKey/${name}`, message: 'is not a member of generateKey (only alg)' });
@@ -85,6 +91,7 @@ function readGenerateKey(body: Record<string, unknown>, errors: FieldError[]): v
     body.signingAlg = alg;
   }
   body.generateKey = true;
+  return true;
 }
 
 function readCertificateAlias(body: Record<string, unknown>, errors: FieldError[]): void {
