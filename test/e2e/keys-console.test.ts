@@ -161,7 +161,7 @@ describe('keys in the console (Chromium)', { timeout: 120_000 }, () => {
       assertion: {
         iss: 'reader@console-test.iam.gserviceaccount.com',
         aud: 'https://oauth2.googleapis.com/token',
-        scope: 'https://www.googleapis.com/auth/drive.readonly',
+        claims: { scope: 'https://www.googleapis.com/auth/drive.readonly' },
       },
     });
     expect(JSON.stringify(saved)).not.toContain('PRIVATE KEY');
