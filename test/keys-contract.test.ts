@@ -286,6 +286,18 @@ describe('key fields as API.md spells them, against a real oidc-provider over HT
     expect(((await (await published(auth.id)).json()) as Json).keys.map((k: Json) => k.kid)).toEqual([
       newKid,
     ]);
+
+    // A key brought to a rotation as a JWK: its kid names it.
+    const brought = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    const jwkRotation = await g.api('POST', `/api/authentications/${auth.id}/rotate-key`, {
+      privateKey: { ...(brought.export({ format: 'jwk' }) as Json), kid: 'brought-as-jwk' },
+    });
+    expect(jwkRotation.status, jwkRotation.text).toBe(200);
+    expect((await keySet(auth.id)).keys.map((k) => k.kid)).toEqual([newKid, 'brought-as-jwk']);
+    await register();
+    const done = await g.api('POST', `/api/authentications/${auth.id}/rotate-key/finish`);
+    expect(done.status, done.text).toBe(200);
+    expect(done.body.keyId).toBe('brought-as-jwk');
   });
 
   it('validation_failed lists every problem, each named by its field', async () => {

@@ -476,7 +476,8 @@ export class AuthenticationService {
     // `clientCertificate` as docs/api.md names it; `certificate` as the first release did.
     const certificateField = Object.hasOwn(body, 'clientCertificate') ? 'clientCertificate' : 'certificate';
     const certificate = text(certificateField);
-    const keyId = text('keyId');
+    // A JWK's own kid names the key when keyId does not (as on create and PATCH).
+    const keyId = text('keyId') ?? (privateKey === undefined ? undefined : jwkKid(privateKey));
     const algInput = text('signingAlg');
     const alg =
       algInput === undefined
@@ -827,4 +828,15 @@ function namedAsGiven(
   return errors.map((error) =>
     error.path === '/clientCertificate' ? { ...error, path: '/certificate' } : error,
   );
+}
+
+/** The `kid` of a private key given as a JWK, if it has one. */
+function jwkKid(privateKey: string): string | undefined {
+  if (!privateKey.trim().startsWith('{')) return undefined;
+  try {
+    const kid = (JSON.parse(privateKey) as { kid?: unknown }).kid;
+    return typeof kid === 'string' && kid !== '' ? kid : undefined;
+  } catch {
+    return undefined;
+  }
 }
