@@ -151,22 +151,26 @@ function contractRequestForm(name: string, catalogueForm: TSchema): TSchema | nu
         },
       );
     case 'assertion':
-      return Type.Object(
-        {
-          iss: Type.Optional(Type.String({ description: 'Default: clientId.' })),
-          sub: Type.Optional(Type.String()),
-          aud: Type.Optional(Type.String({ description: 'Default: tokenUrl.' })),
-          claims: Type.Optional(
-            Type.Record(Type.String(), Type.String(), {
-              description: 'Further claims, e.g. Google’s scope.',
-            }),
+      return Type.Union(
+        [
+          Type.Object(
+            {
+              iss: Type.Optional(Type.String({ description: 'Default: clientId.' })),
+              sub: Type.Optional(Type.String()),
+              aud: Type.Optional(Type.String({ description: 'Default: tokenUrl.' })),
+              claims: Type.Optional(
+                Type.Record(Type.String(), Type.String(), {
+                  description: 'Further claims, e.g. Google’s scope.',
+                }),
+              ),
+            },
+            { additionalProperties: false },
           ),
-        },
-        {
-          additionalProperties: Type.String(),
-          description:
-            'The JWT Bearer grant’s assertion (RFC 7523 §2.1); further string members are read as claims too.',
-        },
+          Type.Record(Type.String(), Type.String(), {
+            description: 'The first release’s flat map of claims ({"iss":…,"scope":…}), still read.',
+          }),
+        ],
+        { description: 'The JWT Bearer grant’s assertion (RFC 7523 §2.1): {"iss","sub","aud","claims"}.' },
       );
     default:
       return null;

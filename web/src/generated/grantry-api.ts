@@ -709,7 +709,7 @@ export interface components {
             clientSecret?: string;
             /** @description Write-only. The JSON key file of a Google service account: it sets the Token URL, the assertion’s issuer and audience, and the private key with its id in one step. Read once, never answered. */
             serviceAccountJson?: string;
-            /** @description The JWT Bearer grant’s assertion (RFC 7523 §2.1); further string members are read as claims too. */
+            /** @description The JWT Bearer grant’s assertion (RFC 7523 §2.1): {"iss","sub","aud","claims"}. */
             assertion?: {
                 /** @description Default: clientId. */
                 iss?: string;
@@ -720,7 +720,7 @@ export interface components {
                 claims?: {
                     [key: string]: string;
                 };
-            } & {
+            } | {
                 [key: string]: string;
             };
             /** @description Sent as "Authorization: <prefix> <token>". Usually Bearer; empty sends the bare token. */
@@ -946,7 +946,7 @@ export interface components {
                 claims?: {
                     [key: string]: string;
                 };
-            } & {
+            } | {
                 [key: string]: string;
             }) | null;
             headerPrefix?: string | null;
