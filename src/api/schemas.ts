@@ -338,6 +338,12 @@ export const AuthenticationViewSchema = named(
           },
         ),
       ),
+      boundOrigins: Type.Optional(
+        Type.Array(Type.String(), {
+          description:
+            'Static kinds (api_key, basic, bearer): the origins the credential may be sent to, bound when a connector first attaches it ([] while unbound). Attaching it to a connector on another origin needs the secret again (docs/security.md).',
+        }),
+      ),
       status: AuthStatusSchema,
       token: Nullable(TokenMetadataSchema),
       lastError: Nullable(ProblemSchema),

@@ -320,7 +320,11 @@ export class AuthenticationService {
     if (draft.name !== undefined && draft.name !== record.name)
       await this.#assertNameFree(draft.name, record.id);
 
-    const settings = withSigningAlg(settingsOf(draft), draft, plan?.signingAlg);
+    const settings = withBinding(
+      withSigningAlg(settingsOf(draft), draft, plan?.signingAlg),
+      record,
+      Object.keys(draft.givenSecrets).length > 0,
+    );
     const secrets = this.#sealSecrets(record.id, draft, record.secrets, plan?.keys ?? EMPTY_KEY_SET);
     const endpointsMoved = destinations.moved.length > 0;
     const shapesTokens =
@@ -792,6 +796,21 @@ export class AuthenticationService {
     const kept = new Set([KEYS_COLUMN, ...secretFieldsOf(draft).map((field) => secretColumn(field.name))]);
     return Object.keys(record.secrets).some((column) => !kept.has(column));
   }
+}
+
+/**
+ * A static credential keeps the origins it is bound to (connector-service.ts binds them) through a
+ * PATCH, unless the PATCH gives its secret again: whoever knows the secret may send it anywhere, so
+ * the next connector that attaches it binds it anew.
+ */
+function withBinding(
+  settings: AuthenticationSettings,
+  record: AuthenticationRecord,
+  secretGiven: boolean,
+): AuthenticationSettings {
+  const bound = record.settings.boundOrigins;
+  if (record.type === 'oauth2' || secretGiven || bound === undefined) return settings;
+  return { ...settings, boundOrigins: bound };
 }
 
 /** The settings with the algorithm the key plan settled on (an imported EC key signs ES256). */

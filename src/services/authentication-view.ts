@@ -59,6 +59,8 @@ export type AuthenticationView = {
     dpopKey?: { jkt: string; alg: string; publicJwk: PublicJwk };
     /** `clientAuthMethod: auto`: the method detection found (kept with the tokens), or null. */
     detectedClientAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'client_secret_jwt' | null;
+    /** Static kinds: the origins the credential may be sent to ([] until a connector attaches it). */
+    boundOrigins?: string[];
     status: AuthStatus;
     token: TokenMetadata | null;
     lastError: ProblemBody | null;
@@ -157,6 +159,7 @@ export function authenticationView(
         ? current
         : null;
   }
+  if (record.type !== 'oauth2') view.boundOrigins = record.settings.boundOrigins ?? [];
   Object.assign(view, {
     status: record.status,
     token: tokenMetadata(record, token),

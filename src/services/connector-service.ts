@@ -4,7 +4,8 @@ import type { ConnectorRecord, Sealed, Store } from '../store/contract.js';
 import { sealContext } from '../tokens/sealed-columns.js';
 import { type ConnectorDraft, checkConnectorRules } from './connector-rules.js';
 import { type ConnectorView, connectorView } from './connector-view.js';
-import { type AllowHttp, throwIfInvalid } from './field-checks.js';
+import { bindCredential, bindingProblem, originOf } from './credential-binding.js';
+import { type AllowHttp, escapePointer, throwIfInvalid } from './field-checks.js';
 import { newId } from './ids.js';
 import { DEFAULT_PAGE_SIZE, decodeCursor, type Page, pageOf } from './list-page.js';
 
@@ -64,9 +65,17 @@ export class ConnectorService {
   async create(body: Record<string, unknown>, schemaErrors: FieldError[] = []): Promise<ConnectorView> {
     const given = readConnectorRequest(body);
     const draft: ConnectorDraft = { ...given.values, secretHeaders: given.secretHeaders };
-    await this.#validate(draft, schemaErrors);
+    await this.#validate(draft, schemaErrors, { field: '/authenticationId' });
     const now = Date.now();
     const id = newId('con');
+    if (draft.authenticationId)
+      await bindCredential(
+        this.#store,
+        draft.authenticationId,
+        originOf(draft.baseUrl as string),
+        '/authenticationId',
+        id,
+      );
     const record: ConnectorRecord = {
       id,
       name: draft.name as string,
@@ -126,12 +135,34 @@ export class ConnectorService {
         : (given.values.timeoutMs ?? record.timeoutMs),
     };
     const refused = [...given.nulls].filter((name) => name === 'name' || name === 'baseUrl');
-    await this.#validate(
-      draft,
-      schemaErrors,
-      record.id,
-      refused.map((name) => ({ path: `/${name}`, message: 'is required; it cannot be cleared' })),
-    );
+    const moved = movesOrigin(record.baseUrl, draft.baseUrl);
+    const reattached = draft.authenticationId !== record.authenticationId;
+    const sendsCredentialAnew = Boolean(draft.authenticationId) && (reattached || moved);
+    const bindingField = reattached ? '/authenticationId' : '/baseUrl';
+    await this.#validate(draft, schemaErrors, {
+      exceptId: record.id,
+      field: sendsCredentialAnew ? bindingField : undefined,
+      extra: [
+        ...refused.map((name) => ({ path: `/${name}`, message: 'is required; it cannot be cleared' })),
+        // A secret header is write-only: it follows the connector to another origin only when the
+        // request gives it again (the same rule as an authentication's endpoints, docs/security.md).
+        ...(moved
+          ? [...kept].map((name) => ({
+              path: `/secretHeaders/${escapePointer(name)}`,
+              message:
+                'is required in the same request when baseUrl moves to another origin: send it again, or remove it (null)',
+            }))
+          : []),
+      ],
+    });
+    if (sendsCredentialAnew)
+      await bindCredential(
+        this.#store,
+        draft.authenticationId as string,
+        originOf(draft.baseUrl as string),
+        bindingField,
+        record.id,
+      );
     const keptSealed = Object.fromEntries(
       Object.entries(record.secretHeaders).filter(([name]) => kept.has(name)),
     );
@@ -163,19 +194,36 @@ export class ConnectorService {
     await this.#store.publish({ kind: 'connector_deleted', connectorId: record.id });
   }
 
+  /**
+   * Every problem of the draft at once. `binding` names the field to blame when the attached
+   * authentication's credential may not go to the draft's origin (credential-binding.ts); absent
+   * when this save does not send it anywhere new.
+   */
   async #validate(
     draft: ConnectorDraft,
     schemaErrors: FieldError[],
-    exceptId?: string,
-    extra: FieldError[] = [],
+    options: {
+      exceptId?: string | undefined;
+      field?: '/authenticationId' | '/baseUrl' | undefined;
+      extra?: FieldError[];
+    } = {},
   ): Promise<void> {
+    const { exceptId, field, extra = [] } = options;
     const rules = checkConnectorRules(draft, this.#allowHttp);
     const errors = [...extra, ...rules.errors];
-    if (
-      typeof draft.authenticationId === 'string' &&
-      (await this.#store.authentications.get(draft.authenticationId)) === null
-    ) {
-      errors.push({ path: '/authenticationId', message: 'no authentication has this id' });
+    if (typeof draft.authenticationId === 'string') {
+      const authentication = await this.#store.authentications.get(draft.authenticationId);
+      if (authentication === null) {
+        errors.push({ path: '/authenticationId', message: 'no authentication has this id' });
+      } else if (
+        field !== undefined &&
+        typeof draft.baseUrl === 'string' &&
+        URL.canParse(draft.baseUrl) &&
+        rules.errors.every((e) => e.path !== '/baseUrl')
+      ) {
+        const problem = bindingProblem(authentication, originOf(draft.baseUrl as string), field);
+        if (problem !== null) errors.push(problem);
+      }
     }
     throwIfInvalid(schemaErrors, errors, rules.onlyInsecureUrls && errors.length === rules.errors.length);
     if (typeof draft.name === 'string') {
@@ -200,6 +248,12 @@ export class ConnectorService {
     }
     return sealed;
   }
+}
+
+/** Whether a new base URL sends calls to another origin (scheme, host or port) than the stored one. */
+function movesOrigin(stored: string, next: string | undefined): boolean {
+  if (next === undefined || !URL.canParse(next)) return false;
+  return originOf(next) !== originOf(stored);
 }
 
 interface ConnectorRequest {

@@ -326,6 +326,21 @@ describe.each(targets)('store contract: $name', (target) => {
       expect(await store.authentications.update(authentication())).toBe(false);
     });
 
+    it('replaceSettings swaps only the settings, only while they are the expected ones, and only once of two racers', async () => {
+      const record = await insertAuthentication();
+      const first = { ...record.settings, boundOrigins: ['https://api.one.test'] };
+      const second = { ...record.settings, boundOrigins: ['https://api.two.test'] };
+      const results = await Promise.all([
+        store.authentications.replaceSettings(record.id, record.settings, first),
+        store.authentications.replaceSettings(record.id, record.settings, second),
+      ]);
+      expect(results.filter(Boolean)).toHaveLength(1);
+      const stored = await store.authentications.get(record.id);
+      expect(stored).toEqual({ ...record, settings: results[0] ? first : second });
+      expect(await store.authentications.replaceSettings(record.id, record.settings, first)).toBe(false);
+      expect(await store.authentications.replaceSettings('auth_missing', record.settings, first)).toBe(false);
+    });
+
     it('setStatus stores the status and the last error, and clears it', async () => {
       const record = await insertAuthentication();
       const problem = { code: 'token_fetch_failed', message: 'timeout', hint: 'check the token URL' };

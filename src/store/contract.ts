@@ -58,6 +58,11 @@ export interface AuthenticationSettings {
   /** The provider preset it was created from, and the values of the preset's placeholders. */
   provider?: string;
   providerParams?: Record<string, string>;
+  /**
+   * Static kinds: the origins (scheme://host:port) this credential may be sent to, bound when a
+   * connector first attaches it; absent while unbound. Giving the secret again unbinds it.
+   */
+  boundOrigins?: string[];
 }
 
 /**
@@ -237,6 +242,16 @@ export interface AuthenticationRepository {
   ): Promise<AuthenticationRecord[]>;
   /** Replaces the whole record (by id). Returns false when it does not exist. */
   update(record: AuthenticationRecord): Promise<boolean>;
+  /**
+   * Replaces only the settings document, and only if it is still `expected` (compare-and-swap):
+   * returns false when it changed meanwhile (or the authentication is gone). Secrets, status and
+   * counters are not touched, so a concurrent change of those is never overwritten.
+   */
+  replaceSettings(
+    id: string,
+    expected: AuthenticationSettings,
+    next: AuthenticationSettings,
+  ): Promise<boolean>;
   setStatus(id: string, status: AuthStatus, lastError: unknown): Promise<void>;
   /** Adds to the usage counters (batched by the caller). */
   addUsage(id: string, delta: { calls: number; unauthorized: number; refreshes: number }): Promise<void>;

@@ -406,6 +406,15 @@ export class KyselyStore implements Store {
         );
         return affected(result.numUpdatedRows) > 0;
       },
+      replaceSettings: async (id, expected, next) => {
+        const result = await db
+          .updateTable('authentications')
+          .set({ settings: toJson(next) })
+          .where('id', '=', id)
+          .where('settings', '=', toJson(expected))
+          .executeTakeFirst();
+        return affected(result.numUpdatedRows) > 0;
+      },
       setStatus: async (id, status, lastError) => {
         await db
           .updateTable('authentications')

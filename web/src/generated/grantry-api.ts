@@ -903,6 +903,8 @@ export interface components {
             };
             /** @description With clientAuthMethod auto: how the provider accepted the client secret (found on the first token request, kept with the tokens; client_secret_jwt when its metadata lists only that); null until then. */
             detectedClientAuthMethod?: "client_secret_basic" | "client_secret_post" | "client_secret_jwt" | null;
+            /** @description Static kinds (api_key, basic, bearer): the origins the credential may be sent to, bound when a connector first attaches it ([] while unbound). Attaching it to a connector on another origin needs the secret again (docs/security.md). */
+            boundOrigins?: string[];
             status: components["schemas"]["AuthenticationStatus"];
             token: components["schemas"]["TokenMetadata"] | null;
             lastError: components["schemas"]["Problem"] | null;
