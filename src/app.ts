@@ -144,7 +144,7 @@ export async function createApp(
     const metadata = new ProviderMetadata({ fetch: egress.fetch, timeoutMs: config.tokenTimeoutMs });
     // DPoP nonces (RFC 9449 §8, §9) are per server: one store for token endpoints and APIs.
     const dpopNonces = new DpopNonces();
-    const jwksBaseUrl = `${config.publicUrl}/oauth/jwks`;
+    const jwksBaseUrl = `${config.publicUrl}/jwks`;
     const tokens = new TokenManager({
       store,
       keyRing,
@@ -158,7 +158,7 @@ export async function createApp(
       lockTimeoutMs: config.refreshLockTimeoutMs,
       dpopNonces,
       clientCertificateFetch: (certificate) => egress.clientCertificateFetch(certificate),
-      jwksUriOf: (authId) => `${jwksBaseUrl}/${encodeURIComponent(authId)}`,
+      jwksUriOf: (authId) => `${jwksBaseUrl}/${encodeURIComponent(authId)}.json`,
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
     });
     const keepAlive = new KeepAliveScheduler({

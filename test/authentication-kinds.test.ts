@@ -46,13 +46,14 @@ const SAMPLES: Record<string, unknown> = {
   clientAssertionAudience: 'https://login.example.test',
   certificateBoundTokens: true,
   dpop: true,
-  assertion: { scope: 'https://www.googleapis.com/auth/drive.readonly' },
+  // As docs/api.md shapes it, asked and answered: {"iss","sub","aud","claims"}.
+  assertion: { claims: { scope: 'https://www.googleapis.com/auth/drive.readonly' } },
 };
 
 // Key material: a real key, its certificate, and a service-account file holding it.
 const sampleKey = generatePrivateKey('ES256');
 SAMPLES.privateKey = privateKeyPem(sampleKey);
-SAMPLES.certificate = selfSignedCertificate(sampleKey, { commonName: 'sample' });
+SAMPLES.clientCertificate = selfSignedCertificate(sampleKey, { commonName: 'sample' });
 SAMPLES.keyId = 'sample-key-1';
 SAMPLES.serviceAccountJson = JSON.stringify({
   type: 'service_account',
@@ -83,8 +84,14 @@ const GRANT_CONTEXT: Partial<Record<GrantType, Record<string, unknown>>> = {
 
 /** Problems an empty create of a grant has beyond its required fields (rules between fields). */
 const GRANT_RULE_PROBLEMS: Partial<Record<GrantType, string[]>> = {
-  // clientAuthMethod defaults to client_secret_basic: it needs a client id, and a key for the assertion.
-  jwt_bearer: ['/clientId', '/privateKey'],
+  // clientAuthMethod defaults to none without a client secret (docs/api.md): the assertion needs an
+  // issuer (assertion.iss, or a clientId) and a key to sign with.
+  jwt_bearer: ['/assertion/iss', '/privateKey'],
+};
+
+/** Required fields a grant's defaults make unneeded: jwt_bearer defaults to clientAuthMethod none, which sends no secret. */
+const GRANT_UNNEEDED: Partial<Record<GrantType, string[]>> = {
+  jwt_bearer: ['/clientSecret'],
 };
 
 /** The grant a field needs (or the first grant) for OAuth 2.0; undefined for the other kinds. */
@@ -161,6 +168,7 @@ describe('authentication kinds, driven by the catalogue', () => {
       const required = (KINDS[kind].fields as readonly FieldSpec[])
         .filter((f) => f.name !== 'grantType' && isRequired(f, grant as GrantType | undefined))
         .map((f) => `/${f.name}`)
+        .filter((path) => !(GRANT_UNNEEDED[grant as GrantType] ?? []).includes(path))
         .concat(GRANT_RULE_PROBLEMS[grant as GrantType] ?? []);
       const empty = await g.api('POST', '/api/authentications', {
         name: `empty-${kind}`,

@@ -354,6 +354,8 @@ describe('no secret leaves the service', () => {
       await call('POST', `/api/authentications/${generated.body.id}/rotate-key`);
       await call('POST', `/api/authentications/${generated.body.id}/rotate-key/finish`);
       answers.push(await (await fetch(`${g.url}/oauth/jwks/${generated.body.id}`)).text());
+      answers.push(await (await fetch(`${g.url}/jwks/${generated.body.id}.json`)).text());
+      answers.push((await g.api('GET', `/api/authentications/${generated.body.id}/jwks`)).text);
       await call('GET', '/api/authentications');
     } finally {
       await g.stop();

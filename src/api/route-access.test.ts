@@ -8,6 +8,11 @@ describe('route access', () => {
     expect(isPublicRoute('GET', '/oauth/redirect')).toBe(true);
     expect(isPublicRoute('GET', '/oauth/jwks/:id')).toBe(true);
     expect(isPublicRoute('POST', '/oauth/jwks/:id')).toBe(false);
+    // docs/api.md: the published JWKS, GET only; the API-key route beside it stays protected.
+    expect(isPublicRoute('GET', '/jwks/:id.json')).toBe(true);
+    expect(isPublicRoute('HEAD', '/jwks/:id.json')).toBe(true);
+    expect(isPublicRoute('POST', '/jwks/:id.json')).toBe(false);
+    expect(isPublicRoute('GET', '/api/authentications/:id/jwks')).toBe(false);
     expect(isPublicRoute('POST', '/api/authentications/:id/rotate-key')).toBe(false);
     expect(isPublicRoute('GET', '/docs')).toBe(true);
     expect(isPublicRoute('HEAD', '/docs/:asset')).toBe(true);

@@ -35,7 +35,9 @@ export const PUBLIC_ROUTES: ReadonlySet<string> = new Set([
   'GET /oauth/redirect',
   // A one-time connect link: its token is the proof (256 random bits, single use, expiring).
   'GET /oauth/connect/:token',
-  // An authentication's published public keys (jwks_uri): public keys only, for providers to fetch.
+  // An authentication's published public keys (jwks_uri, docs/api.md): public keys only, for
+  // providers to fetch; 404 unless it has publishJwks. The second is the first release's address.
+  'GET /jwks/:id.json',
   'GET /oauth/jwks/:id',
   // The console's page and static files (web/dist): a built page, no data.
   'GET /',

@@ -108,12 +108,88 @@ function fieldSchema(field: FieldSpec, options: { answer?: boolean } = {}): TSch
   }
 }
 
+const SIGNING_ALG_VALUES = ['RS256', 'PS256', 'ES256', 'EdDSA'] as const;
+
+/**
+ * The key fields' request forms of docs/api.md beside the catalogue's own (which the console
+ * sends): members are checked by the service (key-field-spellings.ts) so that a bad `alg` is one
+ * problem named `/generateKey/alg`, not a union's every branch.
+ */
+function contractRequestForm(name: string, catalogueForm: TSchema): TSchema | null {
+  switch (name) {
+    case 'generateKey':
+      return Type.Union(
+        [
+          Type.Object(
+            {
+              alg: Type.String({
+                description: `One of ${SIGNING_ALG_VALUES.join(', ')}: RS256 or PS256 (RSA 2048), ES256 (P-256) or EdDSA (Ed25519).`,
+              }),
+            },
+            { description: 'Grantry makes a key pair of this type; the private key never leaves it.' },
+          ),
+          catalogueForm,
+        ],
+        { description: '{"alg": …} (docs/api.md), or true with signingAlg.' },
+      );
+    case 'privateKey':
+      return Type.Union(
+        [
+          catalogueForm,
+          Type.Object(
+            { kty: Type.String() },
+            {
+              additionalProperties: true,
+              description: 'A private JWK (RFC 7517), with "d".',
+              writeOnly: true,
+            },
+          ),
+        ],
+        {
+          description:
+            'Write-only. PEM PKCS#8 (or PKCS#1, SEC 1), or a private JWK — as an object or as JSON text. RSA of 2048 bits or more, EC P-256 or Ed25519.',
+        },
+      );
+    case 'assertion':
+      return Type.Union(
+        [
+          Type.Object(
+            {
+              iss: Type.Optional(Type.String({ description: 'Default: clientId.' })),
+              sub: Type.Optional(Type.String()),
+              aud: Type.Optional(Type.String({ description: 'Default: tokenUrl.' })),
+              claims: Type.Optional(
+                Type.Record(Type.String(), Type.String(), {
+                  description: 'Further claims, e.g. Google’s scope.',
+                }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
+          Type.Record(Type.String(), Type.String(), {
+            description: 'The first release’s flat map of claims ({"iss":…,"scope":…}), still read.',
+          }),
+        ],
+        { description: 'The JWT Bearer grant’s assertion (RFC 7523 §2.1): {"iss","sub","aud","claims"}.' },
+      );
+    default:
+      return null;
+  }
+}
+
 function fieldProperties(nullable: boolean): Record<string, TSchema> {
   const properties: Record<string, TSchema> = {};
   for (const [name, field] of FIELD_BY_NAME) {
-    const schema = fieldSchema(field);
+    const catalogueForm = fieldSchema(field);
+    const schema = contractRequestForm(name, catalogueForm) ?? catalogueForm;
     properties[name] = Type.Optional(nullable ? Nullable(schema) : schema);
   }
+  // The first release's name of clientCertificate, still read.
+  properties.certificate = Type.Optional(
+    (nullable ? Nullable : (schema: TSchema) => schema)(
+      Type.String({ maxLength: 40000, description: 'The old name of clientCertificate, still read.' }),
+    ),
+  );
   return properties;
 }
 
@@ -185,6 +261,17 @@ export const PublicJwkSchema = named(
   }),
 );
 
+/** The JWT Bearer grant's assertion as answered (docs/api.md). */
+export const AssertionSchema = named(
+  'Assertion',
+  Type.Object({
+    iss: Type.Optional(Type.String()),
+    sub: Type.Optional(Type.String()),
+    aud: Type.Optional(Type.String()),
+    claims: Type.Optional(Type.Record(Type.String(), Type.String())),
+  }),
+);
+
 /** One signing key as answered: its public half, its certificate, its place in a rotation. */
 export const PublicKeySchema = named(
   'PublicKey',
@@ -214,6 +301,14 @@ export const AuthenticationViewSchema = named(
       type: fieldSchema(FIELD_BY_NAME.get('type') as FieldSpec),
       ...viewProperties(),
       redirectUri: Type.Optional(Type.String()),
+      assertion: Type.Optional(AssertionSchema),
+      publicJwk: Type.Optional(PublicJwkSchema),
+      keyId: Type.Optional(
+        Type.String({ description: 'The kid of the key that signs now (default: its RFC 7638 thumbprint).' }),
+      ),
+      clientCertificate: Type.Optional(
+        Type.String({ description: 'Mutual TLS: the certificate presented now (PEM, leaf first).' }),
+      ),
       keys: Type.Optional(Type.Array(PublicKeySchema)),
       jwksUri: Type.Optional(
         Type.String({
@@ -698,14 +793,19 @@ export const RotateKeySchema = named(
   Type.Object(
     {
       privateKey: Type.Optional(
-        Type.String({
-          maxLength: 20000,
-          writeOnly: true,
-          description: 'PEM; without it Grantry makes the key.',
-        }),
+        Type.Union(
+          [
+            Type.String({ maxLength: 20000, writeOnly: true }),
+            Type.Object({ kty: Type.String() }, { additionalProperties: true, writeOnly: true }),
+          ],
+          { description: 'PEM, or a private JWK; without it Grantry makes the key.' },
+        ),
+      ),
+      clientCertificate: Type.Optional(
+        Type.String({ maxLength: 40000, description: 'PEM of the given key, for mutual TLS.' }),
       ),
       certificate: Type.Optional(
-        Type.String({ maxLength: 40000, description: 'PEM of the given key, for mutual TLS.' }),
+        Type.String({ maxLength: 40000, description: 'The old name of clientCertificate, still read.' }),
       ),
       keyId: Type.Optional(Type.String({ maxLength: 200 })),
       signingAlg: Type.Optional(SigningAlgSchema),

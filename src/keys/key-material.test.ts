@@ -97,4 +97,29 @@ describe('key material', () => {
     const key = generatePrivateKey('EdDSA');
     expect(keyThumbprint(createPrivateKey(privateKeyPem(key)))).toBe(keyThumbprint(key));
   });
+
+  it('reads a private key given as a JWK (docs/api.md: "PEM PKCS#8, or a JWK"), with the PEM checks', () => {
+    for (const alg of SIGNING_ALGS) {
+      const key = generatePrivateKey(alg);
+      const reading = readPrivateKey(JSON.stringify(key.export({ format: 'jwk' })));
+      expect(reading.ok, alg).toBe(true);
+      if (reading.ok) expect(keyThumbprint(reading.key)).toBe(keyThumbprint(key));
+    }
+    const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey;
+    expect(readPrivateKey(JSON.stringify(small.export({ format: 'jwk' })))).toEqual({
+      ok: false,
+      problem: 'is an RSA key of 1024 bits: at least 2048 bits are required',
+    });
+    const publicOnly = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
+    expect(readPrivateKey(JSON.stringify(publicOnly))).toMatchObject({
+      ok: false,
+      problem: expect.stringContaining('is a public JWK'),
+    });
+    expect(readPrivateKey('{"kty":"RSA",')).toMatchObject({
+      ok: false,
+      problem: expect.stringContaining('JSON'),
+    });
+    expect(readPrivateKey('{"kty":"EC","crv":"P-256","d":"AA"}')).toMatchObject({ ok: false });
+    expect(readPrivateKey('{"d":"AA"}')).toMatchObject({ ok: false, problem: 'is a JWK without kty' });
+  });
 });

@@ -102,6 +102,7 @@ export type PrivateKeyReading = { ok: true; key: KeyObject } | { ok: false; prob
  */
 export function readPrivateKey(pem: string): PrivateKeyReading {
   const text = pem.trim();
+  if (text.startsWith('{')) return readPrivateJwk(text);
   if (/-----BEGIN ENCRYPTED PRIVATE KEY-----/.test(text)) {
     return {
       ok: false,
@@ -118,7 +119,7 @@ export function readPrivateKey(pem: string): PrivateKeyReading {
   if (/-----BEGIN CERTIFICATE-----/.test(text) && !/PRIVATE KEY-----/.test(text)) {
     return {
       ok: false,
-      problem: 'is a certificate: give the private key here and the certificate in certificate',
+      problem: 'is a certificate: give the private key here and the certificate in clientCertificate',
     };
   }
   if (!/-----BEGIN ((RSA|EC) )?PRIVATE KEY-----/.test(text)) {
@@ -132,6 +133,38 @@ export function readPrivateKey(pem: string): PrivateKeyReading {
     key = createPrivateKey({ key: text, format: 'pem' });
   } catch {
     return { ok: false, problem: 'is not a PEM private key that can be read (the PEM does not parse)' };
+  }
+  const problem = keyProblem(key);
+  return problem === null ? { ok: true, key } : { ok: false, problem };
+}
+
+/**
+ * Reads a private key given as a JWK (RFC 7517 §4; the members of RFC 7518 §6 and RFC 8037 §2), the
+ * other form docs/api.md allows for `privateKey`. A public JWK (no `d`) is refused like a public PEM.
+ */
+function readPrivateJwk(text: string): PrivateKeyReading {
+  let jwk: unknown;
+  try {
+    jwk = JSON.parse(text);
+  } catch {
+    return { ok: false, problem: 'is neither a PEM private key nor a JWK (the JSON does not parse)' };
+  }
+  if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) {
+    return { ok: false, problem: 'must be a PEM private key or a JWK object' };
+  }
+  const members = jwk as Record<string, unknown>;
+  if (typeof members.kty !== 'string') return { ok: false, problem: 'is a JWK without kty' };
+  if (members.d === undefined) {
+    return {
+      ok: false,
+      problem: 'is a public JWK: give the private key (with "d"); the public one is derived from it',
+    };
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: members as JsonWebKey, format: 'jwk' });
+  } catch {
+    return { ok: false, problem: `is not a private JWK that can be read (kty ${members.kty})` };
   }
   const problem = keyProblem(key);
   return problem === null ? { ok: true, key } : { ok: false, problem };

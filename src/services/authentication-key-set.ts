@@ -11,7 +11,7 @@ import { KEY_CLIENT_AUTH_METHODS, MTLS_CLIENT_AUTH_METHODS } from './catalogue/o
 
 /**
  * The keys of an authentication as a create or a change leaves them (docs/keys.md): a key Grantry
- * makes (`generateKey`), one a person imports (`privateKey`, `certificate`, `keyId`) — checked here
+ * makes (`generateKey`), one a person imports (`privateKey`, `clientCertificate`, `keyId`) — checked here
  * at save time, so a bad PEM is a `validation_failed` naming the field, never a failed call later —
  * a Google service-account key file, and the DPoP key. Rotation has routes of its own
  * (authentication-service.ts); this is what a POST or a PATCH does.
@@ -79,7 +79,10 @@ export interface KeySetInput {
   stored: KeySet;
   /** Whether this request gave `signingAlg` itself (else an imported key may set it). */
   signingAlgGiven: boolean;
-  /** `generateKey: true` given in this request with the token URL moving: a new key is made. */
+  /**
+   * A new key is made even over one Grantry made: `generateKey: {"alg"}` given in this request, or
+   * `generateKey: true` with the token URL moving.
+   */
   regenerate: boolean;
   /** Names the self-signed certificate (the authentication's id). */
   commonName: string;
@@ -89,7 +92,7 @@ export interface KeySetInput {
 /**
  * The key set after a create or a PATCH. Every problem is named by field:
  * `/privateKey` (a PEM that does not parse, an RSA key under 2048 bits, a key of another type than
- * `signingAlg`), `/certificate` (not a certificate, expired, not the private key's), `/generateKey`.
+ * `signingAlg`), `/clientCertificate` (not a certificate, expired, not the private key's), `/generateKey`.
  */
 export function planKeySet(input: KeySetInput): KeySetPlan {
   const { draft, stored, now } = input;
@@ -106,7 +109,9 @@ export function planKeySet(input: KeySetInput): KeySetPlan {
   const mtls = usesMtls(values);
   const givenPem = draft.givenSecrets.privateKey;
   const givenCertificate =
-    typeof values.certificate === 'string' && values.certificate !== '' ? values.certificate : undefined;
+    typeof values.clientCertificate === 'string' && values.clientCertificate !== ''
+      ? values.clientCertificate
+      : undefined;
   const givenKid = typeof values.keyId === 'string' && values.keyId !== '' ? values.keyId : undefined;
   let current: StoredKey | null = stored.current;
   let rotationKept = true;
@@ -123,7 +128,7 @@ export function planKeySet(input: KeySetInput): KeySetPlan {
     if (mtls && certificate === null && givenCertificate === undefined) {
       if (values.clientAuthMethod === 'tls_client_auth') {
         errors.push({
-          path: '/certificate',
+          path: '/clientCertificate',
           message:
             'is required with tls_client_auth: give the certificate the CA issued for this private key',
         });
@@ -171,7 +176,7 @@ export function planKeySet(input: KeySetInput): KeySetPlan {
     } else if (mtls && current.certificate === null) {
       if (values.clientAuthMethod === 'tls_client_auth') {
         errors.push({
-          path: '/certificate',
+          path: '/clientCertificate',
           message: 'is required with tls_client_auth: give the certificate the CA issued for the private key',
         });
       } else {
@@ -218,12 +223,12 @@ function checkedCertificate(
   if (pem === undefined) return null;
   const reading = readCertificateChain(pem, now);
   if (!reading.ok) {
-    errors.push({ path: '/certificate', message: reading.problem });
+    errors.push({ path: '/clientCertificate', message: reading.problem });
     return null;
   }
   if (!certificateMatchesKey(reading.leaf, key)) {
     errors.push({
-      path: '/certificate',
+      path: '/clientCertificate',
       message: 'does not match the private key: it was issued for another key pair',
     });
     return null;
@@ -253,7 +258,7 @@ export function importedRotationKey(
   const alg = fittingAlg(reading.key, options.alg, options.alg !== undefined, errors);
   const certificate = checkedCertificate(body.certificate, reading.key, options.now, errors);
   if (options.mtls === 'ca' && body.certificate === undefined) {
-    errors.push({ path: '/certificate', message: 'is required with tls_client_auth' });
+    errors.push({ path: '/clientCertificate', message: 'is required with tls_client_auth' });
   }
   if (alg === undefined || errors.length > 0) return { key: null, errors };
   const key = importedKey(reading.key, { alg, kid: body.keyId, certificate, now: options.now });

@@ -61,6 +61,7 @@ import {
 } from './authentication-view.js';
 import { type AllowHttp, throwIfInvalid } from './field-checks.js';
 import { newId } from './ids.js';
+import { readKeyFieldSpellings } from './key-field-spellings.js';
 import { DEFAULT_PAGE_SIZE, decodeCursor, type Page, pageOf } from './list-page.js';
 
 /** What a list of authentications may be narrowed by (docs/api.md). */
@@ -94,7 +95,7 @@ export interface AuthenticationServiceOptions {
   providers: ProviderCatalogue;
   /** `<GRANTRY_PUBLIC_URL>/oauth/connect`: where connect links point. */
   connectBaseUrl: string;
-  /** `<GRANTRY_PUBLIC_URL>/oauth/jwks`: where published public keys are served (`publishJwks`). */
+  /** `<GRANTRY_PUBLIC_URL>/jwks`: where published public keys are served as `<id>.json` (`publishJwks`). */
   jwksBaseUrl?: string;
   clock?: () => number;
 }
@@ -128,7 +129,7 @@ export class AuthenticationService {
     this.#allowHttp = options.allowHttp;
     this.#providers = options.providers;
     this.#connectBaseUrl = options.connectBaseUrl;
-    this.#jwksBaseUrl = options.jwksBaseUrl ?? options.connectBaseUrl.replace(/\/connect$/, '/jwks');
+    this.#jwksBaseUrl = options.jwksBaseUrl ?? options.connectBaseUrl.replace(/\/oauth\/connect$/, '/jwks');
     this.#clock = options.clock ?? Date.now;
   }
 
@@ -189,8 +190,10 @@ export class AuthenticationService {
   async create(body: Record<string, unknown>, schemaErrors: FieldError[] = []): Promise<AuthenticationView> {
     // A preset fills what the request leaves out; what it gives explicitly wins.
     const preset = this.#providers.fill(body);
+    // The key fields as docs/api.md spells them (and as the first release did), read into one form.
+    const spelled = readKeyFieldSpellings(preset.body, null);
     // A Google key file stands for several fields; it is read here and never stored.
-    const account = expandServiceAccount(preset.body, null);
+    const account = expandServiceAccount(spelled.body, null);
     const request = readAuthenticationRequest(account.body);
     const draft = draftForCreate(request);
     const rules = checkAuthenticationDraft(draft, this.#allowHttp);
@@ -211,9 +214,13 @@ export class AuthenticationService {
     const keyErrors = (plan?.errors ?? []).filter((e) => !rules.errors.some((r) => r.path === e.path));
     throwIfInvalid(
       schemaErrors,
-      [...preset.errors, ...account.errors, ...rules.errors, ...keyErrors],
+      namedAsGiven(
+        [...preset.errors, ...spelled.errors, ...account.errors, ...rules.errors, ...keyErrors],
+        spelled.certificateField,
+      ),
       rules.onlyInsecureUrls &&
         preset.errors.length === 0 &&
+        spelled.errors.length === 0 &&
         account.errors.length === 0 &&
         keyErrors.length === 0,
     );
@@ -257,7 +264,13 @@ export class AuthenticationService {
     schemaErrors: FieldError[] = [],
   ): Promise<AuthenticationView> {
     const record = await this.record(id);
-    const account = expandServiceAccount(body, record.settings);
+    const spelled = readKeyFieldSpellings(body, {
+      grantType: record.grantType,
+      clientAuthMethod: record.settings.clientAuthMethod,
+      clientSecretStored: record.secrets[secretColumn('clientSecret')] !== undefined,
+      generateKeyStored: record.settings.generateKey === true,
+    });
+    const account = expandServiceAccount(spelled.body, record.settings);
     const request = readAuthenticationRequest(account.body);
     const draft = draftForPatch(record, request);
     const rules = checkAuthenticationDraft(draft, this.#allowHttp);
@@ -284,7 +297,8 @@ export class AuthenticationService {
             draft,
             stored: openKeySet(this.#ring, record),
             signingAlgGiven: Object.hasOwn(request.values, 'signingAlg'),
-            regenerate: destinations.moved.length > 0 && request.values.generateKey === true,
+            regenerate:
+              spelled.newKeyAsked || (destinations.moved.length > 0 && request.values.generateKey === true),
             commonName: `grantry ${record.id}`,
             now: this.#clock(),
           })
@@ -293,9 +307,13 @@ export class AuthenticationService {
     const keyErrors = (plan?.errors ?? []).filter((e) => !ruleErrors.some((r) => r.path === e.path));
     throwIfInvalid(
       schemaErrors,
-      [...account.errors, ...ruleErrors, ...keyErrors],
+      namedAsGiven(
+        [...spelled.errors, ...account.errors, ...ruleErrors, ...keyErrors],
+        spelled.certificateField,
+      ),
       rules.onlyInsecureUrls &&
         destinations.errors.length === 0 &&
+        spelled.errors.length === 0 &&
         account.errors.length === 0 &&
         keyErrors.length === 0,
     );
@@ -450,14 +468,20 @@ export class AuthenticationService {
     const errors: FieldError[] = [];
     const text = (name: string): string | undefined => {
       const value = body[name];
+      // A private key may come as a JWK object (docs/api.md): read as its JSON text.
+      if (name === 'privateKey' && typeof value === 'object' && value !== null && !Array.isArray(value))
+        return JSON.stringify(value);
       if (value === undefined || value === null) return undefined;
       if (typeof value === 'string') return value;
       errors.push({ path: `/${name}`, message: 'must be a string' });
       return undefined;
     };
     const privateKey = text('privateKey');
-    const certificate = text('certificate');
-    const keyId = text('keyId');
+    // `clientCertificate` as docs/api.md names it; `certificate` as the first release did.
+    const certificateField = Object.hasOwn(body, 'clientCertificate') ? 'clientCertificate' : 'certificate';
+    const certificate = text(certificateField);
+    // A JWK's own kid names the key when keyId does not (as on create and PATCH).
+    const keyId = text('keyId') ?? (privateKey === undefined ? undefined : jwkKid(privateKey));
     const algInput = text('signingAlg');
     const alg =
       algInput === undefined
@@ -467,7 +491,7 @@ export class AuthenticationService {
       errors.push({ path: '/signingAlg', message: 'must be one of RS256, PS256, ES256, EdDSA' });
     }
     for (const name of Object.keys(body)) {
-      if (!['privateKey', 'certificate', 'keyId', 'signingAlg'].includes(name)) {
+      if (!['privateKey', 'clientCertificate', 'certificate', 'keyId', 'signingAlg'].includes(name)) {
         errors.push({ path: `/${name}`, message: 'is not a field of a key rotation; remove it' });
       }
     }
@@ -484,7 +508,7 @@ export class AuthenticationService {
     } else {
       if (certificate !== undefined || keyId !== undefined) {
         errors.push({
-          path: certificate !== undefined ? '/certificate' : '/keyId',
+          path: certificate !== undefined ? `/${certificateField}` : '/keyId',
           message: 'goes with privateKey: without one, Grantry makes the next key (and its certificate)',
         });
       }
@@ -503,7 +527,7 @@ export class AuthenticationService {
         });
       }
     }
-    throwIfInvalid([], errors);
+    throwIfInvalid([], namedAsGiven(errors, certificateField));
     const rotated = rotate(keys, next as StoredKey);
     if (!rotated.ok) throw new Problem('conflict', rotated.problem);
     const updated = await this.#saveKeys(record, rotated.set, {
@@ -562,6 +586,24 @@ export class AuthenticationService {
    * the next and retiring ones included. Not published (or no such authentication): `not_found`,
    * the same answer either way.
    */
+  /**
+   * `GET /api/authentications/:id/jwks`: the public keys of an authentication, published or not —
+   * the current key, and during a rotation the next and the retiring one; `{"keys":[]}` for one
+   * that signs with no key of its own.
+   */
+  async keySet(id: string): Promise<{ keys: PublicJwk[] }> {
+    const record = await this.record(id);
+    if (
+      record.type !== 'oauth2' ||
+      record.secrets[KEYS_COLUMN] === undefined ||
+      !usesKeys(record.settings as Record<string, unknown>, record.grantType ?? undefined)
+    ) {
+      return { keys: [] };
+    }
+    return jwksOf(openKeySet(this.#ring, record));
+  }
+
+  /** The published JWK Set (`publishJwks`, no API key): `not_found` unless it is published. */
   async jwks(id: string): Promise<{ keys: PublicJwk[] }> {
     const record = await this.#store.authentications.get(id);
     if (
@@ -705,7 +747,7 @@ export class AuthenticationService {
 
   /** Where an authentication's public keys are published when `publishJwks` is on. */
   jwksUriOf(id: string): string {
-    return `${this.#jwksBaseUrl}/${encodeURIComponent(id)}`;
+    return `${this.#jwksBaseUrl}/${encodeURIComponent(id)}.json`;
   }
 
   async #assertNameFree(name: string, exceptId?: string): Promise<void> {
@@ -794,4 +836,26 @@ function nameTaken(error: unknown, name: string): unknown {
     });
   }
   return error;
+}
+
+/** Problems of the certificate named as the request named it (`certificate`, the first release's name). */
+function namedAsGiven(
+  errors: FieldError[],
+  certificateField: 'clientCertificate' | 'certificate',
+): FieldError[] {
+  if (certificateField === 'clientCertificate') return errors;
+  return errors.map((error) =>
+    error.path === '/clientCertificate' ? { ...error, path: '/certificate' } : error,
+  );
+}
+
+/** The `kid` of a private key given as a JWK, if it has one. */
+function jwkKid(privateKey: string): string | undefined {
+  if (!privateKey.trim().startsWith('{')) return undefined;
+  try {
+    const kid = (JSON.parse(privateKey) as { kid?: unknown }).kid;
+    return typeof kid === 'string' && kid !== '' ? kid : undefined;
+  } catch {
+    return undefined;
+  }
 }

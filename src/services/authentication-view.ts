@@ -6,15 +6,22 @@ import type { ProblemBody } from '../problem.js';
 import type { AuthenticationRecord, AuthStatus, EventRecord, TokenRecord } from '../store/contract.js';
 import { secretColumn } from './authentication-draft.js';
 import {
+  type AssertionClaims,
   type AuthenticationSettingValues,
   type AuthenticationType,
   appliesWith,
+  assertionOf,
   type FieldSpec,
   type GrantType,
   KINDS,
   type SecretFlags,
   secretFlag,
 } from './catalogue/index.js';
+import { MTLS_CLIENT_AUTH_METHODS } from './catalogue/oauth2.js';
+
+function isMtls(method: unknown): boolean {
+  return (MTLS_CLIENT_AUTH_METHODS as readonly unknown[]).includes(method);
+}
 
 /** What is known of a stored access token: never the token itself. */
 export interface TokenMetadata {
@@ -32,12 +39,20 @@ export type AuthenticationView = {
   name: string;
   type: AuthenticationType;
   grantType?: GrantType;
-} & AuthenticationSettingValues &
+} & Omit<AuthenticationSettingValues, 'assertion'> &
   SecretFlags & {
     /** authorization_code: the exact redirect URI to register at the provider. */
     redirectUri?: string;
     /** The public half of every signing key (current, next, retiring), for authentications that use keys. */
     keys?: PublicKeyView[];
+    /** The public JWK of the key that signs now (docs/api.md). */
+    publicJwk?: PublicJwk;
+    /** The `kid` of the key that signs now: as given, else its RFC 7638 thumbprint. */
+    keyId?: string;
+    /** Mutual TLS: the certificate presented now (PEM, leaf first). */
+    clientCertificate?: string;
+    /** The JWT Bearer grant's assertion claims, `{"iss","sub","aud","claims"}`. */
+    assertion?: AssertionClaims;
     /** Where the public keys are published (`publishJwks`). */
     jwksUri?: string;
     /** The DPoP key's thumbprint and public JWK (`dpop`). */
@@ -108,6 +123,10 @@ export function authenticationView(
       if (field.type === 'secret') view[secretFlag(field.name)] = (keys?.keys.length ?? 0) > 0;
     } else if (field.type === 'secret') {
       view[secretFlag(field.name)] = record.secrets[secretColumn(field.name)] !== undefined;
+    } else if (field.name === 'assertion') {
+      // Stored as one map of claims (as signed); answered as docs/api.md shapes it.
+      const value = settings.assertion;
+      if (value !== undefined) view.assertion = assertionOf(value as Record<string, string>);
     } else {
       const value = settings[field.name] ?? field.default;
       if (value !== undefined) view[field.name] = value;
@@ -115,7 +134,17 @@ export function authenticationView(
   }
   if (grant === 'authorization_code') view.redirectUri = redirectUri;
   if (keys !== null) {
-    if (view.privateKeySet !== undefined) view.keys = keys.keys;
+    if (view.privateKeySet !== undefined) {
+      view.keys = keys.keys;
+      // docs/api.md: the signing key's public JWK, its kid and, for mutual TLS, its certificate.
+      const current = keys.keys.find((key) => key.status === 'current');
+      if (current !== undefined) {
+        view.publicJwk = current.publicJwk;
+        view.keyId = current.kid;
+        if (isMtls(settings.clientAuthMethod) && current.certificate !== null)
+          view.clientCertificate = current.certificate;
+      }
+    }
     if (keys.jwksUri !== undefined && settings.publishJwks === true && view.privateKeySet !== undefined)
       view.jwksUri = keys.jwksUri;
     if (keys.dpopKey !== undefined && settings.dpop === true) view.dpopKey = keys.dpopKey;

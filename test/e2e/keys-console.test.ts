@@ -83,7 +83,7 @@ describe('keys in the console (Chromium)', { timeout: 120_000 }, () => {
       (await keys.getByLabel('Public key (PEM)').inputValue()).startsWith('-----BEGIN PUBLIC KEY-----'),
     ).toBe(true);
     const jwksUri = await keys.getByLabel('JWKS URL (jwks_uri)').inputValue();
-    expect(jwksUri).toMatch(new RegExp(`^${ui}/oauth/jwks/auth_`));
+    expect(jwksUri).toMatch(new RegExp(`^${ui}/jwks/auth_[^/]+\\.json$`));
 
     await oidc.registerClient({
       client_id: 'billing-pkj',
@@ -161,7 +161,7 @@ describe('keys in the console (Chromium)', { timeout: 120_000 }, () => {
       assertion: {
         iss: 'reader@console-test.iam.gserviceaccount.com',
         aud: 'https://oauth2.googleapis.com/token',
-        scope: 'https://www.googleapis.com/auth/drive.readonly',
+        claims: { scope: 'https://www.googleapis.com/auth/drive.readonly' },
       },
     });
     expect(JSON.stringify(saved)).not.toContain('PRIVATE KEY');

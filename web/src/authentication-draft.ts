@@ -8,6 +8,7 @@ import {
   appliesWith,
   type FieldSpec,
   fieldsOf,
+  flatAssertion,
   type GrantType,
   isRequired,
   KINDS,
@@ -107,6 +108,9 @@ export function draftFromAuthentication(view: AuthenticationView): Authenticatio
     if (field.type === 'secret') {
       draft.values[field.name] = '';
       draft.replacing[field.name] = viewValue(view, secretFlag(field.name)) !== true;
+    } else if (field.name === 'assertion') {
+      // Answered as {"iss","sub","aud","claims"} (docs/api.md); edited, and sent back, as one list.
+      draft.values[field.name] = rowsFromRecord(value === undefined ? undefined : flatAssertion(value));
     } else if (field.type === 'parameters') {
       draft.values[field.name] = rowsFromRecord(value as Record<string, string> | undefined);
     } else if (field.type === 'boolean') {

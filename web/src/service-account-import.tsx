@@ -47,7 +47,10 @@ export function ServiceAccountImport(props: {
     setSaving(true);
     setProblem(null);
     try {
-      const assertion: Record<string, string> = { scope: scope.trim().replace(/\s+/g, ' ') };
+      // As docs/api.md shapes it: sub for domain-wide delegation, Google's scope among the claims.
+      const assertion: { sub?: string; claims: Record<string, string> } = {
+        claims: { scope: scope.trim().replace(/\s+/g, ' ') },
+      };
       if (subject.trim() !== '') assertion.sub = subject.trim();
       const view = await api.createAuthentication({
         name: name.trim(),

@@ -11,6 +11,7 @@ import {
   AuthenticationViewSchema,
   ErrorResponseSchema,
   EventListSchema,
+  JwksSchema,
   RotateKeySchema,
   TokenTestResultSchema,
 } from '../schemas.js';
@@ -162,6 +163,23 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
     },
   );
 
+  server.get(
+    '/api/authentications/:id/jwks',
+    {
+      config: { access: 'runtime' },
+      schema: {
+        tags,
+        operationId: 'getAuthenticationKeySet',
+        summary: 'The public keys of an authentication',
+        description:
+          'The JWK Set (RFC 7517 §5) of the keys the authentication signs with — the current key, and during a rotation the next and the retiring one — published or not. {"keys":[]} when it signs with no key of its own. Public keys only.',
+        params: IdParams,
+        response: { 200: JwksSchema, 404: ErrorResponseSchema },
+      },
+    },
+    async (request) => service.keySet(request.params.id),
+  );
+
   server.post(
     '/api/authentications/:id/rotate-key',
     {
@@ -171,7 +189,7 @@ export async function authenticationRoutes(app: FastifyInstance, context: ApiCon
         operationId: 'rotateAuthenticationKey',
         summary: 'Rotate the key: add the next one (step 1 of 3)',
         description:
-          'Adds a next key — made by Grantry, or the privateKey (with certificate and keyId) given — beside the current one: both are published (keys, jwksUri); the current key keeps signing. Register the new public key at the provider (or let it fetch the JWKS), then activate it. Tokens are kept. 409 while another rotation is under way. See docs/keys.md.',
+          'Adds a next key — made by Grantry, or the privateKey (with clientCertificate and keyId) given — beside the current one: both are published (keys, jwksUri); the current key keeps signing. Register the new public key at the provider (or let it fetch the JWKS), then activate it. Tokens are kept. 409 while another rotation is under way. See docs/keys.md.',
         params: IdParams,
         body: Type.Optional(RotateKeySchema),
         response: { 200: AuthenticationViewSchema, ...errors },

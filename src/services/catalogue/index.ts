@@ -11,7 +11,12 @@ import {
 import { oauth2 } from './oauth2.js';
 
 export * from './field-spec.js';
-export { keepAliveDaysForIdleExpiry } from './oauth2.js';
+export {
+  type AssertionClaims,
+  assertionOf,
+  flatAssertion,
+  keepAliveDaysForIdleExpiry,
+} from './oauth2.js';
 
 /** Every kind of authentication, by type: the one list the API, the services and the console read. */
 export const KINDS = {

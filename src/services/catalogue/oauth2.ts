@@ -17,6 +17,44 @@ export const KEY_CLIENT_AUTH_METHODS = [
 
 export const MTLS_CLIENT_AUTH_METHODS = ['tls_client_auth', 'self_signed_tls_client_auth'] as const;
 
+/** The claims `assertion` names itself (docs/api.md): the others go in `assertion.claims`. */
+export const ASSERTION_NAMED_CLAIMS = ['iss', 'sub', 'aud'] as const;
+
+/** The JWT Bearer grant's assertion as the API answers it: `{"iss","sub","aud","claims"}`. */
+export interface AssertionClaims {
+  iss?: string;
+  sub?: string;
+  aud?: string;
+  claims?: Record<string, string>;
+}
+
+/** The stored map of claims (one flat map, as signed) in the answer's shape. */
+export function assertionOf(flat: Readonly<Record<string, string>>): AssertionClaims {
+  const answer: AssertionClaims = {};
+  const claims: Record<string, string> = {};
+  for (const [name, value] of Object.entries(flat)) {
+    if (name === 'iss' || name === 'sub' || name === 'aud') answer[name] = value;
+    else claims[name] = value;
+  }
+  if (Object.keys(claims).length > 0) answer.claims = claims;
+  return answer;
+}
+
+/** The answer's shape back to one flat map of claims (the console edits it as one list). */
+export function flatAssertion(value: unknown): Record<string, string> {
+  if (typeof value !== 'object' || value === null) return {};
+  const flat: Record<string, string> = {};
+  for (const [name, member] of Object.entries(value as Record<string, unknown>)) {
+    if (name === 'claims' && typeof member === 'object' && member !== null) {
+      for (const [claim, claimValue] of Object.entries(member as Record<string, unknown>))
+        if (typeof claimValue === 'string') flat[claim] = claimValue;
+    } else if (typeof member === 'string') {
+      flat[name] = member;
+    }
+  }
+  return flat;
+}
+
 /** An authentication uses a key pair of its own: a key-based client authentication, or the JWT-bearer grant. */
 const USES_KEYS: readonly FieldCondition[] = [
   { field: 'clientAuthMethod', values: KEY_CLIENT_AUTH_METHODS },
@@ -93,7 +131,7 @@ const fields = [
     name: 'assertion',
     type: 'parameters',
     label: 'Assertion claims',
-    help: 'The claims of the JWT Grantry signs for the JWT Bearer grant: iss (default: the Client ID), aud (default: the Token URL), sub (the user to act as, e.g. for Google domain-wide delegation), and any other claim such as Google’s scope. exp, iat, nbf and jti are set by Grantry.',
+    help: 'The claims of the JWT Grantry signs for the JWT Bearer grant: iss (default: the Client ID), aud (default: the Token URL), sub (the user to act as, e.g. for Google domain-wide delegation), and any other claim such as Google’s scope. The API takes and answers {"iss","sub","aud","claims"} (docs/api.md). exp, iat, nbf and jti are set by Grantry.',
     grants: ['jwt_bearer'],
     shapesToken: true,
   },
@@ -186,7 +224,7 @@ const fields = [
     name: 'generateKey',
     type: 'boolean',
     label: 'Let Grantry make the key pair',
-    help: 'Grantry makes the key (and, for mutual TLS, a self-signed certificate); the private key never leaves it. Register the public key shown under Keys at the provider, or publish a JWKS.',
+    help: 'Grantry makes the key (and, for mutual TLS, a self-signed certificate); the private key never leaves it. Register the public key shown under Keys at the provider, or publish a JWKS. The API takes {"alg": "RS256" | "PS256" | "ES256" | "EdDSA"} (docs/api.md); true with signingAlg is the same.',
     default: false,
     when: USES_KEYS,
     advanced: true,
@@ -195,8 +233,8 @@ const fields = [
   {
     name: 'privateKey',
     type: 'secret',
-    label: 'Private key (PEM)',
-    help: 'A key you already registered at the provider: PKCS#8, PKCS#1 or SEC 1 PEM without a passphrase; RSA of 2048 bits or more, EC P-256 or Ed25519. Write-only.',
+    label: 'Private key (PEM or JWK)',
+    help: 'A key you already registered at the provider: PKCS#8 (or PKCS#1, SEC 1) PEM without a passphrase, or a private JWK; RSA of 2048 bits or more, EC P-256 or Ed25519. Write-only.',
     maxLength: 20000,
     multiline: true,
     keyMaterial: true,
@@ -205,7 +243,7 @@ const fields = [
     shapesToken: true,
   },
   {
-    name: 'certificate',
+    name: 'clientCertificate',
     type: 'pem',
     label: 'Certificate (PEM)',
     help: 'The certificate of the private key, then any intermediates: required for mutual TLS with an imported key; with private_key_jwt it adds x5t#S256 to the assertion (Microsoft Entra ID).',

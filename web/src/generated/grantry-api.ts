@@ -143,6 +143,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/authentications/{id}/jwks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The public keys of an authentication
+         * @description The JWK Set (RFC 7517 §5) of the keys the authentication signs with — the current key, and during a rotation the next and the retiring one — published or not. {"keys":[]} when it signs with no key of its own. Public keys only.
+         */
+        get: operations["getAuthenticationKeySet"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/authentications/{id}/rotate-key": {
         parameters: {
             query?: never;
@@ -154,7 +174,7 @@ export interface paths {
         put?: never;
         /**
          * Rotate the key: add the next one (step 1 of 3)
-         * @description Adds a next key — made by Grantry, or the privateKey (with certificate and keyId) given — beside the current one: both are published (keys, jwksUri); the current key keeps signing. Register the new public key at the provider (or let it fetch the JWKS), then activate it. Tokens are kept. 409 while another rotation is under way. See docs/keys.md.
+         * @description Adds a next key — made by Grantry, or the privateKey (with clientCertificate and keyId) given — beside the current one: both are published (keys, jwksUri); the current key keeps signing. Register the new public key at the provider (or let it fetch the JWKS), then activate it. Tokens are kept. 409 while another rotation is under way. See docs/keys.md.
          */
         post: operations["rotateAuthenticationKey"];
         delete?: never;
@@ -603,6 +623,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/jwks/{id}.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The published public keys of an authentication (jwks_uri)
+         * @description Public (no API key): the JWK Set of an authentication with publishJwks — the current key, and during a rotation the next and the retiring one. 404 when nothing is published at this address.
+         */
+        get: operations["getPublishedJwks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/oauth/jwks/{id}": {
         parameters: {
             query?: never;
@@ -611,8 +651,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The public keys of an authentication (jwks_uri)
-         * @description Public (no API key): the JWK Set of an authentication with publishJwks — the current key, and during a rotation the next and the retiring one. 404 when nothing is published at this address.
+         * The published public keys, at the first release’s address
+         * @description The same as GET /jwks/{id}.json, for providers already given this address.
          */
         get: operations["getAuthenticationJwks"];
         put?: never;
@@ -669,8 +709,18 @@ export interface components {
             clientSecret?: string;
             /** @description Write-only. The JSON key file of a Google service account: it sets the Token URL, the assertion’s issuer and audience, and the private key with its id in one step. Read once, never answered. */
             serviceAccountJson?: string;
-            /** @description The claims of the JWT Grantry signs for the JWT Bearer grant: iss (default: the Client ID), aud (default: the Token URL), sub (the user to act as, e.g. for Google domain-wide delegation), and any other claim such as Google’s scope. exp, iat, nbf and jti are set by Grantry. */
+            /** @description The JWT Bearer grant’s assertion (RFC 7523 §2.1): {"iss","sub","aud","claims"}. */
             assertion?: {
+                /** @description Default: clientId. */
+                iss?: string;
+                sub?: string;
+                /** @description Default: tokenUrl. */
+                aud?: string;
+                /** @description Further claims, e.g. Google’s scope. */
+                claims?: {
+                    [key: string]: string;
+                };
+            } | {
                 [key: string]: string;
             };
             /** @description Sent as "Authorization: <prefix> <token>". Usually Bearer; empty sends the bare token. */
@@ -686,12 +736,19 @@ export interface components {
             clientAuthMethod?: "auto" | "client_secret_basic" | "client_secret_post" | "client_secret_jwt" | "private_key_jwt" | "tls_client_auth" | "self_signed_tls_client_auth" | "none";
             /** @description What Grantry signs assertions with, and the type of key it makes: RS256 or PS256 (RSA 2048), ES256 (P-256) or EdDSA (Ed25519). */
             signingAlg?: "RS256" | "PS256" | "ES256" | "EdDSA";
-            /** @description Grantry makes the key (and, for mutual TLS, a self-signed certificate); the private key never leaves it. Register the public key shown under Keys at the provider, or publish a JWKS. */
-            generateKey?: boolean;
-            /** @description Write-only. A key you already registered at the provider: PKCS#8, PKCS#1 or SEC 1 PEM without a passphrase; RSA of 2048 bits or more, EC P-256 or Ed25519. Write-only. */
-            privateKey?: string;
+            /** @description {"alg": …} (docs/api.md), or true with signingAlg. */
+            generateKey?: {
+                /** @description One of RS256, PS256, ES256, EdDSA: RS256 or PS256 (RSA 2048), ES256 (P-256) or EdDSA (Ed25519). */
+                alg: string;
+            } | boolean;
+            /** @description Write-only. PEM PKCS#8 (or PKCS#1, SEC 1), or a private JWK — as an object or as JSON text. RSA of 2048 bits or more, EC P-256 or Ed25519. */
+            privateKey?: string | ({
+                kty: string;
+            } & {
+                [key: string]: unknown;
+            });
             /** @description The certificate of the private key, then any intermediates: required for mutual TLS with an imported key; with private_key_jwt it adds x5t#S256 to the assertion (Microsoft Entra ID). */
-            certificate?: string;
+            clientCertificate?: string;
             /** @description The kid of an imported key, as the provider knows it (Google: the key file’s private_key_id). Default: the key’s RFC 7638 thumbprint. */
             keyId?: string;
             /** @description Serves the public keys at a jwks_uri (shown as jwksUri) for providers that fetch them; a rotation publishes the new key before it signs. */
@@ -726,6 +783,16 @@ export interface components {
             apiKeyPrefix?: string;
             /** @description Write-only. */
             token?: string;
+            /** @description The old name of clientCertificate, still read. */
+            certificate?: string;
+        };
+        Assertion: {
+            iss?: string;
+            sub?: string;
+            aud?: string;
+            claims?: {
+                [key: string]: string;
+            };
         };
         /** @description A public JWK (RFC 7517): never a private member. */
         PublicJwk: {
@@ -773,10 +840,7 @@ export interface components {
             /** @description With the JWT Bearer grant, needed only when the provider authenticates the client too; the assertion’s issuer defaults to it. */
             clientId?: string;
             clientSecretSet?: boolean;
-            /** @description The claims of the JWT Grantry signs for the JWT Bearer grant: iss (default: the Client ID), aud (default: the Token URL), sub (the user to act as, e.g. for Google domain-wide delegation), and any other claim such as Google’s scope. exp, iat, nbf and jti are set by Grantry. */
-            assertion?: {
-                [key: string]: string;
-            };
+            assertion?: components["schemas"]["Assertion"];
             /** @description Sent as "Authorization: <prefix> <token>". Usually Bearer; empty sends the bare token. */
             headerPrefix?: string;
             /** @description The API the token is for, when the provider asks for one. */
@@ -789,7 +853,7 @@ export interface components {
             clientAuthMethod?: "auto" | "client_secret_basic" | "client_secret_post" | "client_secret_jwt" | "private_key_jwt" | "tls_client_auth" | "self_signed_tls_client_auth" | "none";
             /** @description What Grantry signs assertions with, and the type of key it makes: RS256 or PS256 (RSA 2048), ES256 (P-256) or EdDSA (Ed25519). */
             signingAlg?: "RS256" | "PS256" | "ES256" | "EdDSA";
-            /** @description Grantry makes the key (and, for mutual TLS, a self-signed certificate); the private key never leaves it. Register the public key shown under Keys at the provider, or publish a JWKS. */
+            /** @description Grantry makes the key (and, for mutual TLS, a self-signed certificate); the private key never leaves it. Register the public key shown under Keys at the provider, or publish a JWKS. The API takes {"alg": "RS256" | "PS256" | "ES256" | "EdDSA"} (docs/api.md); true with signingAlg is the same. */
             generateKey?: boolean;
             privateKeySet?: boolean;
             /** @description Serves the public keys at a jwks_uri (shown as jwksUri) for providers that fetch them; a rotation publishes the new key before it signs. */
@@ -823,6 +887,11 @@ export interface components {
             apiKeyPrefix?: string;
             tokenSet?: boolean;
             redirectUri?: string;
+            publicJwk?: components["schemas"]["PublicJwk"];
+            /** @description The kid of the key that signs now (default: its RFC 7638 thumbprint). */
+            keyId?: string;
+            /** @description Mutual TLS: the certificate presented now (PEM, leaf first). */
+            clientCertificate?: string;
             keys?: components["schemas"]["PublicKey"][];
             /** @description With publishJwks: the jwks_uri to give the provider (public, no key needed). */
             jwksUri?: string;
@@ -869,9 +938,19 @@ export interface components {
             clientId?: string | null;
             clientSecret?: string | null;
             serviceAccountJson?: string | null;
-            assertion?: {
+            assertion?: ({
+                /** @description Default: clientId. */
+                iss?: string;
+                sub?: string;
+                /** @description Default: tokenUrl. */
+                aud?: string;
+                /** @description Further claims, e.g. Google’s scope. */
+                claims?: {
+                    [key: string]: string;
+                };
+            } | {
                 [key: string]: string;
-            } | null;
+            }) | null;
             headerPrefix?: string | null;
             audience?: string | null;
             scope?: string | null;
@@ -879,9 +958,16 @@ export interface components {
             password?: string | null;
             clientAuthMethod?: ("auto" | "client_secret_basic" | "client_secret_post" | "client_secret_jwt" | "private_key_jwt" | "tls_client_auth" | "self_signed_tls_client_auth" | "none") | null;
             signingAlg?: ("RS256" | "PS256" | "ES256" | "EdDSA") | null;
-            generateKey?: boolean | null;
-            privateKey?: string | null;
-            certificate?: string | null;
+            generateKey?: ({
+                /** @description One of RS256, PS256, ES256, EdDSA: RS256 or PS256 (RSA 2048), ES256 (P-256) or EdDSA (Ed25519). */
+                alg: string;
+            } | boolean) | null;
+            privateKey?: (string | ({
+                kty: string;
+            } & {
+                [key: string]: unknown;
+            })) | null;
+            clientCertificate?: string | null;
             keyId?: string | null;
             publishJwks?: boolean | null;
             clientAssertionAudience?: string | null;
@@ -902,6 +988,7 @@ export interface components {
             apiKeyName?: string | null;
             apiKeyPrefix?: string | null;
             token?: string | null;
+            certificate?: string | null;
         };
         TokenSource: "cache" | "fetched" | "refreshed";
         TokenTestResult: {
@@ -911,10 +998,19 @@ export interface components {
             }) | null;
             error?: components["schemas"]["Problem"];
         };
+        Jwks: {
+            keys: components["schemas"]["PublicJwk"][];
+        };
         RotateKeyRequest: {
-            /** @description PEM; without it Grantry makes the key. */
-            privateKey?: string;
+            /** @description PEM, or a private JWK; without it Grantry makes the key. */
+            privateKey?: string | ({
+                kty: string;
+            } & {
+                [key: string]: unknown;
+            });
             /** @description PEM of the given key, for mutual TLS. */
+            clientCertificate?: string;
+            /** @description The old name of clientCertificate, still read. */
             certificate?: string;
             keyId?: string;
             signingAlg?: "RS256" | "PS256" | "ES256" | "EdDSA";
@@ -1201,9 +1297,6 @@ export interface components {
             items: components["schemas"]["ProviderPreset"][];
             /** @description What to register at a provider as the redirect URI for Authorization Code. */
             redirectUri: string;
-        };
-        Jwks: {
-            keys: components["schemas"]["PublicJwk"][];
         };
     };
     responses: {
@@ -1629,6 +1722,33 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getAuthenticationKeySet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Jwks"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
         };
@@ -2786,6 +2906,30 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getPublishedJwks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Jwks"];
+                };
+            };
+            404: components["responses"]["NotFound"];
             503: components["responses"]["Unavailable"];
         };
     };
