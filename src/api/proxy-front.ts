@@ -3,13 +3,13 @@ import type { Logger } from 'pino';
 import type { ConnectorTarget } from '../connectors/connector-cache.js';
 import type { ConnectorEngine } from '../connectors/execute.js';
 import { asGatewayProblem } from '../connectors/gateway-problem.js';
-import { forwardThroughConnector, type OwnFields } from '../connectors/proxy.js';
+import { ERROR_HEADER, forwardThroughConnector, type OwnFields } from '../connectors/proxy.js';
 import type { Metrics } from '../observability/metrics.js';
 import { Problem } from '../problem.js';
 import type { AccessControl } from './access.js';
 import { writeProblem } from './problem-response.js';
 import type { RouteScope } from './route-access.js';
-import { ERROR_HEADER, PROXY_ROUTE } from './routes/proxy.js';
+import { PROXY_ROUTE } from './routes/proxy.js';
 import {
   accessRefusal,
   logRequest,

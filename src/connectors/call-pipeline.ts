@@ -6,7 +6,7 @@ import { type ResponseHead, UpstreamExchange } from '../egress/exchange.js';
 import { diagnose } from '../oauth/diagnosis.js';
 import type { Problem } from '../problem.js';
 import type { UsageCounters } from '../tokens/usage-counters.js';
-import { type AttemptOutcome, type CallProgress, type CallRules, decide } from './call-decision.js';
+import { type AnsweredOutcome, type CallProgress, type CallRules, decide } from './call-decision.js';
 import { refusesCredential } from './call-policy.js';
 import type { ConnectorTarget } from './connector-cache.js';
 import type { Credential, CredentialSource } from './credential-source.js';
@@ -225,7 +225,7 @@ export class CallPipeline {
     if (status === 401 && credential !== undefined && source !== null) {
       this.#usage.count(source.authenticationId, 'unauthorized');
     }
-    const outcome: AttemptOutcome = {
+    const outcome: AnsweredOutcome = {
       kind: 'answered',
       status,
       refusal: refused
@@ -295,15 +295,6 @@ export class CallPipeline {
           },
         });
       }
-      case 'give-up':
-        // Only failures give up; an answer is always delivered.
-        return {
-          head,
-          exchange,
-          attempts: state.attempts,
-          credentialReplaced: state.credentialReplaced,
-          refusedCredential: undefined,
-        };
     }
   }
 

@@ -275,7 +275,7 @@ export class ConnectorEngine {
     const read = await this.#readBody(target, call.method, answer, lease);
     const result: ExecuteResult = {
       status,
-      headers: forwardableResponseHeaders(headers, true),
+      headers: forwardableResponseHeaders(headers),
       body: read.body,
       truncated: read.truncated,
       durationMs: Math.round(performance.now() - started),

@@ -19,8 +19,6 @@ import {
 } from './http-headers.js';
 import { resolveCallPath } from './target-url.js';
 
-export { REPLAYABLE_BODY_BYTES } from './call-policy.js';
-
 /** The proxy: connection failures that are safe to repeat are retried; statuses and redirects are the caller's. */
 export const PROXY_RULES: CallRules = { retry: PROXY_RETRY, redirects: PASS_REDIRECTS_THROUGH };
 
@@ -37,7 +35,11 @@ export interface IncomingProxyCall {
 /** Fields Grantry sets on every proxied answer itself (x-request-id, cache-control, …), written last. */
 export type OwnFields = Readonly<Record<string, string>>;
 
-const ERROR_HEADER = 'x-grantry-error';
+/**
+ * The field that names Grantry's own diagnosis (an error code) on a proxied answer, so a caller can
+ * tell Grantry's failures, and its reading of an upstream 401/403, from the upstream's own answer.
+ */
+export const ERROR_HEADER = 'x-grantry-error';
 
 /**
  * The transparent proxy: method, path, query, headers and body to `baseUrl + path` through the

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { asGatewayProblem } from '../../connectors/gateway-problem.js';
-import { forwardThroughConnector } from '../../connectors/proxy.js';
+import { ERROR_HEADER, forwardThroughConnector } from '../../connectors/proxy.js';
 import { Problem } from '../../problem.js';
 import type { ApiContext } from '../context.js';
 import { ErrorResponseSchema } from '../schemas.js';
@@ -17,8 +17,6 @@ export const PROXY_ROUTE = {
   /** The narrowest key scope that may call it (route-access.ts): execute, test and the proxy are `runtime`. */
   config: { access: 'runtime' as const },
 } as const;
-
-export const ERROR_HEADER = 'x-grantry-error';
 
 /**
  * `ANY /proxy/:connectorId/<path>`: the connector pipeline as a transparent HTTP proxy. Requests
