@@ -4,6 +4,7 @@ import type { ConnectorTarget } from '../connectors/connector-cache.js';
 import type { ConnectorEngine } from '../connectors/execute.js';
 import { asGatewayProblem } from '../connectors/gateway-problem.js';
 import { ERROR_HEADER, forwardThroughConnector, type OwnFields } from '../connectors/proxy.js';
+import { classifyNetworkError } from '../egress/egress.js';
 import type { Metrics } from '../observability/metrics.js';
 import { Problem } from '../problem.js';
 import type { AccessControl } from './access.js';
@@ -28,6 +29,8 @@ export interface ProxyTargetMatch {
 }
 
 const PREFIX = '/proxy/';
+/** The status logged for a call whose caller closed its connection before it was answered. */
+const CALLER_CLOSED = 499;
 const PROXY_METHODS: ReadonlySet<string> = new Set(PROXY_ROUTE.methods);
 /** find-my-way's default `maxParamLength`: a longer id is not routed at all. */
 const MAX_ID_LENGTH = 100;
@@ -195,9 +198,14 @@ export class ProxyFront implements RequestFront {
     if (problem.code === 'internal_error') {
       logRequestFailure(this.#logger, own['x-request-id'] as string, req.url as string, error);
     }
-    if (res.headersSent || res.destroyed) {
-      // The answer had begun (or its caller is gone): a broken connection is all that can be said.
+    if (res.headersSent) {
+      // The answer had begun: a broken connection is all that can be said (its close is logged).
       res.destroy();
+      return;
+    }
+    if (res.destroyed) {
+      // The caller went away before an answer: logged as such (nginx's 499, "client closed request").
+      finished(CALLER_CLOSED);
       return;
     }
     const fields: Record<string, string> = { ...own, [ERROR_HEADER]: problem.code };
@@ -223,5 +231,9 @@ function proxyProblem(error: unknown): Problem {
     }
   }
   const problem = toProblem(error);
-  return problem.code === 'internal_error' ? problem : asGatewayProblem(problem);
+  if (problem.code !== 'internal_error') return asGatewayProblem(problem);
+  // A connection that failed under a stream (ECONNRESET, EPIPE, a socket error) is a failure of
+  // the exchange, not a bug of Grantry's: the gateway's 502 upstream_failed, without a stack trace.
+  const classified = classifyNetworkError(error, '');
+  return classified.kind === 'other' ? problem : asGatewayProblem(classified);
 }
