@@ -370,6 +370,43 @@ describe('security: data-plane attacks', () => {
     });
   });
 
+  describe('a proxy request Fastify routes (a spelling the front leaves to it)', () => {
+    const proxySamples = async () => {
+      const metrics = await g.api('GET', '/metrics');
+      return Number(/^grantry_proxy_duration_seconds_count (\d+)/m.exec(metrics.text)?.[1] ?? Number.NaN);
+    };
+
+    it("answers the access hook's refusals with x-grantry-error, as the front does", async () => {
+      const con = await connector(api.url, null);
+      for (const target of [`/proxy/${con}/items`, `/proxy/${con.replace('_', '%5F')}/items`]) {
+        const answer = await rawRequest(
+          Number(new URL(g.url).port),
+          `GET ${target} HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer grk_wrong\r\nConnection: close\r\n\r\n`,
+        );
+        expect(answer.status, target).toBe(401);
+        expect(answer.headers.get('x-grantry-error'), target).toEqual(['unauthorized']);
+      }
+    });
+
+    it('is answered, measured and logged once, by the same code as the front', async () => {
+      const con = await connector(api.url, null);
+      for (const [target, status, code] of [
+        [`/proxy/${con};v=1/items`, 404, 'not_found'],
+        [`/proxy/${con.replace('_', '%5F')}/items`, 400, 'validation_failed'],
+      ] as const) {
+        const id = `routed-${status}-${con}`;
+        const before = await proxySamples();
+        const answer = await raw('GET', target, `X-Request-Id: ${id}\r\n`);
+        expect(answer.status, answer.raw).toBe(status);
+        expect(answer.headers.get('x-grantry-error')).toEqual([code]);
+        expect(answer.headers.get('x-request-id')).toEqual([id]);
+        await sleep(50);
+        expect(await proxySamples()).toBe(before + 1);
+        expect(logLines().filter((line) => line.reqId === id && line.msg === 'request')).toHaveLength(1);
+      }
+    });
+  });
+
   function logLines(): Array<Record<string, unknown>> {
     return readFileSync(g.logFile, 'utf8')
       .split('\n')

@@ -10,7 +10,6 @@ import { Problem } from '../problem.js';
 import type { AccessControl } from './access.js';
 import { writeProblem } from './problem-response.js';
 import type { RouteScope } from './route-access.js';
-import { PROXY_ROUTE } from './routes/proxy.js';
 import {
   accessRefusal,
   logRequest,
@@ -20,6 +19,17 @@ import {
   toProblem,
   UNAUTHORIZED_CHALLENGE,
 } from './server.js';
+
+/**
+ * The proxy route as declared once, for Fastify's router (src/api/routes/proxy.ts) and for
+ * this front, which serves the same route ahead of Fastify. The methods of RFC 9110
+ * §9.3 a REST API uses (CONNECT and TRACE make no sense through a proxy).
+ */
+export const PROXY_ROUTE = {
+  methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+  /** The narrowest key scope that may call it (route-access.ts): execute, test and the proxy are `runtime`. */
+  config: { access: 'runtime' as const },
+} as const;
 
 /** A request target the front serves: the proxy route, spelled plainly. */
 export interface ProxyTargetMatch {
@@ -124,6 +134,29 @@ export class ProxyFront implements RequestFront {
     this.#closing = true;
   }
 
+  /**
+   * A proxy request that Fastify routed (a spelling the front leaves to it: see the proxy route)
+   * and whose access its hook already decided, answered exactly as the front answers its own:
+   * the same forwarding, error shape with `x-grantry-error`, and one proxy-duration sample. Its
+   * log line is Fastify's (its onResponse runs for every answer that was written to the end);
+   * the front logs only an answer Fastify never sees finish — the caller went away first.
+   */
+  serveRouted(req: IncomingMessage, res: ServerResponse, match: ProxyTargetMatch, requestId: string): void {
+    const started = performance.now();
+    const own: OwnFields = {
+      'x-request-id': requestId,
+      'x-content-type-options': 'nosniff',
+      'cache-control': 'no-store',
+    };
+    const finished = (status: number) => {
+      const ms = performance.now() - started;
+      this.#metrics.observeProxyDuration(ms / 1000);
+      if (!res.writableEnded)
+        logRequest(this.#logger, requestId, req.method as string, req.url as string, status, ms);
+    };
+    this.#forward(req, res, match, own, finished, (error) => this.#fail(req, res, own, error, finished));
+  }
+
   #handle(req: IncomingMessage, res: ServerResponse, match: ProxyTargetMatch): void {
     const started = performance.now();
     const requestId = requestIdOf(req);
@@ -213,6 +246,11 @@ export class ProxyFront implements RequestFront {
     writeProblem(res, problem, fields);
     finished(problem.status);
   }
+}
+
+/** The code `x-grantry-error` names for a failure of the proxy. */
+export function proxyProblemCode(error: unknown): string {
+  return proxyProblem(error).code;
 }
 
 /** The answer to a failure of the proxy: its own codes as they are, anything else as the gateway's. */
