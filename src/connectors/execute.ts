@@ -390,7 +390,7 @@ export class ConnectorEngine {
   async test(
     target: ConnectorTarget,
     call: PreparedCall,
-    options: Pick<ExecuteOptions, 'buffer'> = {},
+    options: Pick<ExecuteOptions, 'buffer' | 'cancellation'> = {},
   ): Promise<ConnectorTestOutcome> {
     let credential: Credential | undefined;
     let tokenStep: TokenStep | null = null;
@@ -413,7 +413,11 @@ export class ConnectorEngine {
     }
     let response: ExecuteResult;
     try {
-      response = await this.execute(target, call, { credential, buffer: options.buffer });
+      response = await this.execute(target, call, {
+        credential,
+        buffer: options.buffer,
+        cancellation: options.cancellation,
+      });
     } catch (error) {
       // Not a finding about the connector: the answer is 503, to be retried.
       if (error instanceof Problem && error.code === 'server_busy') throw error;

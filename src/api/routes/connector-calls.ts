@@ -131,7 +131,10 @@ export async function connectorCallRoutes(app: FastifyInstance, context: ApiCont
         request.body === undefined || request.body === null ? [] : schemaErrorsOf(request),
         errors,
       );
-      return engine.test(target, call, { buffer: bufferLeaseUntilAnswered(engine, reply) });
+      return engine.test(target, call, {
+        buffer: bufferLeaseUntilAnswered(engine, reply),
+        cancellation: cancelledWhenCallerLeaves(reply),
+      });
     },
   );
 }
