@@ -3,13 +3,13 @@ import type { Logger } from 'pino';
 import type { ConnectorTarget } from '../connectors/connector-cache.js';
 import type { ConnectorEngine } from '../connectors/execute.js';
 import { asGatewayProblem } from '../connectors/gateway-problem.js';
-import { forwardThroughConnector, type OwnFields } from '../connectors/proxy.js';
+import { ERROR_HEADER, forwardThroughConnector, type OwnFields } from '../connectors/proxy.js';
+import { classifyNetworkError } from '../egress/egress.js';
 import type { Metrics } from '../observability/metrics.js';
 import { Problem } from '../problem.js';
 import type { AccessControl } from './access.js';
 import { writeProblem } from './problem-response.js';
 import type { RouteScope } from './route-access.js';
-import { ERROR_HEADER, PROXY_ROUTE } from './routes/proxy.js';
 import {
   accessRefusal,
   logRequest,
@@ -20,6 +20,17 @@ import {
   UNAUTHORIZED_CHALLENGE,
 } from './server.js';
 
+/**
+ * The proxy route as declared once, for Fastify's router (src/api/routes/proxy.ts) and for
+ * this front, which serves the same route ahead of Fastify. The methods of RFC 9110
+ * §9.3 a REST API uses (CONNECT and TRACE make no sense through a proxy).
+ */
+export const PROXY_ROUTE = {
+  methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+  /** The narrowest key scope that may call it (route-access.ts): execute, test and the proxy are `runtime`. */
+  config: { access: 'runtime' as const },
+} as const;
+
 /** A request target the front serves: the proxy route, spelled plainly. */
 export interface ProxyTargetMatch {
   connectorId: string;
@@ -28,6 +39,8 @@ export interface ProxyTargetMatch {
 }
 
 const PREFIX = '/proxy/';
+/** The status logged for a call whose caller closed its connection before it was answered. */
+const CALLER_CLOSED = 499;
 const PROXY_METHODS: ReadonlySet<string> = new Set(PROXY_ROUTE.methods);
 /** find-my-way's default `maxParamLength`: a longer id is not routed at all. */
 const MAX_ID_LENGTH = 100;
@@ -121,6 +134,29 @@ export class ProxyFront implements RequestFront {
     this.#closing = true;
   }
 
+  /**
+   * A proxy request that Fastify routed (a spelling the front leaves to it: see the proxy route)
+   * and whose access its hook already decided, answered exactly as the front answers its own:
+   * the same forwarding, error shape with `x-grantry-error`, and one proxy-duration sample. Its
+   * log line is Fastify's (its onResponse runs for every answer that was written to the end);
+   * the front logs only an answer Fastify never sees finish — the caller went away first.
+   */
+  serveRouted(req: IncomingMessage, res: ServerResponse, match: ProxyTargetMatch, requestId: string): void {
+    const started = performance.now();
+    const own: OwnFields = {
+      'x-request-id': requestId,
+      'x-content-type-options': 'nosniff',
+      'cache-control': 'no-store',
+    };
+    const finished = (status: number) => {
+      const ms = performance.now() - started;
+      this.#metrics.observeProxyDuration(ms / 1000);
+      if (!res.writableEnded)
+        logRequest(this.#logger, requestId, req.method as string, req.url as string, status, ms);
+    };
+    this.#forward(req, res, match, own, finished, (error) => this.#fail(req, res, own, error, finished));
+  }
+
   #handle(req: IncomingMessage, res: ServerResponse, match: ProxyTargetMatch): void {
     const started = performance.now();
     const requestId = requestIdOf(req);
@@ -195,9 +231,14 @@ export class ProxyFront implements RequestFront {
     if (problem.code === 'internal_error') {
       logRequestFailure(this.#logger, own['x-request-id'] as string, req.url as string, error);
     }
-    if (res.headersSent || res.destroyed) {
-      // The answer had begun (or its caller is gone): a broken connection is all that can be said.
+    if (res.headersSent) {
+      // The answer had begun: a broken connection is all that can be said (its close is logged).
       res.destroy();
+      return;
+    }
+    if (res.destroyed) {
+      // The caller went away before an answer: logged as such (nginx's 499, "client closed request").
+      finished(CALLER_CLOSED);
       return;
     }
     const fields: Record<string, string> = { ...own, [ERROR_HEADER]: problem.code };
@@ -205,6 +246,11 @@ export class ProxyFront implements RequestFront {
     writeProblem(res, problem, fields);
     finished(problem.status);
   }
+}
+
+/** The code `x-grantry-error` names for a failure of the proxy. */
+export function proxyProblemCode(error: unknown): string {
+  return proxyProblem(error).code;
 }
 
 /** The answer to a failure of the proxy: its own codes as they are, anything else as the gateway's. */
@@ -223,5 +269,9 @@ function proxyProblem(error: unknown): Problem {
     }
   }
   const problem = toProblem(error);
-  return problem.code === 'internal_error' ? problem : asGatewayProblem(problem);
+  if (problem.code !== 'internal_error') return asGatewayProblem(problem);
+  // A connection that failed under a stream (ECONNRESET, EPIPE, a socket error) is a failure of
+  // the exchange, not a bug of Grantry's: the gateway's 502 upstream_failed, without a stack trace.
+  const classified = classifyNetworkError(error, '');
+  return classified.kind === 'other' ? problem : asGatewayProblem(classified);
 }

@@ -36,31 +36,47 @@ export interface CallRules {
   readonly redirects: RedirectPolicy;
 }
 
-/** What happened to an attempt. */
-export type AttemptOutcome =
-  | { readonly kind: 'failed'; readonly failure: EgressFailureKind }
-  | {
-      readonly kind: 'answered';
-      readonly status: number;
-      /** Set when the answer refused the credential sent (a status of `refreshOn`), with the source's verdict. */
-      readonly refusal: RefusalVerdict | null;
-      readonly location: string | undefined;
-      readonly retryAfter: string | undefined;
-    };
+/** An attempt that got no answer. */
+export interface FailedOutcome {
+  readonly kind: 'failed';
+  readonly failure: EgressFailureKind;
+}
 
-export type Decision =
+/** An attempt the API answered. */
+export interface AnsweredOutcome {
+  readonly kind: 'answered';
+  readonly status: number;
+  /** Set when the answer refused the credential sent (a status of `refreshOn`), with the source's verdict. */
+  readonly refusal: RefusalVerdict | null;
+  readonly location: string | undefined;
+  readonly retryAfter: string | undefined;
+}
+
+/** What happened to an attempt. */
+export type AttemptOutcome = FailedOutcome | AnsweredOutcome;
+
+/** Send again after a pause. */
+export interface RetryDecision {
+  readonly kind: 'retry';
+  readonly afterMs: number;
+}
+
+/** After a failure: send again, or the failure is the result. */
+export type FailureDecision = RetryDecision | { readonly kind: 'give-up' };
+
+/** After an answer: an answer is always delivered in the end, never given up on. */
+export type AnswerDecision =
   /** Hand the answer to the caller. `replaceCredential`: fetch a fresh credential for the next call meanwhile. */
   | { readonly kind: 'deliver'; readonly replaceCredential: boolean }
   /** The credential was refused: drop it, get another, send the same request again. */
   | { readonly kind: 'replace-credential' }
-  /** Send again after a pause. */
-  | { readonly kind: 'retry'; readonly afterMs: number }
+  | RetryDecision
   /** Follow the redirect to `location`. */
-  | { readonly kind: 'follow'; readonly location: string }
-  /** No answer and no retry: the failure is the result. */
-  | { readonly kind: 'give-up' };
+  | { readonly kind: 'follow'; readonly location: string };
 
-const DELIVER: Decision = { kind: 'deliver', replaceCredential: false };
+export type Decision = FailureDecision | AnswerDecision;
+
+const DELIVER: AnswerDecision = { kind: 'deliver', replaceCredential: false };
 
 /**
  * What to do after an attempt — a pure function of the outcome, what the call has used up and the
@@ -76,6 +92,27 @@ const DELIVER: Decision = { kind: 'deliver', replaceCredential: false };
  *    when that fits both the policy and the deadline;
  * 5. anything else is the answer.
  */
+export function decide(
+  outcome: FailedOutcome,
+  progress: CallProgress,
+  call: CallShape,
+  rules: CallRules,
+  random?: () => number,
+): FailureDecision;
+export function decide(
+  outcome: AnsweredOutcome,
+  progress: CallProgress,
+  call: CallShape,
+  rules: CallRules,
+  random?: () => number,
+): AnswerDecision;
+export function decide(
+  outcome: AttemptOutcome,
+  progress: CallProgress,
+  call: CallShape,
+  rules: CallRules,
+  random?: () => number,
+): Decision;
 export function decide(
   outcome: AttemptOutcome,
   progress: CallProgress,

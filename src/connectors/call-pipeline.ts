@@ -4,15 +4,15 @@ import { classifyNetworkError, type Egress, redirectTarget } from '../egress/egr
 import { EgressError } from '../egress/egress-error.js';
 import { type ResponseHead, UpstreamExchange } from '../egress/exchange.js';
 import { diagnose } from '../oauth/diagnosis.js';
-import type { Problem } from '../problem.js';
+import { Problem } from '../problem.js';
 import type { UsageCounters } from '../tokens/usage-counters.js';
-import { type AttemptOutcome, type CallProgress, type CallRules, decide } from './call-decision.js';
+import { type AnsweredOutcome, type CallProgress, type CallRules, decide } from './call-decision.js';
 import { refusesCredential } from './call-policy.js';
 import type { ConnectorTarget } from './connector-cache.js';
 import type { Credential, CredentialSource } from './credential-source.js';
 import { asGatewayProblem } from './gateway-problem.js';
 import { firstValue } from './http-headers.js';
-import { isBelowBase } from './target-url.js';
+import { isBelowBase, withoutQueryParameters } from './target-url.js';
 
 /** A call checked and encoded by its entry point, ready to send (and, when replayable, to send again). */
 export interface OutboundCall {
@@ -78,6 +78,7 @@ interface Hop {
 interface CallState extends CallProgress {
   readonly hop: Hop;
   readonly deadlineAt: number;
+  readonly cancellation: CallCancellation | undefined;
   /** The call was already sent again with a server's new DPoP nonce (RFC 9449 §9: once). */
   readonly nonceRetried?: boolean;
 }
@@ -122,15 +123,20 @@ export class CallPipeline {
     call: OutboundCall,
     rules: CallRules,
     credential?: Credential,
+    cancellation?: CallCancellation,
   ): Promise<UpstreamAnswer> {
     if (target.urlProblem !== null) return Promise.reject(unreachable(target.urlProblem, target));
+    // One deadline for the whole call: the credential, every attempt, every pause between them.
+    const deadlineAt = Date.now() + target.timeoutMs;
     const source = target.credentials;
-    if (source === null) return this.#first(target, call, rules, undefined);
+    if (source === null) return this.#first(target, call, rules, undefined, deadlineAt, cancellation);
     this.#usage.count(source.authenticationId, 'calls');
     // In memory (the hot path): sent without awaiting anything before the exchange.
     const ready = credential ?? source.peek();
-    if (ready !== undefined) return this.#first(target, call, rules, ready);
-    return source.get().then((fetched) => this.#first(target, call, rules, fetched));
+    if (ready !== undefined) return this.#first(target, call, rules, ready, deadlineAt, cancellation);
+    return withinDeadline(source.get(), deadlineAt, target).then((fetched) =>
+      this.#first(target, call, rules, fetched, deadlineAt, cancellation),
+    );
   }
 
   #first(
@@ -138,6 +144,8 @@ export class CallPipeline {
     call: OutboundCall,
     rules: CallRules,
     credential: Credential | undefined,
+    deadlineAt: number,
+    cancellation: CallCancellation | undefined,
   ): Promise<UpstreamAnswer> {
     return this.#attempt(target, call, rules, {
       attempts: 1,
@@ -145,7 +153,8 @@ export class CallPipeline {
       redirects: 0,
       credentialReplaced: false,
       hop: { origin: target.origin, host: target.host, path: call.path, outsideBase: false, credential },
-      deadlineAt: Date.now() + target.timeoutMs,
+      deadlineAt,
+      cancellation,
     });
   }
 
@@ -155,7 +164,11 @@ export class CallPipeline {
     rules: CallRules,
     state: CallState,
   ): Promise<UpstreamAnswer> {
-    const { hop } = state;
+    const { hop, cancellation } = state;
+    // Nothing is sent for a caller that has gone, nor after the deadline: the API never sees a
+    // call whose caller was already answered (a pause, or a credential fetch, may have used it up).
+    if (cancellation?.cancelled === true) throw callerGone(target);
+    if (Date.now() >= state.deadlineAt) throw unreachable(deadlinePassed(target), target);
     const credential = hop.credential;
     const path =
       credential === undefined || credential.query === '' ? hop.path : withQuery(hop.path, credential.query);
@@ -180,6 +193,7 @@ export class CallPipeline {
       },
       state.deadlineAt,
     );
+    cancellation?.track(exchange);
 
     let head: ResponseHead;
     try {
@@ -225,7 +239,7 @@ export class CallPipeline {
     if (status === 401 && credential !== undefined && source !== null) {
       this.#usage.count(source.authenticationId, 'unauthorized');
     }
-    const outcome: AttemptOutcome = {
+    const outcome: AnsweredOutcome = {
       kind: 'answered',
       status,
       refusal: refused
@@ -254,7 +268,11 @@ export class CallPipeline {
         };
       case 'replace-credential': {
         exchange.discard(DRAIN_LIMIT);
-        const fresh = await (source as CredentialSource).replace(credential as Credential);
+        const fresh = await withinDeadline(
+          (source as CredentialSource).replace(credential as Credential),
+          state.deadlineAt,
+          target,
+        );
         this.#usage.count((source as CredentialSource).authenticationId, 'refreshes');
         return this.#attempt(target, call, rules, {
           ...state,
@@ -275,13 +293,22 @@ export class CallPipeline {
         exchange.discard(DRAIN_LIMIT);
         let next: URL;
         try {
-          next = this.#egress.checkUrl(redirectTarget(new URL(hop.path, hop.origin), decision.location));
+          // The URL that answered, parsed whole: `new URL(path, origin)` would read a path of
+          // `//host/…` as another host, and a relative Location would follow it there.
+          next = this.#egress.checkUrl(redirectTarget(new URL(hop.origin + hop.path), decision.location));
         } catch (error) {
           throw unreachable(error, target);
         }
         // RFC 9110 §15.4: credentials are for what they were configured for, only: this base URL,
         // not another origin and not another path of the same one (`/api/v2` → `/admin`).
         const outsideBase = hop.outsideBase || !isBelowBase(target, next);
+        let path = next.search === '' ? next.pathname : next.pathname + next.search;
+        // An API key in the query that the API echoed in its Location: never taken off the base
+        // URL, and below it added once, by the credential, not a second time from the Location.
+        const names = source?.names.query;
+        if (names !== undefined && names.size > 0 && next.search !== '') {
+          path = withoutQueryParameters(path, names);
+        }
         return this.#attempt(target, call, rules, {
           ...state,
           attempts: state.attempts + 1,
@@ -289,27 +316,89 @@ export class CallPipeline {
           hop: {
             origin: next.origin,
             host: next.host,
-            path: next.search === '' ? next.pathname : next.pathname + next.search,
+            path,
             outsideBase,
             credential: outsideBase ? undefined : hop.credential,
           },
         });
       }
-      case 'give-up':
-        // Only failures give up; an answer is always delivered.
-        return {
-          head,
-          exchange,
-          attempts: state.attempts,
-          credentialReplaced: state.credentialReplaced,
-          refusedCredential: undefined,
-        };
     }
   }
 
   #shape(call: OutboundCall, state: CallState) {
     return { method: call.method, replayable: call.replayable, msLeft: state.deadlineAt - Date.now() };
   }
+}
+
+/**
+ * Lets an entry point end a call whose caller has gone (its connection closed): the exchange in
+ * flight is aborted — its receiver, if one is attached, told — and no further attempt is sent.
+ */
+export class CallCancellation {
+  #exchange: UpstreamExchange | null = null;
+  #cancelled = false;
+
+  get cancelled(): boolean {
+    return this.#cancelled;
+  }
+
+  cancel(): void {
+    if (this.#cancelled) return;
+    this.#cancelled = true;
+    this.#exchange?.abort(CALLER_GONE);
+  }
+
+  /** The pipeline's latest exchange (the one delivered, at the end). */
+  track(exchange: UpstreamExchange): void {
+    this.#exchange = exchange;
+    if (this.#cancelled) exchange.abort(CALLER_GONE);
+  }
+}
+
+const CALLER_GONE = new EgressError('other', '', 'the caller closed its connection');
+
+/** The answer to a call whose caller has gone: nobody reads it; it ends the call and names why in logs. */
+function callerGone(target: ConnectorTarget): Problem {
+  return unreachable(new EgressError('other', target.host, 'the caller closed its connection'), target);
+}
+
+function deadlinePassed(target: ConnectorTarget): EgressError {
+  return new EgressError('timeout', target.host, `${target.host} did not answer in time`);
+}
+
+/**
+ * `promise`, or the timeout failure of the call (upstream_failed, as when the API does not
+ * answer in time) once its deadline has passed: a credential that takes longer (a slow token
+ * endpoint, a refresh stuck behind a lock) does not stretch the connector's timeoutMs.
+ */
+function withinDeadline<T>(promise: Promise<T>, deadlineAt: number, target: ConnectorTarget): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () =>
+        reject(
+          asGatewayProblem(
+            new Problem(
+              'upstream_failed',
+              `No credential for ${target.host} could be had within the connector's timeout (${target.timeoutMs} ms); the API was not called.`,
+              {
+                hint: "The token endpoint is slow or a refresh is still under way: try again, check the authentication's token endpoint, or raise the connector's timeoutMs.",
+              },
+            ),
+          ),
+        ),
+      Math.max(0, deadlineAt - Date.now()),
+    );
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }
 
 /** An outbound failure as the answer of an execute or proxy call (upstream_failed, egress_denied, …). */

@@ -8,6 +8,7 @@ import type { TokenManager } from '../tokens/token-manager.js';
 import type { UsageCounters } from '../tokens/usage-counters.js';
 import type { CallRules } from './call-decision.js';
 import {
+  type CallCancellation,
   CallPipeline,
   type OutboundCall,
   type UpstreamAnswer,
@@ -33,7 +34,7 @@ import {
 import { OAuthTokenCredentials } from './oauth-token-credentials.js';
 import { BodyCollector, type ResponseBody } from './response-body.js';
 import { isStaticCredential } from './static-credentials.js';
-import { resolveCallPath } from './target-url.js';
+import { hasQueryParameter, redactQueryParameters, resolveCallPath } from './target-url.js';
 
 /** What an integration step asks for (docs/api.md `POST /api/connectors/:id/execute`). */
 export interface ExecuteCall {
@@ -93,6 +94,25 @@ export interface ConnectorEngineOptions {
   openSecretHeaders?: SecretHeaderOpener;
 }
 
+/**
+ * Response fields with an API key sent in the query redacted from Location: an API that echoes
+ * the request's query in a redirect it answers would hand the key to the caller.
+ */
+export function withoutCredential<T extends Record<string, string | string[] | undefined>>(
+  headers: T,
+  target: ConnectorTarget,
+): T {
+  const names = target.credentials?.names.query;
+  const location = headers.location;
+  if (names === undefined || names.size === 0 || location === undefined) return headers;
+  return {
+    ...headers,
+    location: Array.isArray(location)
+      ? location.map((one) => redactQueryParameters(one, names))
+      : redactQueryParameters(location, names),
+  };
+}
+
 function existing(target: ConnectorTarget | null): ConnectorTarget {
   if (target === null) throw new Problem('not_found', 'No connector with this id.');
   return target;
@@ -117,6 +137,8 @@ const NO_BODY_STATUSES = new Set([204, 304]);
 export interface ExecuteOptions {
   /** A credential already in hand (the connector test acquired it); else the pipeline gets one. */
   credential?: Credential | undefined;
+  /** Told when the caller has gone: the call is ended, nothing more is sent. */
+  cancellation?: CallCancellation | undefined;
   /**
    * This call's share of the buffer budget, when the caller releases it (once the answer carrying
    * the body is written); else the engine takes a share and releases it when `execute` returns.
@@ -198,6 +220,19 @@ export class ConnectorEngine {
     let path = '';
     if (resolved.ok) path = resolved.pathAndQuery;
     else errors.push({ path: '/path', message: resolved.message });
+    // The credential's own parameter in the caller's query would be sent beside it (which of the
+    // two counts is the API's choice) or override it: refused, as in `query`.
+    if (
+      resolved.ok &&
+      credentialQuery !== undefined &&
+      credentialQuery.size > 0 &&
+      hasQueryParameter(call.path ?? '', credentialQuery)
+    ) {
+      errors.push({
+        path: '/path',
+        message: "must not carry a query parameter the connector's authentication sets",
+      });
+    }
 
     // Connector headers, then the caller's (a caller field replaces the connector's of that name).
     let given: Record<string, string> | null = null;
@@ -255,27 +290,33 @@ export class ConnectorEngine {
 
   /** Sends a prepared call and reads the answer into the execute result. */
   execute(target: ConnectorTarget, call: PreparedCall, options: ExecuteOptions = {}): Promise<ExecuteResult> {
-    if (options.buffer !== undefined) return this.#execute(target, call, options.credential, options.buffer);
+    if (options.buffer !== undefined) return this.#execute(target, call, options, options.buffer);
     const lease = this.buffers.lease();
-    return this.#execute(target, call, options.credential, lease).finally(() => lease.release());
+    return this.#execute(target, call, options, lease).finally(() => lease.release());
   }
 
   async #execute(
     target: ConnectorTarget,
     call: PreparedCall,
-    credential: Credential | undefined,
+    options: ExecuteOptions,
     lease: BufferLease,
   ): Promise<ExecuteResult> {
     const started = performance.now();
     if (target.urlProblem !== null) throw unreachable(target.urlProblem, target);
     // Nothing is sent while the budget is spent: the API never sees a call whose answer could not be read.
     if (!this.buffers.hasRoomFor(this.#minBufferRoom)) throw this.#busy(null, lease);
-    const answer = await this.pipeline.run(target, call, EXECUTE_RULES, credential);
+    const answer = await this.pipeline.run(
+      target,
+      call,
+      EXECUTE_RULES,
+      options.credential,
+      options.cancellation,
+    );
     const { status, headers } = answer.head;
     const read = await this.#readBody(target, call.method, answer, lease);
     const result: ExecuteResult = {
       status,
-      headers: forwardableResponseHeaders(headers, true),
+      headers: withoutCredential(forwardableResponseHeaders(headers), target),
       body: read.body,
       truncated: read.truncated,
       durationMs: Math.round(performance.now() - started),
@@ -349,7 +390,7 @@ export class ConnectorEngine {
   async test(
     target: ConnectorTarget,
     call: PreparedCall,
-    options: Pick<ExecuteOptions, 'buffer'> = {},
+    options: Pick<ExecuteOptions, 'buffer' | 'cancellation'> = {},
   ): Promise<ConnectorTestOutcome> {
     let credential: Credential | undefined;
     let tokenStep: TokenStep | null = null;
@@ -372,7 +413,11 @@ export class ConnectorEngine {
     }
     let response: ExecuteResult;
     try {
-      response = await this.execute(target, call, { credential, buffer: options.buffer });
+      response = await this.execute(target, call, {
+        credential,
+        buffer: options.buffer,
+        cancellation: options.cancellation,
+      });
     } catch (error) {
       // Not a finding about the connector: the answer is 503, to be retried.
       if (error instanceof Problem && error.code === 'server_busy') throw error;

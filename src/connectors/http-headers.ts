@@ -1,5 +1,3 @@
-import type { IncomingHttpHeaders } from 'node:http';
-
 /**
  * Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection, not the message, so a
  * proxy never forwards them. `proxy-connection` and `keep-alive` are the legacy spellings.
@@ -126,43 +124,12 @@ function hasField(fields: readonly string[], end: number, name: string): boolean
 }
 
 /**
- * `proxyRequestFields` over header objects: the connector's static headers, then the caller's
- * (minus hop-by-hop fields, those named in Connection, Host, Authorization and Expect).
- */
-export function proxyRequestHeaders(
-  staticHeaders: Readonly<Record<string, string>>,
-  incoming: IncomingHttpHeaders,
-  keepContentLength: boolean,
-): Record<string, string | string[]> {
-  const raw: string[] = [];
-  for (const name in incoming) {
-    const value = incoming[name];
-    if (value === undefined) continue;
-    for (const one of Array.isArray(value) ? value : [value]) raw.push(name, one);
-  }
-  const fields = proxyRequestFields(
-    readProxiedRequestHead(raw),
-    Object.entries(staticHeaders).flat(),
-    keepContentLength,
-  );
-  const out: Record<string, string | string[]> = {};
-  for (let index = 0; index < fields.length; index += 2) {
-    const name = fields[index] as string;
-    const value = fields[index + 1] as string;
-    const earlier = out[name];
-    out[name] = earlier === undefined ? value : [...valuesOf(earlier), value];
-  }
-  return out;
-}
-
-/**
- * The upstream's response fields as the caller gets them: hop-by-hop fields and those named in
- * Connection removed; `set-cookie` too when `dropCookies` (an execute result is data for an
- * integration step, not a browser session).
+ * The upstream's response fields as an execute result carries them: hop-by-hop fields and those
+ * named in Connection removed, and `set-cookie` (an execute result is data for an integration
+ * step, not a browser session).
  */
 export function forwardableResponseHeaders(
   headers: Record<string, string | string[] | undefined>,
-  dropCookies: boolean,
 ): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const listed = connectionListed(headers.connection);
@@ -170,7 +137,7 @@ export function forwardableResponseHeaders(
     const value = headers[name];
     if (value === undefined) continue;
     if (HOP_BY_HOP.has(name) || listed?.has(name)) continue;
-    if (dropCookies && name === 'set-cookie') continue;
+    if (name === 'set-cookie') continue;
     out[name] = value;
   }
   return out;

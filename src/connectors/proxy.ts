@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Problem, type ProblemCode } from '../problem.js';
 import type { CallRules } from './call-decision.js';
-import { type CallPipeline, type UpstreamAnswer, unreachable } from './call-pipeline.js';
+import { CallCancellation, type CallPipeline, type UpstreamAnswer, unreachable } from './call-pipeline.js';
 import {
   isDpopProofRefusal,
   PASS_REDIRECTS_THROUGH,
@@ -17,9 +17,7 @@ import {
   proxyResponseHeaders,
   readProxiedRequestHead,
 } from './http-headers.js';
-import { resolveCallPath } from './target-url.js';
-
-export { REPLAYABLE_BODY_BYTES } from './call-policy.js';
+import { redactQueryParameters, resolveCallPath, withoutQueryParameters } from './target-url.js';
 
 /** The proxy: connection failures that are safe to repeat are retried; statuses and redirects are the caller's. */
 export const PROXY_RULES: CallRules = { retry: PROXY_RETRY, redirects: PASS_REDIRECTS_THROUGH };
@@ -37,7 +35,11 @@ export interface IncomingProxyCall {
 /** Fields Grantry sets on every proxied answer itself (x-request-id, cache-control, …), written last. */
 export type OwnFields = Readonly<Record<string, string>>;
 
-const ERROR_HEADER = 'x-grantry-error';
+/**
+ * The field that names Grantry's own diagnosis (an error code) on a proxied answer, so a caller can
+ * tell Grantry's failures, and its reading of an upstream 401/403, from the upstream's own answer.
+ */
+export const ERROR_HEADER = 'x-grantry-error';
 
 /**
  * The transparent proxy: method, path, query, headers and body to `baseUrl + path` through the
@@ -51,8 +53,10 @@ const ERROR_HEADER = 'x-grantry-error';
  * while the caller's socket is full — and a request body is held only up to REPLAYABLE_BODY_BYTES.
  *
  * Resolves once the answer's head is written, with its status; `finished` is told when the answer
- * is complete or the caller has gone. Rejects with a Problem when nothing was written, for the
- * entry point to answer in the error shape.
+ * is complete or the caller has gone after that. Rejects with a Problem when nothing was written,
+ * for the entry point to answer in the error shape — also when the upstream's body fails before
+ * its first byte (the head is held until then, so that failure is a 502, not an empty reply).
+ * When the caller goes away first, the upstream request is aborted and nothing more is sent.
  */
 export async function forwardThroughConnector(
   pipeline: CallPipeline,
@@ -81,6 +85,7 @@ export async function forwardThroughConnector(
       ? resolved.pathAndQuery
       : withoutQueryParameters(resolved.pathAndQuery, names.query);
   const handling = proxiedBodyHandling(head.contentLength, head.chunked);
+  const writer = new AnswerWriter(res, own, target, finished);
   const body =
     handling === 'none' ? null : handling === 'buffer' ? await readSmallBody(incoming.body) : incoming.body;
   const answer = await pipeline.run(
@@ -94,8 +99,11 @@ export async function forwardThroughConnector(
       replayable: handling !== 'stream',
     },
     PROXY_RULES,
+    undefined,
+    writer.cancellation,
   );
-  writeAnswer(answer, res, own, finished);
+  const writing = writer.write(answer);
+  if (writing !== null) await writing;
   return answer.head.status;
 }
 
@@ -111,77 +119,144 @@ function dropFields(fields: string[], names: ReadonlySet<string>): void {
   fields.length = kept;
 }
 
-/** The path with the caller's query parameters of these names removed: the credential adds its own. */
-function withoutQueryParameters(pathAndQuery: string, names: ReadonlySet<string>): string {
-  const at = pathAndQuery.indexOf('?');
-  if (at === -1) return pathAndQuery;
-  const kept = pathAndQuery
-    .slice(at + 1)
-    .split('&')
-    .filter((pair) => {
-      const name = pair.split('=')[0] ?? '';
-      try {
-        return !names.has(decodeURIComponent(name.replace(/\+/g, ' ')));
-      } catch {
-        return true;
-      }
+/**
+ * Writes one proxied answer to the caller: the head with the first body bytes (or the end), then
+ * every chunk as undici hands it over, the upstream paused while the caller's socket is full.
+ *
+ * The head is written when the body's first bytes (or its end) are there — when Node would send
+ * it anyway, as it holds a head until the first write — so a body that fails before its first
+ * byte (the API resets the connection after its head) is answered as a 502 problem, not with a
+ * status line and a cut connection, or an empty reply.
+ * Owns the caller's `close`: it cancels the upstream call when the caller goes first, and tells
+ * `finished` once a written answer is done with.
+ */
+class AnswerWriter {
+  readonly cancellation = new CallCancellation();
+  readonly #res: ServerResponse;
+  readonly #own: OwnFields;
+  readonly #target: ConnectorTarget;
+  readonly #finished: (status: number) => void;
+  /** The status once the head is written; 0 before. */
+  #status = 0;
+  #complete = false;
+
+  constructor(
+    res: ServerResponse,
+    own: OwnFields,
+    target: ConnectorTarget,
+    finished: (status: number) => void,
+  ) {
+    this.#res = res;
+    this.#own = own;
+    this.#target = target;
+    this.#finished = finished;
+    res.once('close', () => {
+      if (!this.#complete) this.cancellation.cancel();
+      if (this.#status !== 0) finished(this.#status);
     });
-  return kept.length === 0 ? pathAndQuery.slice(0, at) : `${pathAndQuery.slice(0, at)}?${kept.join('&')}`;
+  }
+
+  /**
+   * Writes `answer`. Null when its head is already written (the usual case: a small body comes
+   * with its head); else a promise that resolves once it is, or rejects with a Problem when
+   * nothing could be written (the body failed first, or the caller went away).
+   */
+  write(answer: UpstreamAnswer): Promise<void> | null {
+    const { exchange } = answer;
+    const res = this.#res;
+    if (res.destroyed) {
+      // The caller is gone: the answer is not wanted.
+      exchange.abort();
+      this.#finished(answer.head.status);
+      return null;
+    }
+    const fields = this.#fields(answer);
+    const status = answer.head.status;
+    let settle: { resolve: () => void; reject: (error: unknown) => void } | null = null;
+    let problem: Problem | null = null;
+    const writeHead = (): boolean => {
+      try {
+        res.writeHead(status, fields);
+      } catch (error) {
+        exchange.abort();
+        // Node refuses to write a field value with control characters (RFC 9110 §5.5).
+        problem = new Problem(
+          'upstream_failed',
+          'The API answered with a header field that cannot be forwarded.',
+          {
+            hint: 'The API sent a header value with control characters; fix the API, or call it through execute, which does not forward headers verbatim.',
+            provider: { status },
+            status: 502,
+            cause: error,
+          },
+        );
+        settle?.reject(problem);
+        return false;
+      }
+      this.#status = status;
+      settle?.resolve();
+      return true;
+    };
+    let draining = false;
+    const resume = () => exchange.resume();
+    exchange.receive({
+      chunk: (data) => {
+        if (this.#status === 0 && !writeHead()) return false;
+        if (res.write(data)) return true;
+        // One listener for the whole answer, not one per chunk that filled the socket.
+        if (!draining) {
+          draining = true;
+          res.on('drain', resume);
+        }
+        return false;
+      },
+      end: (last) => {
+        this.#complete = true;
+        if (this.#status === 0 && !writeHead()) return;
+        if (last === undefined) res.end();
+        // Head and whole body in one write: no cork, no second syscall.
+        else res.end(last);
+      },
+      fail: (error) => {
+        // The head is out: a broken body can only be told by a broken connection.
+        if (this.#status !== 0) {
+          res.destroy();
+          return;
+        }
+        this.#complete = true;
+        problem = res.destroyed ? callerClosed() : unreachable(error, this.#target);
+        settle?.reject(problem);
+      },
+    });
+    if (problem !== null) throw problem;
+    if (this.#status !== 0) return null;
+    return new Promise<void>((resolve, reject) => {
+      settle = { resolve, reject };
+    });
+  }
+
+  #fields(answer: UpstreamAnswer): Record<string, string | string[]> {
+    const fields = proxyResponseHeaders(answer.head.headers);
+    // Grantry's own fields go last, so they win; the upstream's versions were already dropped.
+    for (const name in this.#own) fields[name] = this.#own[name] as string;
+    const diagnosis = refusalCode(answer);
+    if (diagnosis !== null) fields[ERROR_HEADER] = diagnosis;
+    const names = this.#target.credentials?.names.query;
+    const location = fields.location;
+    if (names !== undefined && names.size > 0 && location !== undefined) {
+      // An API key sent in the query, echoed by the API in its redirect: never handed to the caller.
+      fields.location = Array.isArray(location)
+        ? location.map((one) => redactQueryParameters(one, names))
+        : redactQueryParameters(location, names);
+    }
+    return fields;
+  }
 }
 
-/** Writes the head and pipes the body, pausing the upstream while the caller's socket is full. */
-function writeAnswer(
-  answer: UpstreamAnswer,
-  res: ServerResponse,
-  own: OwnFields,
-  finished: (status: number) => void,
-): void {
-  const { exchange } = answer;
-  const { status } = answer.head;
-  const fields = proxyResponseHeaders(answer.head.headers);
-  // Grantry's own fields go last, so they win; the upstream's versions were already dropped.
-  for (const name in own) fields[name] = own[name] as string;
-  const diagnosis = refusalCode(answer);
-  if (diagnosis !== null) fields[ERROR_HEADER] = diagnosis;
-
-  if (res.destroyed) {
-    // The caller is gone: the answer is not wanted.
-    exchange.abort();
-    finished(status);
-    return;
-  }
-  try {
-    res.writeHead(status, fields);
-  } catch (error) {
-    exchange.abort();
-    // Node refuses to write a field value with control characters (RFC 9110 §5.5).
-    throw new Problem('upstream_failed', 'The API answered with a header field that cannot be forwarded.', {
-      hint: 'The API sent a header value with control characters; fix the API, or call it through execute, which does not forward headers verbatim.',
-      provider: { status },
-      status: 502,
-      cause: error,
-    });
-  }
-  let complete = false;
-  res.once('close', () => {
-    if (!complete) exchange.abort();
-    finished(status);
-  });
-  const resume = () => exchange.resume();
-  exchange.receive({
-    chunk: (data) => {
-      if (res.write(data)) return true;
-      res.once('drain', resume);
-      return false;
-    },
-    end: (last) => {
-      complete = true;
-      if (last === undefined) res.end();
-      // Head and whole body in one write: no cork, no second syscall.
-      else res.end(last);
-    },
-    // The head is out: a broken body can only be told by a broken connection.
-    fail: () => res.destroy(),
+/** What a call whose caller closed its connection ends with (for the log; nobody reads it). */
+function callerClosed(): Problem {
+  return new Problem('upstream_failed', 'The caller closed its connection before the answer.', {
+    status: 502,
   });
 }
 

@@ -1,5 +1,3 @@
-import type { Readable } from 'node:stream';
-
 export interface ResponseBody {
   /** Parsed JSON when the upstream said JSON and sent valid JSON; the text otherwise; null when empty. */
   body: unknown;
@@ -68,28 +66,4 @@ export class BodyCollector {
     }
     return { body: text, truncated };
   }
-}
-
-/**
- * Reads a body stream into an execute result's body (see BodyCollector). The stream is destroyed
- * in every case — read to the end, cut at `maxBytes`, or refused — so its connection is released.
- */
-export async function readResponseBody(
-  stream: Readable | AsyncIterable<Uint8Array>,
-  contentType: string | undefined,
-  maxBytes: number,
-  reserve?: ReserveBytes,
-): Promise<ResponseBody> {
-  const collector = new BodyCollector(maxBytes, reserve);
-  try {
-    for await (const chunk of stream as AsyncIterable<Uint8Array>) {
-      const bytes = Buffer.isBuffer(chunk)
-        ? chunk
-        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      if (!collector.add(bytes)) break;
-    }
-  } finally {
-    if ('destroy' in stream && !stream.destroyed) stream.destroy();
-  }
-  return collector.result(contentType);
 }

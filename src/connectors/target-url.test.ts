@@ -58,10 +58,33 @@ describe('resolveCallPath', () => {
     ['/%ef%bc%8e%ef%bc%8e/admin', 'disguised'],
     ['/a%EF%BC%8Fb', 'disguised'],
     ['/..%3b/admin', 'disguised'],
+    ['/a\ud800b', 'unicode'],
+    ['/a?q=\udc00', 'unicode'],
   ])('refuses %s', (raw, why) => {
     const result = resolveCallPath(base, raw);
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.message).toMatch(new RegExp(why === '//host' ? '//host' : why, 'i'));
+  });
+});
+
+describe('resolveCallPath: a result that reads as //host', () => {
+  it.each(['/x/..//evil.example/y', '/.//evil.example/y', 'a/..//evil.example', '/x/../'.concat('/y')])(
+    'refuses %s below a root base path, whose result would start with //',
+    (raw) => {
+      const result = resolveCallPath(root, raw);
+      expect(result).toEqual({ ok: false, message: expect.stringMatching(/\/\/host/) });
+    },
+  );
+
+  it('keeps such a path below a base path, where it cannot start with //', () => {
+    expect(resolved(compileBaseTarget(new URL('https://api.example.test/v1'), {}), '/x/..//y')).toBe(
+      '/v1//y',
+    );
+  });
+
+  it('refuses every path below a base URL whose own path starts with //', () => {
+    const doubled = compileBaseTarget(new URL('https://api.example.test//evil.example/v1'), {});
+    expect(resolveCallPath(doubled, '/items').ok).toBe(false);
   });
 });
 

@@ -38,6 +38,9 @@ export type ResolvedPath = { ok: true; pathAndQuery: string } | { ok: false; mes
 const CONTROL_OR_BACKSLASH = /[\u0000-\u001f\u007f\\]/;
 const SCHEME_START = /^\/*[A-Za-z][A-Za-z0-9+.-]*:\/\//;
 const BAD_PERCENT = /%(?![0-9A-Fa-f]{2})/;
+/** With the `u` flag a surrogate pair is one code point: only an unpaired surrogate matches. */
+const LONE_SURROGATE = /\p{Cs}/u;
+const NETWORK_PATH = 'must be a path below the base URL, not //host';
 /**
  * Encoded `.`, `/`, `\`, NUL, a double-encoded one of those, and the overlong UTF-8 forms of `.` and
  * `/` (%c0%ae, %c0%af) that old decoders accepted.
@@ -69,6 +72,8 @@ export function resolveCallPath(base: BaseTarget, raw: string, extraQuery = ''):
 function plainResolution(base: BaseTarget, raw: string, extraQuery: string): ResolvedPath | null {
   const length = raw.length;
   if (length < 2 || raw.charCodeAt(0) !== 0x2f || raw.charCodeAt(1) === 0x2f) return null;
+  // A base path of `//…` would make the result read as `//host`: the full rules refuse it.
+  if (base.basePath.charCodeAt(1) === 0x2f) return null;
   let index = 1;
   let segmentStart = true;
   for (; index < length; index++) {
@@ -118,12 +123,16 @@ export function resolveCallPathInFull(base: BaseTarget, raw: string, extraQuery 
   if (CONTROL_OR_BACKSLASH.test(raw)) {
     return { ok: false, message: 'must not contain control characters or backslashes' };
   }
+  // A lone UTF-16 surrogate (JSON allows `"\ud800"`) has no UTF-8 form to percent-encode.
+  if (LONE_SURROGATE.test(raw)) {
+    return { ok: false, message: 'must be valid Unicode (it holds a lone surrogate)' };
+  }
   if (raw.includes('#')) return { ok: false, message: 'must not contain a fragment (#)' };
   const queryAt = raw.indexOf('?');
   const path = queryAt === -1 ? raw : raw.slice(0, queryAt);
   const query = queryAt === -1 ? '' : raw.slice(queryAt + 1);
   if (path.startsWith('//')) {
-    return { ok: false, message: 'must be a path below the base URL, not //host' };
+    return { ok: false, message: NETWORK_PATH };
   }
   if (SCHEME_START.test(path)) {
     return { ok: false, message: 'must be a path below the base URL, not an absolute URL' };
@@ -162,6 +171,12 @@ export function resolveCallPathInFull(base: BaseTarget, raw: string, extraQuery 
       kept.push(segment.replace(PATH_UNSAFE, encodeURIComponent));
     }
     resolved = `${base.basePath}/${kept.join('/')}`;
+  }
+  // `/x/..//evil.example/y` below a root base path resolves to `//evil.example/y`: sent as it is
+  // the request stays on the base origin, but a relative Location in the answer resolves against
+  // it to another host (RFC 3986 §5.2.2, a network-path reference), credentials and all.
+  if (resolved.startsWith('//')) {
+    return { ok: false, message: NETWORK_PATH };
   }
 
   let fullQuery = base.staticQuery;
@@ -209,4 +224,62 @@ function decodedOrSame(segment: string): string {
   } catch {
     return segment; // not UTF-8 once decoded: no Unicode form to normalise either
   }
+}
+
+/**
+ * The query parameter name of a `name[=value]` pair as a server reads it (form-decoded: `+` is a
+ * space, RFC 3986 §2.1 escapes decoded); the pair as it is when it does not decode.
+ */
+function parameterName(pair: string): string {
+  const at = pair.indexOf('=');
+  const name = at === -1 ? pair : pair.slice(0, at);
+  try {
+    return decodeURIComponent(name.replace(/\+/g, ' '));
+  } catch {
+    return name;
+  }
+}
+
+/** Whether the query of `pathAndQuery` has a parameter of one of these names (in any spelling). */
+export function hasQueryParameter(pathAndQuery: string, names: ReadonlySet<string>): boolean {
+  const at = pathAndQuery.indexOf('?');
+  if (at === -1) return false;
+  for (const pair of pathAndQuery.slice(at + 1).split('&')) if (names.has(parameterName(pair))) return true;
+  return false;
+}
+
+/** `pathAndQuery` without the query parameters of these names (in any spelling). */
+export function withoutQueryParameters(pathAndQuery: string, names: ReadonlySet<string>): string {
+  const at = pathAndQuery.indexOf('?');
+  if (at === -1) return pathAndQuery;
+  const kept = pathAndQuery
+    .slice(at + 1)
+    .split('&')
+    .filter((pair) => !names.has(parameterName(pair)));
+  return kept.length === 0 ? pathAndQuery.slice(0, at) : `${pathAndQuery.slice(0, at)}?${kept.join('&')}`;
+}
+
+/** What a redacted credential reads as where Grantry shows a URL that carried it. */
+export const REDACTED = 'REDACTED';
+
+/**
+ * A URL (a Location field) with the values of the query parameters of these names replaced by
+ * REDACTED; the URL as it is when it has none. For an API key sent in the query that an upstream
+ * echoes in a redirect: the caller of execute or the proxy never holds the key.
+ */
+export function redactQueryParameters(url: string, names: ReadonlySet<string>): string {
+  const at = url.indexOf('?');
+  if (at === -1) return url;
+  const hash = url.indexOf('#', at);
+  const query = hash === -1 ? url.slice(at + 1) : url.slice(at + 1, hash);
+  let changed = false;
+  const pairs = query.split('&').map((pair) => {
+    const name = parameterName(pair);
+    if (!names.has(name)) return pair;
+    changed = true;
+    const equals = pair.indexOf('=');
+    return `${equals === -1 ? pair : pair.slice(0, equals)}=${REDACTED}`;
+  });
+  if (!changed) return url;
+  return `${url.slice(0, at + 1)}${pairs.join('&')}${hash === -1 ? '' : url.slice(hash)}`;
 }

@@ -41,7 +41,7 @@ export interface EgressOptions {
   headersTimeoutMs?: number;
   /** Longest silence between two body chunks. Default 30 s. */
   bodyTimeoutMs?: number;
-  /** Cap for buffered reads (`readBody`, bodies read through `fetch`). Default 10 MiB. */
+  /** Cap for bodies read through `fetch`. Default 10 MiB. */
   maxResponseBytes?: number;
   /** How long an idle keep-alive connection is kept. Default: undici's (4 s, or the server's hint). */
   keepAliveTimeoutMs?: number;
@@ -79,6 +79,12 @@ const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
 const DEFAULT_BODY_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
 const DEFAULT_CONNECTIONS = 128;
+/**
+ * Client-certificate pools kept at once. A pool per authentication that uses mutual TLS is a
+ * handful in practice; the bound keeps a stream of certificates (key rotations, many tenants) from
+ * growing the map, and its sockets, without end.
+ */
+const CERTIFICATE_POOLS = 32;
 
 /**
  * The one outbound HTTP client of Grantry. Every URL goes through `checkUrl` (https only, plain http
@@ -100,7 +106,10 @@ export class Egress {
   readonly maxResponseBytes: number;
   readonly #agentOptions: Agent.Options;
   readonly #connectorOptions: PolicyConnectorOptions;
-  /** One pool per client certificate (mutual TLS, RFC 8705), by its SHA-256 fingerprint. */
+  /**
+   * One pool per client certificate (mutual TLS, RFC 8705), by its SHA-256 fingerprint, the most
+   * recently used last; at most CERTIFICATE_POOLS (see `#certificateAgent`).
+   */
   readonly #certificateAgents = new Map<string, { agent: Agent; fetch: EgressFetch }>();
 
   constructor(options: EgressOptions) {
@@ -132,7 +141,7 @@ export class Egress {
   /**
    * A dispatcher whose TLS connections present a client certificate (mutual TLS, RFC 8705), under
    * the same address policy, timeouts and https rule as every other call. One keep-alive pool per
-   * certificate, kept while the process runs (a handful: one per authentication using mTLS); its
+   * certificate (the CERTIFICATE_POOLS most recently used are kept: one per authentication using mTLS); its
    * connections never carry another certificate, and the shared pool never carries this one — so the
    * certificate reaches only the servers a caller sends through this dispatcher.
    */
@@ -146,8 +155,21 @@ export class Egress {
   }
 
   #certificateAgent(certificate: ClientCertificateMaterial): { agent: Agent; fetch: EgressFetch } {
-    const found = this.#certificateAgents.get(certificate.sha256);
-    if (found !== undefined) return found;
+    const agents = this.#certificateAgents;
+    const found = agents.get(certificate.sha256);
+    if (found !== undefined) {
+      // Most recently used last: a Map iterates in insertion order.
+      agents.delete(certificate.sha256);
+      agents.set(certificate.sha256, found);
+      return found;
+    }
+    if (agents.size >= CERTIFICATE_POOLS) {
+      // The least recently used pool is forgotten, not closed: a credential made earlier may still
+      // hold it and send through it. Its idle connections are unreferenced and close after the
+      // keep-alive timeout, and nothing then keeps it alive; a certificate used again gets a new one.
+      const oldest = agents.keys().next().value as string;
+      agents.delete(oldest);
+    }
     const agent = new Agent({
       ...this.#agentOptions,
       connect: createPolicyConnector({
@@ -156,7 +178,7 @@ export class Egress {
       }),
     });
     const entry = { agent, fetch: this.#fetchThrough(agent) };
-    this.#certificateAgents.set(certificate.sha256, entry);
+    agents.set(certificate.sha256, entry);
     return entry;
   }
 
@@ -227,7 +249,7 @@ export class Egress {
   /**
    * One HTTP exchange on the keep-alive pool of the URL's origin (the hot path of the proxy).
    * Redirects are returned, not followed; use `isRedirect` / `redirectTarget`, and drop
-   * Authorization when the target is on another origin (`crossesOrigin`).
+   * Authorization when the target is on another origin.
    */
   async request(options: EgressRequestOptions): Promise<EgressResponse> {
     const url = this.checkUrl(options.url);
@@ -257,27 +279,6 @@ export class Egress {
     }
   }
 
-  /**
-   * Buffers a response body of at most `maxBytes` (default `maxResponseBytes`). A larger body fails
-   * with kind `too_large` (the stream is destroyed, nothing more is read); a stream failure is
-   * classified like any network failure.
-   */
-  async readBody(response: EgressResponse, maxBytes: number = this.maxResponseBytes): Promise<Buffer> {
-    const declared = Number(response.headers['content-length']);
-    if (declared > maxBytes) {
-      response.body.destroy();
-      throw tooLarge(response.host, maxBytes);
-    }
-    let result: { bytes: Buffer; truncated: boolean };
-    try {
-      result = await readBodyCapped(response.body, maxBytes);
-    } catch (err) {
-      throw classifyNetworkError(err, response.host);
-    }
-    if (result.truncated) throw tooLarge(response.host, maxBytes);
-    return result.bytes;
-  }
-
   /** Closes every pooled connection once the requests in flight are done. */
   async close(): Promise<void> {
     await Promise.all([
@@ -285,35 +286,6 @@ export class Egress {
       ...[...this.#certificateAgents.values()].map((e) => e.agent.close()),
     ]);
   }
-}
-
-/**
- * Reads at most `maxBytes` of `body`. `truncated` is true when the body had more; the stream is
- * destroyed in every case (read to the end, cut short, or failed), so its connection is released.
- */
-export async function readBodyCapped(
-  body: Readable | AsyncIterable<Uint8Array | string>,
-  maxBytes: number,
-): Promise<{ bytes: Buffer; truncated: boolean }> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let truncated = false;
-  try {
-    for await (const chunk of body as AsyncIterable<unknown>) {
-      const bytes = toBuffer(chunk);
-      if (size + bytes.length > maxBytes) {
-        chunks.push(bytes.subarray(0, maxBytes - size));
-        size = maxBytes;
-        truncated = true;
-        break;
-      }
-      chunks.push(bytes);
-      size += bytes.length;
-    }
-  } finally {
-    if ('destroy' in body && typeof body.destroy === 'function' && !body.destroyed) body.destroy();
-  }
-  return { bytes: Buffer.concat(chunks, size), truncated };
 }
 
 /** RFC 9110 §15.4: the 3xx statuses that carry a Location to follow (not 300, 304 or 305). */
@@ -324,8 +296,7 @@ export function isRedirect(status: number): boolean {
 /**
  * Resolves a Location header against the URL that answered (RFC 9110 §10.2.2). The result still
  * has to pass `checkUrl` (every request method calls it). A redirect to another origin must not
- * carry the Authorization header or other credentials: callers strip them when
- * `crossesOrigin(base, target)`.
+ * carry the Authorization header or other credentials: callers strip them.
  */
 export function redirectTarget(base: URL, location: string): URL {
   try {
@@ -335,11 +306,6 @@ export function redirectTarget(base: URL, location: string): URL {
       cause: err,
     });
   }
-}
-
-/** True when following `target` from `base` leaves the origin (scheme, host and port). */
-export function crossesOrigin(base: URL, target: URL): boolean {
-  return base.origin !== target.origin;
 }
 
 const KIND_BY_CODE: ReadonlyMap<string, EgressFailureKind> = new Map<string, EgressFailureKind>([
@@ -461,12 +427,6 @@ function isTimeoutReason(reason: unknown): boolean {
 
 function tooLarge(host: string, maxBytes: number): EgressError {
   return new EgressError('too_large', host, `the response from ${host} is larger than ${maxBytes} bytes`);
-}
-
-function toBuffer(chunk: unknown): Buffer {
-  if (Buffer.isBuffer(chunk)) return chunk;
-  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-  return Buffer.from(String(chunk));
 }
 
 function isLoopbackHost(hostname: string): boolean {

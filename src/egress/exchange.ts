@@ -80,7 +80,13 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
       this.#rejectHead = reject;
     });
     const left = deadlineAt - Date.now();
-    this.#timer = setTimeout(() => this.#expire(), Math.max(0, left));
+    if (left <= 0) {
+      // Past the deadline already (a retry's pause, a slow credential): nothing is sent.
+      this.#timer = null;
+      this.#fail(new EgressError('timeout', this.#host, `${this.#host} did not answer in time`));
+      return;
+    }
+    this.#timer = setTimeout(() => this.#expire(), left);
     try {
       dispatcher.dispatch(
         {
@@ -127,19 +133,25 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
 
   /**
    * Ends the exchange from our side (the caller went away, or the body is not wanted): the
-   * connection is closed unless the answer was complete. No receiver is told.
+   * connection is closed unless the answer was complete. With a `failure`, whoever takes the body
+   * (attached now or later) is told it; without one, no receiver is told (the body is not wanted).
    */
-  abort(): void {
+  abort(failure?: EgressError): void {
     if (this.#phase === 'done') return;
     this.#phase = 'done';
     this.#clearTimer();
+    const receiver = this.#receiver;
     this.#receiver = null;
-    const reason = new EgressError('other', this.#host, 'the exchange was abandoned');
+    const reason = failure ?? new EgressError('other', this.#host, 'the exchange was abandoned');
     // Settled, so that nothing waits on a head that will not come.
     this.#rejectHead(reason);
     this.head.catch(() => {});
     if (this.#controller !== null) this.#controller.abort(reason);
     else this.#cancelled = reason;
+    if (failure !== undefined) {
+      this.#failure = failure;
+      receiver?.fail(failure);
+    }
   }
 
   /**

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { CallCancellation } from '../../connectors/call-pipeline.js';
 import type { ConnectorEngine, ExecuteCall } from '../../connectors/execute.js';
 import type { BufferLease } from '../../connectors/execute-buffer-budget.js';
 import { throwIfInvalid } from '../../services/field-checks.js';
@@ -48,6 +49,20 @@ function bufferLeaseUntilAnswered(engine: ConnectorEngine, reply: FastifyReply):
   return lease;
 }
 
+/**
+ * Ends the upstream call when the caller's connection closes before its answer was written: the
+ * API call in flight is aborted and no retry or redirect is sent for nobody.
+ */
+function cancelledWhenCallerLeaves(reply: FastifyReply): CallCancellation {
+  const cancellation = new CallCancellation();
+  if (reply.raw.closed) cancellation.cancel();
+  else
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) cancellation.cancel();
+    });
+  return cancellation;
+}
+
 /** Calls through a connector: execute (an integration step) and test (the product page's button). */
 export async function connectorCallRoutes(app: FastifyInstance, context: ApiContext): Promise<void> {
   const server = app.withTypeProvider<TypeBoxProvider>();
@@ -80,7 +95,10 @@ export async function connectorCallRoutes(app: FastifyInstance, context: ApiCont
       const target = await engine.connector(request.params.id);
       const { call, errors } = engine.prepare(target, callOf(objectBody(request.body)));
       throwIfInvalid(schemaErrorsOf(request), errors);
-      return engine.execute(target, call, { buffer: bufferLeaseUntilAnswered(engine, reply) });
+      return engine.execute(target, call, {
+        buffer: bufferLeaseUntilAnswered(engine, reply),
+        cancellation: cancelledWhenCallerLeaves(reply),
+      });
     },
   );
 
@@ -113,7 +131,10 @@ export async function connectorCallRoutes(app: FastifyInstance, context: ApiCont
         request.body === undefined || request.body === null ? [] : schemaErrorsOf(request),
         errors,
       );
-      return engine.test(target, call, { buffer: bufferLeaseUntilAnswered(engine, reply) });
+      return engine.test(target, call, {
+        buffer: bufferLeaseUntilAnswered(engine, reply),
+        cancellation: cancelledWhenCallerLeaves(reply),
+      });
     },
   );
 }

@@ -1,24 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { asGatewayProblem } from '../../connectors/gateway-problem.js';
-import { forwardThroughConnector } from '../../connectors/proxy.js';
+import { ERROR_HEADER } from '../../connectors/proxy.js';
 import { Problem } from '../../problem.js';
 import type { ApiContext } from '../context.js';
+import { PROXY_ROUTE, ProxyFront, proxyProblemCode } from '../proxy-front.js';
 import { ErrorResponseSchema } from '../schemas.js';
-import { logRequest } from '../server.js';
-
-/**
- * The proxy route as declared once, for Fastify's router and for the proxy front
- * (src/api/proxy-front.ts), which serves the same route ahead of Fastify. The methods of RFC 9110
- * §9.3 a REST API uses (CONNECT and TRACE make no sense through a proxy).
- */
-export const PROXY_ROUTE = {
-  methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
-  /** The narrowest key scope that may call it (route-access.ts): execute, test and the proxy are `runtime`. */
-  config: { access: 'runtime' as const },
-} as const;
-
-export const ERROR_HEADER = 'x-grantry-error';
 
 /**
  * `ANY /proxy/:connectorId/<path>`: the connector pipeline as a transparent HTTP proxy. Requests
@@ -32,12 +18,28 @@ export const ERROR_HEADER = 'x-grantry-error';
  * with an `x-grantry-error` header naming the code, so a caller can tell them from the upstream's own.
  */
 export async function proxyRoutes(server: FastifyInstance, context: ApiContext): Promise<void> {
-  const { engine } = context;
+  // The front's own machinery for what this route forwards: one way of forwarding, answering,
+  // measuring and logging a proxied call, whichever of the two took the request.
+  const front = new ProxyFront({
+    engine: context.engine,
+    access: context.access,
+    metrics: context.metrics,
+    logger: context.logger,
+  });
+  /** Requests handed to the front, which measures them itself. */
+  const handedOver = new WeakSet<FastifyRequest>();
   server.removeAllContentTypeParsers();
   server.addContentTypeParser('*', (_request, _payload, done) => done(null));
-  // Grantry's own failures go through Fastify's reply (error shape, hooks); measure those here.
-  server.addHook('onResponse', (_request, reply, done) => {
-    context.metrics.observeProxyDuration(reply.elapsedTime / 1000);
+  // Every failure answered here names its code, as the front's do: the access hook's refusals
+  // (401, 403, 429) included, which reach this route's error path, not the handler.
+  server.addHook('onError', (_request, reply, error, done) => {
+    reply.header(ERROR_HEADER, proxyProblemCode(error));
+    done();
+  });
+  // Answers Fastify wrote (refusals, an encoded connector id) are measured here; the front
+  // measures the ones it wrote.
+  server.addHook('onResponse', (request, reply, done) => {
+    if (!handedOver.has(request)) context.metrics.observeProxyDuration(reply.elapsedTime / 1000);
     done();
   });
 
@@ -45,45 +47,15 @@ export async function proxyRoutes(server: FastifyInstance, context: ApiContext):
     const { connectorId } = request.params as { connectorId: string };
     const raw = request.raw.url ?? '';
     const prefix = `/proxy/${connectorId}`;
-    try {
-      if (!raw.startsWith(prefix)) {
-        throw new Problem('validation_failed', 'The proxied path is not allowed.', {
-          errors: [{ path: '/path', message: 'the connector id must be sent as it is, unencoded' }],
-        });
-      }
-      const target = await engine.connector(connectorId);
-      // The answer is written to the socket directly (hijack), so this path logs and measures
-      // for itself once the response is done. Grantry's own fields (x-request-id,
-      // cache-control: no-store, nosniff) are the ones the access hook set.
-      const own: Record<string, string> = {};
-      for (const [name, value] of Object.entries(reply.getHeaders())) own[name] = String(value);
-      const res = reply.raw;
-      await forwardThroughConnector(
-        engine.pipeline,
-        target,
-        {
-          method: request.method,
-          target: raw.slice(prefix.length),
-          rawHeaders: request.raw.rawHeaders,
-          body: request.raw,
-        },
-        res,
-        own,
-        (status) => {
-          context.metrics.observeProxyDuration(reply.elapsedTime / 1000);
-          logRequest(context.logger, request.id, request.method, request.url, status, reply.elapsedTime);
-        },
-      );
-      reply.hijack();
-      return reply;
-    } catch (error) {
-      const problem =
-        error instanceof Problem && (error.code === 'validation_failed' || error.code === 'not_found')
-          ? error
-          : asGatewayProblem(error);
-      reply.header(ERROR_HEADER, problem.code);
-      throw problem;
+    if (!raw.startsWith(prefix)) {
+      throw new Problem('validation_failed', 'The proxied path is not allowed.', {
+        errors: [{ path: '/path', message: 'the connector id must be sent as it is, unencoded' }],
+      });
     }
+    handedOver.add(request);
+    reply.hijack();
+    front.serveRouted(request.raw, reply.raw, { connectorId, rest: raw.slice(prefix.length) }, request.id);
+    return reply;
   }
 
   const schema = {
