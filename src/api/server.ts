@@ -22,7 +22,7 @@ import { MasterKeyError } from '../secrets/key-ring.js';
 import type { AccessDecision } from './access.js';
 import { limitConnectionsPerClient } from './connection-limits.js';
 import type { ApiContext } from './context.js';
-import { installBoundedJsonParser } from './json-body.js';
+import { installBoundedJsonParser, installEmptyBodyParser } from './json-body.js';
 import { collectOpenApiRoutes } from './openapi.js';
 import {
   accessRequirementOf,
@@ -85,6 +85,16 @@ export function createServer(context: ApiContext, options: { front?: RequestFron
     childLoggerFactory: (logger) => logger,
     // Fastify's own 503 while closing has a body of its own shape; ours (below) has the Error shape.
     return503OnClosing: false,
+    // A path parameter that does not decode (`/api/connectors/%E0`, `%ED%A0%80`: not UTF-8) is
+    // refused by the router before any hook runs; it answers in the Error shape like the rest.
+    frameworkErrors: (error, _request, reply) => {
+      const problem =
+        error.code === 'FST_ERR_BAD_URL'
+          ? badEncoding('/params', 'is not valid percent-encoded UTF-8')
+          : toProblem(error);
+      (reply as FastifyReply).header('cache-control', 'no-store');
+      (reply as FastifyReply).status(problem.status).send({ error: problem.toJSON() });
+    },
   });
   if (front !== undefined) {
     server.addHook('preClose', (done) => {
@@ -96,6 +106,7 @@ export function createServer(context: ApiContext, options: { front?: RequestFron
   collectOpenApiRoutes(server);
   limitConnectionsPerClient(server.server, config.maxConnectionsPerClient);
   installBoundedJsonParser(server);
+  installEmptyBodyParser(server);
 
   // The access decision (docs/api.md "Access") is made on the route the router matched, never on the
   // raw target: every spelling of a path that reaches a handler meets that handler's rule.
@@ -249,12 +260,14 @@ export function toProblem(error: unknown, request?: FastifyRequest): Problem {
       hint: 'Start Grantry with the GRANTRY_MASTER_KEY the data was written with.',
     });
   }
+  // decodeURIComponent of a parameter or query value that is not percent-encoded UTF-8.
+  if (error instanceof URIError) return badEncoding('', 'is not valid percent-encoded UTF-8');
   const fastifyError = error as Partial<FastifyError>;
   if (fastifyError.validation !== undefined) {
     const context = fastifyError.validationContext ?? 'body';
     const errors = schemaErrorsToFieldErrors(fastifyError.validation).map((e) => ({
       ...e,
-      path: context === 'body' ? e.path : `/${context}${e.path}`,
+      path: context === 'body' ? e.path : `${pointerPrefixOf(context)}${e.path}`,
     }));
     return new Problem('validation_failed', 'The request is not valid.', { errors });
   }
@@ -285,6 +298,21 @@ export function toProblem(error: unknown, request?: FastifyRequest): Problem {
   }
   return new Problem('internal_error', 'Something went wrong inside Grantry; the details are in its log.', {
     cause: error,
+  });
+}
+
+/**
+ * Where a problem of each part of the request points: the body at the root, the query string at
+ * `/query/<name>` (docs/api.md "Errors"), path parameters at `/params/<name>`.
+ */
+export function pointerPrefixOf(context: string): string {
+  return context === 'body' ? '' : context === 'querystring' ? '/query' : `/${context}`;
+}
+
+function badEncoding(path: string, message: string): Problem {
+  return new Problem('validation_failed', 'The request address is not valid.', {
+    errors: [{ path, message }],
+    hint: 'Percent-encode the address as UTF-8 (encodeURIComponent does).',
   });
 }
 

@@ -42,9 +42,11 @@ function limitOf(
   errorsOut: { path: string; message: string }[],
 ): number {
   if (raw === undefined) return fallback;
+  // Not digits: the schema has said so already.
+  if (errorsOut.some((e) => e.path === '/query/limit')) return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < 1 || value > max) {
-    errorsOut.push({ path: '/querystring/limit', message: `must be from 1 to ${max}` });
+    errorsOut.push({ path: '/query/limit', message: `must be from 1 to ${max}` });
     return fallback;
   }
   return value;
@@ -132,11 +134,11 @@ export async function webhookRoutes(server: FastifyInstance, context: ApiContext
     },
     async (request) => {
       const query = request.query as { limit?: string; cursor?: string };
-      const problems = schemaErrorsOf(request).map((e) => ({ ...e, path: `/querystring${e.path}` }));
+      const problems = schemaErrorsOf(request).map((e) => ({ ...e, path: `/query${e.path}` }));
       const limit = limitOf(query.limit, 500, 100, problems);
       const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
       if (after === null)
-        problems.push({ path: '/querystring/cursor', message: 'is not a cursor this API gave out' });
+        problems.push({ path: '/query/cursor', message: 'is not a cursor this API gave out' });
       throwIfInvalid(problems, []);
       // Few webhooks exist: one query, paged here, in creation order.
       const all = await store.webhooks.list();
@@ -234,7 +236,7 @@ export async function webhookRoutes(server: FastifyInstance, context: ApiContext
     },
     async (request) => {
       const record = await load((request.params as { id: string }).id);
-      const problems = schemaErrorsOf(request).map((e) => ({ ...e, path: `/querystring${e.path}` }));
+      const problems = schemaErrorsOf(request).map((e) => ({ ...e, path: `/query${e.path}` }));
       const limit = limitOf((request.query as { limit?: string }).limit, 200, 50, problems);
       throwIfInvalid(problems, []);
       const deliveries = await store.webhookDeliveries.listByWebhook(record.id, limit);

@@ -1,0 +1,191 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ApiFixture, startApiServer } from './support/api-server.js';
+import { type GrantryHandle, startGrantry } from './support/grantry.js';
+import { type RawResponse, rawRequest } from './support/raw-http.js';
+
+/**
+ * Regressions for the input-validation review: every route validates its input and answers
+ * `validation_failed` with every problem listed, never a 500 and never a stored ill-formed value.
+ * Requests whose bytes matter go over a raw socket, so nothing between the test and the server
+ * re-encodes them.
+ */
+type Started = GrantryHandle & { app: Awaited<ReturnType<typeof startGrantry>>['app'] };
+
+interface Problem {
+  code: string;
+  message: string;
+  errors?: { path: string; message: string }[];
+}
+
+describe('request input is validated, never a 500', () => {
+  let g: Started;
+  let api: ApiFixture;
+  let port: number;
+  let authId: string;
+
+  beforeAll(async () => {
+    g = await startGrantry();
+    port = Number(new URL(g.url).port);
+    api = await startApiServer({ verify: async () => true, http: true });
+    const auth = await g.api('POST', '/api/authentications', { name: 'static', type: 'bearer', token: 't' });
+    expect(auth.status, auth.text).toBe(201);
+    authId = auth.body.id;
+  });
+
+  afterAll(async () => {
+    await g?.stop();
+    await api?.close();
+  });
+
+  function send(
+    method: string,
+    target: string,
+    body?: string,
+    contentType: string | null = 'application/json',
+  ): Promise<RawResponse> {
+    const lines = [
+      `${method} ${target} HTTP/1.1`,
+      `Host: 127.0.0.1:${port}`,
+      'Connection: close',
+      `Authorization: Bearer ${g.apiKey}`,
+    ];
+    if (body !== undefined) {
+      if (contentType !== null) lines.push(`Content-Type: ${contentType}`);
+      lines.push(`Content-Length: ${Buffer.byteLength(body)}`);
+    }
+    return rawRequest(port, `${lines.join('\r\n')}\r\n\r\n${body ?? ''}`);
+  }
+
+  function problemOf(answer: RawResponse): Problem {
+    return (JSON.parse(answer.body) as { error: Problem }).error;
+  }
+
+  describe('lone surrogates', () => {
+    it('refuses a lone surrogate escape in a JSON body, naming the field, and stores nothing', async () => {
+      const answer = await send(
+        'POST',
+        '/api/authentications',
+        '{"name":"bad\\ud800","type":"bearer","token":"t","headerPrefix":"\\udc00x"}',
+      );
+      expect(answer.status, answer.body).toBe(400);
+      const problem = problemOf(answer);
+      expect(problem.code).toBe('validation_failed');
+      expect(problem.errors?.map((e) => e.path).sort()).toEqual(['/headerPrefix', '/name']);
+      const list = await g.api('GET', '/api/authentications?q=bad');
+      expect(list.body.items).toEqual([]);
+    });
+
+    it('points at a lone surrogate in a nested value or a key, escaping the key (RFC 6901)', async () => {
+      const answer = await send(
+        'POST',
+        '/api/connectors',
+        '{"name":"c","baseUrl":"https://api.example.test","headers":{"a/b~c":"\\ud800","\\udfff":"x"}}',
+      );
+      expect(answer.status, answer.body).toBe(400);
+      const paths = problemOf(answer).errors?.map((e) => e.path) ?? [];
+      expect(paths).toContain('/headers/a~1b~0c');
+      expect(paths.some((p) => p.startsWith('/headers/'))).toBe(true);
+      expect(paths).toHaveLength(2);
+    });
+
+    it('accepts a well-formed surrogate pair (an emoji) escaped in JSON', async () => {
+      const answer = await send(
+        'POST',
+        '/api/authentications',
+        '{"name":"smile \\ud83d\\ude00","type":"bearer","token":"t"}',
+      );
+      expect(answer.status, answer.body).toBe(201);
+      expect(JSON.parse(Buffer.from(answer.body, 'latin1').toString('utf8')).name).toBe('smile 😀');
+    });
+
+    it('answers validation_failed for a path parameter that is not percent-encoded UTF-8', async () => {
+      for (const target of ['/api/authentications/%ED%A0%80', '/api/connectors/%E0', '/api/webhooks/%C3']) {
+        const answer = await send('GET', target);
+        expect(answer.status, target).toBe(400);
+        const problem = problemOf(answer);
+        expect(problem.code).toBe('validation_failed');
+        expect(problem.errors?.[0]?.path).toBe('/params');
+      }
+    });
+
+    it('never answers 500 for query values that are not percent-encoded UTF-8', async () => {
+      for (const target of [
+        '/api/authentications?q=%ED%A0%80',
+        '/api/connectors?q=%E0%A4',
+        '/api/webhooks?cursor=%ED%A0%80',
+        `/api/authentications/${authId}/events?limit=%E0`,
+      ]) {
+        const answer = await send('GET', target);
+        expect(answer.status, target).toBeLessThan(500);
+      }
+    });
+  });
+
+  describe('a POST that takes no body', () => {
+    it('accepts an empty body whatever its Content-Type', async () => {
+      const connector = await g.api('POST', '/api/connectors', {
+        name: 'bodiless',
+        baseUrl: api.url,
+        authenticationId: authId,
+      });
+      for (const contentType of [
+        'application/xml',
+        'application/x-www-form-urlencoded',
+        'text/plain',
+        null,
+      ]) {
+        const tested = await send('POST', `/api/authentications/${authId}/test`, '', contentType);
+        expect(tested.status, `${contentType}: ${tested.body}`).toBe(200);
+        const invalidated = await send('POST', `/api/authentications/${authId}/invalidate`, '', contentType);
+        expect(invalidated.status, `${contentType}: ${invalidated.body}`).toBe(204);
+        const connectorTest = await send(
+          'POST',
+          `/api/connectors/${connector.body.id}/test`,
+          '',
+          contentType,
+        );
+        expect(connectorTest.status, `${contentType}: ${connectorTest.body}`).toBe(200);
+      }
+    });
+
+    it('still refuses a body with content in a type Grantry does not read, saying so', async () => {
+      const answer = await send('POST', `/api/authentications/${authId}/test`, '<a/>', 'application/xml');
+      expect(answer.status).toBe(400);
+      expect(problemOf(answer)).toMatchObject({
+        code: 'validation_failed',
+        message: 'The request body must be JSON.',
+        errors: [{ path: '', message: 'send Content-Type: application/json' }],
+      });
+    });
+  });
+
+  describe('problems are listed once per field, at one spelling', () => {
+    it('a wrong type for a nullable field is one problem, not three', async () => {
+      const answer = await send('PATCH', `/api/authentications/${authId}`, '{"headerPrefix":5}');
+      expect(answer.status).toBe(400);
+      expect(problemOf(answer).errors).toEqual([
+        { path: '/headerPrefix', message: 'must be string or null' },
+      ]);
+    });
+
+    it('query-string problems point at /query/<name> on every route (docs/api.md)', async () => {
+      const targets = [
+        '/api/authentications?limit=abc',
+        '/api/connectors?limit=abc',
+        '/api/webhooks?limit=abc',
+        `/api/authentications/${authId}/events?limit=abc`,
+      ];
+      for (const target of targets) {
+        const answer = await send('GET', target);
+        expect(answer.status, target).toBe(400);
+        const errors = problemOf(answer).errors ?? [];
+        expect(
+          errors.map((e) => e.path),
+          target,
+        ).toEqual(['/query/limit']);
+      }
+      const force = await send('DELETE', `/api/authentications/${authId}?force=maybe`);
+      expect(problemOf(force).errors?.map((e) => e.path)).toEqual(['/query/force']);
+    });
+  });
+});
