@@ -188,4 +188,178 @@ describe('request input is validated, never a 500', () => {
       expect(problemOf(force).errors?.map((e) => e.path)).toEqual(['/query/force']);
     });
   });
+
+  describe('names and credentials a person can use', () => {
+    it('refuses names with no visible character on authentications and connectors, on create and PATCH', async () => {
+      for (const name of ['   ', '\u00a0\u3000', '\u200b\ufeff']) {
+        const auth = await g.api('POST', '/api/authentications', { name, type: 'bearer', token: 't' });
+        expect(auth.status, JSON.stringify(name)).toBe(400);
+        expect(auth.body.error.errors).toContainEqual({
+          path: '/name',
+          message: 'must contain a visible character, not only spaces',
+        });
+        const connector = await g.api('POST', '/api/connectors', {
+          name,
+          baseUrl: 'https://api.example.test',
+        });
+        expect(connector.status, JSON.stringify(name)).toBe(400);
+        expect(connector.body.error.errors.map((e: { path: string }) => e.path)).toEqual(['/name']);
+      }
+      const patched = await g.api('PATCH', `/api/authentications/${authId}`, { name: ' \t ' });
+      expect(patched.status).toBe(400);
+      expect(patched.body.error.errors.map((e: { path: string }) => e.path)).toContain('/name');
+      expect((await g.api('GET', `/api/authentications/${authId}`)).body.name).toBe('static');
+    });
+
+    it('refuses a webhook description of spaces only (null clears it)', async () => {
+      const answer = await g.api('POST', '/api/webhooks', {
+        url: 'https://hooks.example.test/in',
+        events: ['authentication.connected'],
+        description: '   ',
+      });
+      expect(answer.status).toBe(400);
+      expect(answer.body.error.errors).toEqual([
+        {
+          path: '/description',
+          message: 'must contain a visible character, not only spaces (null clears it)',
+        },
+      ]);
+    });
+
+    it('refuses a Basic username with a colon (RFC 7617), on create and PATCH', async () => {
+      const answer = await g.api('POST', '/api/authentications', {
+        name: 'basic colon',
+        type: 'basic',
+        username: 'ann:admin',
+        password: 'p',
+      });
+      expect(answer.status).toBe(400);
+      expect(answer.body.error.errors).toEqual([
+        {
+          path: '/username',
+          message: expect.stringContaining('must not contain ":" (RFC 7617'),
+        },
+      ]);
+      const good = await g.api('POST', '/api/authentications', {
+        name: 'basic ok',
+        type: 'basic',
+        username: 'ann',
+        password: 'p:with:colons',
+      });
+      expect(good.status, good.text).toBe(201);
+      const patched = await g.api('PATCH', `/api/authentications/${good.body.id}`, { username: 'a:b' });
+      expect(patched.status).toBe(400);
+      expect(patched.body.error.errors.map((e: { path: string }) => e.path)).toEqual(['/username']);
+    });
+
+    it('refuses providerParams without provider', async () => {
+      const answer = await g.api('POST', '/api/authentications', {
+        name: 'orphan params',
+        type: 'bearer',
+        token: 't',
+        providerParams: { tenant: 'contoso' },
+      });
+      expect(answer.status).toBe(400);
+      expect(answer.body.error.errors).toEqual([
+        { path: '/providerParams', message: expect.stringContaining('applies only with provider') },
+      ]);
+    });
+
+    it('escapes ~ and / in the JSON pointers of problems (RFC 6901)', async () => {
+      const preset = await g.api('POST', '/api/authentications', {
+        provider: 'microsoft-entra-id',
+        providerParams: { 'a/b~c': 'x' },
+        clientId: 'id',
+        clientSecret: 's',
+      });
+      expect(preset.status).toBe(400);
+      expect(preset.body.error.errors.map((e: { path: string }) => e.path)).toContain(
+        '/providerParams/a~1b~0c',
+      );
+      const unknown = await send(
+        'POST',
+        '/api/authentications',
+        '{"name":"x","type":"bearer","token":"t","a/b~c":1}',
+      );
+      expect(problemOf(unknown).errors).toEqual([{ path: '/a~1b~0c', message: 'is not a known field' }]);
+      const header = await g.api('POST', '/api/connectors', {
+        name: 'pointer',
+        baseUrl: 'https://api.example.test',
+        headers: { 'x/y~z': 'v' },
+      });
+      expect(header.body.error.errors.map((e: { path: string }) => e.path)).toEqual(['/headers/x~1y~0z']);
+    });
+  });
+
+  describe('connector headers', () => {
+    it('refuses a secret Authorization header on a connector with an authentication, whichever comes first', async () => {
+      const both = await g.api('POST', '/api/connectors', {
+        name: 'both',
+        baseUrl: api.url,
+        authenticationId: authId,
+        secretHeaders: { Authorization: 'Bearer static' },
+      });
+      expect(both.status).toBe(400);
+      expect(both.body.error.errors).toEqual([
+        { path: '/secretHeaders/Authorization', message: expect.stringContaining('attached authentication') },
+      ]);
+      // A secret Authorization stored first, the authentication attached later: refused too.
+      const first = await g.api('POST', '/api/connectors', {
+        name: 'secret first',
+        baseUrl: api.url,
+        secretHeaders: { Authorization: 'Bearer static' },
+      });
+      expect(first.status, first.text).toBe(201);
+      const attach = await g.api('PATCH', `/api/connectors/${first.body.id}`, { authenticationId: authId });
+      expect(attach.status).toBe(400);
+      expect(attach.body.error.errors).toEqual([
+        { path: '/authenticationId', message: expect.stringContaining('secret Authorization header') },
+      ]);
+      expect((await g.api('GET', `/api/connectors/${first.body.id}`)).body.authenticationId).toBeNull();
+      // Removing it in the same request is the way out.
+      const swap = await g.api('PATCH', `/api/connectors/${first.body.id}`, {
+        authenticationId: authId,
+        secretHeaders: { authorization: null },
+      });
+      expect(swap.status, swap.text).toBe(200);
+      expect(swap.body.secretHeaderNames).toEqual([]);
+    });
+
+    it('refuses two spellings of one header name, in headers and in secretHeaders', async () => {
+      const answer = await g.api('POST', '/api/connectors', {
+        name: 'dup',
+        baseUrl: api.url,
+        headers: { 'X-Tenant': 'a', 'x-tenant': 'b' },
+        secretHeaders: { 'X-Api-Key': 'k1', 'X-API-KEY': 'k2' },
+      });
+      expect(answer.status).toBe(400);
+      expect(answer.body.error.errors.map((e: { path: string }) => e.path).sort()).toEqual([
+        '/headers/x-tenant',
+        '/secretHeaders/X-API-KEY',
+      ]);
+    });
+
+    it('caps the number of static headers at 50 of each kind', async () => {
+      const many = Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`X-H${i}`, 'v']));
+      const answer = await g.api('POST', '/api/connectors', {
+        name: 'many',
+        baseUrl: api.url,
+        headers: many,
+      });
+      expect(answer.status).toBe(400);
+      expect(answer.body.error.errors).toEqual([
+        { path: '/headers', message: 'may have at most 50 headers' },
+      ]);
+      const secret = await g.api('POST', '/api/connectors', {
+        name: 'many',
+        baseUrl: api.url,
+        secretHeaders: many,
+      });
+      expect(secret.status).toBe(400);
+      expect(secret.body.error.errors.map((e: { path: string }) => e.path)).toEqual(['/secretHeaders']);
+      const fifty = Object.fromEntries(Object.entries(many).slice(0, 50));
+      const ok = await g.api('POST', '/api/connectors', { name: 'fifty', baseUrl: api.url, headers: fifty });
+      expect(ok.status, ok.text).toBe(201);
+    });
+  });
 });
