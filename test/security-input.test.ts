@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPostgresTestSchema } from '../src/store/postgres-test-schema.js';
 import { type ApiFixture, startApiServer } from './support/api-server.js';
 import { type GrantryHandle, startGrantry } from './support/grantry.js';
 import { type RawResponse, rawRequest } from './support/raw-http.js';
@@ -361,5 +362,67 @@ describe('request input is validated, never a 500', () => {
       const ok = await g.api('POST', '/api/connectors', { name: 'fifty', baseUrl: api.url, headers: fifty });
       expect(ok.status, ok.text).toBe(201);
     });
+  });
+});
+
+/** The list search, over HTTP, on every engine this run has (PostgreSQL with GRANTRY_TEST_DATABASE_URL). */
+const engines: { name: string; databaseUrl(): Promise<{ url?: string; drop(): Promise<void> }> }[] = [
+  { name: 'sqlite', databaseUrl: async () => ({ drop: async () => {} }) },
+];
+const postgresUrl = process.env.GRANTRY_TEST_DATABASE_URL;
+if (postgresUrl) {
+  engines.push({
+    name: 'postgres',
+    databaseUrl: async () => createPostgresTestSchema(postgresUrl, 'grantry_search'),
+  });
+}
+
+describe.each(engines)('list search q on $name', (engine) => {
+  let g: Started;
+  let drop: () => Promise<void>;
+
+  beforeAll(async () => {
+    const database = await engine.databaseUrl();
+    drop = database.drop;
+    g = await startGrantry(database.url === undefined ? {} : { env: { GRANTRY_DATABASE_URL: database.url } });
+  });
+
+  afterAll(async () => {
+    await g?.stop();
+    await drop?.();
+  });
+
+  it('matches names case-insensitively beyond ASCII, for authentications and connectors', async () => {
+    for (const name of ['Émile Zoë', 'ΣΊΣΥΦΟΣ', 'plain']) {
+      expect((await g.api('POST', '/api/authentications', { name, type: 'bearer', token: 't' })).status).toBe(
+        201,
+      );
+      expect(
+        (await g.api('POST', '/api/connectors', { name, baseUrl: 'https://api.example.test' })).status,
+      ).toBe(201);
+    }
+    for (const list of ['/api/authentications', '/api/connectors']) {
+      const names = async (q: string) =>
+        (await g.api('GET', `${list}?q=${encodeURIComponent(q)}`)).body.items.map(
+          (i: { name: string }) => i.name,
+        );
+      expect(await names('émile')).toEqual(['Émile Zoë']);
+      expect(await names('ZOË')).toEqual(['Émile Zoë']);
+      expect(await names('σίσυφος')).toEqual(['ΣΊΣΥΦΟΣ']);
+      expect(await names('PLAIN')).toEqual(['plain']);
+    }
+  });
+
+  it('answers validation_failed, not 500, for NUL or another control character in q', async () => {
+    for (const list of ['/api/authentications', '/api/connectors']) {
+      for (const q of ['%00', 'a%00b', '%1B%5B2J']) {
+        const answer = await g.api('GET', `${list}?q=${q}`);
+        expect(answer.status, `${list}?q=${q}`).toBe(400);
+        expect(answer.body.error.code).toBe('validation_failed');
+        expect(answer.body.error.errors).toEqual([
+          { path: '/query/q', message: expect.stringContaining('control') },
+        ]);
+      }
+    }
   });
 });
