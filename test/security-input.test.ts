@@ -149,6 +149,30 @@ describe('request input is validated, never a 500', () => {
       }
     });
 
+    it('reads an empty body of any type as no body on every bodiless POST (authorize, key rotation, webhook test)', async () => {
+      const webhook = await g.api('POST', '/api/webhooks', {
+        url: 'https://hooks.example.test/in',
+        events: ['authentication.connected'],
+      });
+      expect(webhook.status, webhook.text).toBe(201);
+      const targets = [
+        `/api/authentications/${authId}/authorize`,
+        `/api/authentications/${authId}/rotate-key`,
+        `/api/authentications/${authId}/rotate-key/activate`,
+        `/api/authentications/${authId}/rotate-key/finish`,
+        `/api/webhooks/${webhook.body.id}/test`,
+      ];
+      for (const target of targets) {
+        for (const contentType of ['application/octet-stream', 'application/x-www-form-urlencoded']) {
+          const answer = await send('POST', target, '', contentType);
+          expect(answer.status, `${target} ${contentType}: ${answer.body}`).toBeLessThan(500);
+          // Whatever the route thinks of the request, it is not refused for its (absent) body.
+          expect(answer.body, target).not.toContain('must be JSON');
+          expect(answer.body, target).not.toContain('send Content-Type');
+        }
+      }
+    });
+
     it('still refuses a body with content in a type Grantry does not read, saying so', async () => {
       const answer = await send('POST', `/api/authentications/${authId}/test`, '<a/>', 'application/xml');
       expect(answer.status).toBe(400);
