@@ -91,6 +91,7 @@ describe('grantry command', () => {
       [['api-keys', 'revoke'], /^grantry: api-keys revoke needs the id of the key to revoke\. Usage:/],
       [['api-keys', 'revoke', 'key_a', 'key_b'], /^grantry: unexpected argument "key_b"/],
       [['migrate', '--force'], /^grantry: Unknown option '--force'.*Usage: grantry migrate/],
+      [['--verbose', 'migrate'], /^grantry: unknown option "--verbose"\. Usage: grantry <command>/],
       [['api-keys', 'create', '--name', '   '], /^grantry: --name must contain a visible character/],
       [
         ['api-keys', 'create', '--name', 'a\u001b[2Jb'],

@@ -218,8 +218,14 @@ export async function main(argv: string[]): Promise<number> {
       case undefined:
       case 'help':
       case '--help':
+      case '-h':
         process.stdout.write(`${USAGE}\n`);
         return 0;
+    }
+    if (command.startsWith('-')) {
+      throw new UsageError(
+        `unknown option "${printable(command)}". Usage: grantry <command> (grantry help lists them)`,
+      );
     }
     const given = [command, sub].filter((part) => part !== undefined).join(' ');
     process.stderr.write(`grantry: unknown command "${printable(given)}".\n\n${USAGE}\n`);
