@@ -313,6 +313,13 @@ describe('request input is validated, never a 500', () => {
         headers: { 'x/y~z': 'v' },
       });
       expect(header.body.error.errors.map((e: { path: string }) => e.path)).toEqual(['/headers/x~1y~0z']);
+      // The schema's own problems (Ajv's instancePath) are escaped the same way.
+      const typed = await g.api('POST', '/api/connectors', {
+        name: 'pointer',
+        baseUrl: 'https://api.example.test',
+        query: { 'p/q~r': 5 },
+      });
+      expect(typed.body.error.errors).toEqual([{ path: '/query/p~1q~0r', message: 'must be string' }]);
     });
   });
 
