@@ -109,6 +109,28 @@ describe('request input is validated, never a 500', () => {
       }
     });
 
+    it('still asks for a key first on a protected path that does not decode; public ones answer 400', async () => {
+      for (const target of [
+        '/api/authentications/%E0',
+        '/api/connectors/%ED%A0%80/execute',
+        '/proxy/%E0/x',
+      ]) {
+        const refused = await rawRequest(
+          port,
+          `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`,
+        );
+        expect(refused.status, target).toBe(401);
+        expect(problemOf(refused).code).toBe('unauthorized');
+        expect(refused.headers.get('www-authenticate')).toEqual(['Bearer realm="grantry"']);
+      }
+      const open = await rawRequest(
+        port,
+        `GET /oauth/connect/%E0 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`,
+      );
+      expect(open.status).toBe(400);
+      expect(problemOf(open).code).toBe('validation_failed');
+    });
+
     it('never answers 500 for query values that are not percent-encoded UTF-8', async () => {
       for (const target of [
         '/api/authentications?q=%ED%A0%80',

@@ -86,14 +86,27 @@ export function createServer(context: ApiContext, options: { front?: RequestFron
     // Fastify's own 503 while closing has a body of its own shape; ours (below) has the Error shape.
     return503OnClosing: false,
     // A path parameter that does not decode (`/api/connectors/%E0`, `%ED%A0%80`: not UTF-8) is
-    // refused by the router before any hook runs; it answers in the Error shape like the rest.
-    frameworkErrors: (error, _request, reply) => {
+    // refused by the router before any hook runs; it answers in the Error shape like the rest, and
+    // a target that reads as a protected path still needs a key first (a probe learns nothing).
+    frameworkErrors: (error, request, fastifyReply) => {
+      const reply = fastifyReply as FastifyReply;
+      const answer = (problem: Problem) => {
+        reply.header('cache-control', 'no-store');
+        if (problem.retryAfterSeconds !== undefined)
+          reply.header('retry-after', String(problem.retryAfterSeconds));
+        reply.status(problem.status).send({ error: problem.toJSON() });
+      };
       const problem =
         error.code === 'FST_ERR_BAD_URL'
           ? badEncoding('/params', 'is not valid percent-encoded UTF-8')
           : toProblem(error);
-      (reply as FastifyReply).header('cache-control', 'no-store');
-      (reply as FastifyReply).status(problem.status).send({ error: problem.toJSON() });
+      if (!looksProtected(request.url)) return answer(problem);
+      const decide = (decision: AccessDecision) => answer(refusalOf(decision, 'unmatched', reply) ?? problem);
+      const known = context.access.checkKnown(request.headers.authorization);
+      if (known !== undefined) return decide(known);
+      context.access
+        .check(request.headers.authorization, request.ip)
+        .then(decide, () => answer(toProblem(null)));
     },
   });
   if (front !== undefined) {
