@@ -473,9 +473,33 @@ describe.each(engines)('list search q on $name', (engine) => {
         expect(answer.status, `${list}?q=${q}`).toBe(400);
         expect(answer.body.error.code).toBe('validation_failed');
         expect(answer.body.error.errors).toEqual([
-          { path: '/query/q', message: expect.stringContaining('control') },
+          { path: '/query/q', message: expect.stringMatching(/NUL|control/) },
         ]);
       }
+    }
+  });
+
+  it('answers validation_failed, not 500, for NUL in an id, a filter or a cursor (PostgreSQL text refuses NUL)', async () => {
+    const nulCursor = Buffer.from(JSON.stringify(['a\u0000', 'b'])).toString('base64url');
+    const cases: [string, string, string][] = [
+      ['GET', '/api/authentications/a%00b', '/params/id'],
+      ['GET', '/api/connectors/a%00b', '/params/id'],
+      ['GET', '/api/webhooks/a%00', '/params/id'],
+      ['GET', '/api/authentications/a%00/events', '/params/id'],
+      ['POST', '/api/connectors/a%00/execute', '/params/id'],
+      ['GET', '/api/connectors?authenticationId=a%00', '/query/authenticationId'],
+      ['GET', `/api/authentications?cursor=${nulCursor}`, '/query/cursor'],
+      ['GET', `/api/connectors?cursor=${nulCursor}`, '/query/cursor'],
+    ];
+    for (const [method, target, path] of cases) {
+      const answer = await g.api(
+        method,
+        target,
+        method === 'POST' ? { method: 'GET', path: '/' } : undefined,
+      );
+      expect(answer.status, `${method} ${target}: ${answer.text}`).toBe(400);
+      expect(answer.body.error.code).toBe('validation_failed');
+      expect(answer.body.error.errors.map((e: { path: string }) => e.path)).toEqual([path]);
     }
   });
 });

@@ -17,8 +17,9 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { Problem } from '../problem.js';
+import { type FieldError, Problem } from '../problem.js';
 import { MasterKeyError } from '../secrets/key-ring.js';
+import { escapePointer } from '../services/field-checks.js';
 import type { AccessDecision } from './access.js';
 import { limitConnectionsPerClient } from './connection-limits.js';
 import type { ApiContext } from './context.js';
@@ -162,6 +163,20 @@ export function createServer(context: ApiContext, options: { front?: RequestFron
       (decision) => done(refusalOf(decision, required, reply)),
       (error: unknown) => done(error as Error),
     );
+  });
+
+  // After the access check: path parameters and query values reach the store as text, and
+  // PostgreSQL refuses NUL in text (`GET /api/connectors/a%00` answered 500 there); no id, name or
+  // filter of ours holds one, nor half a surrogate pair. The proxy forwards its path and query as
+  // they came (it parses neither), so only its connector id is checked.
+  server.addHook('preValidation', (request, _reply, done) => {
+    const proxied = request.routeOptions.url?.startsWith('/proxy/') === true;
+    const errors = [
+      ...unusableTextIn(request.params, '/params', new Set(['*'])),
+      ...(proxied ? [] : unusableTextIn(request.query, '/query')),
+    ];
+    if (errors.length === 0) return done();
+    done(new Problem('validation_failed', 'The request is not valid.', { errors }));
   });
 
   server.addHook('onResponse', (request, reply, done) => {
@@ -320,6 +335,32 @@ export function toProblem(error: unknown, request?: FastifyRequest): Problem {
  */
 export function pointerPrefixOf(context: string): string {
   return context === 'body' ? '' : context === 'querystring' ? '/query' : `/${context}`;
+}
+
+/** Values of parameters (strings, or arrays of them for a repeated query parameter) that no store can hold. */
+function unusableTextIn(
+  values: unknown,
+  prefix: string,
+  skip: ReadonlySet<string> = new Set(),
+): FieldError[] {
+  if (typeof values !== 'object' || values === null) return [];
+  const errors: FieldError[] = [];
+  for (const [name, value] of Object.entries(values)) {
+    if (skip.has(name)) continue;
+    for (const text of Array.isArray(value) ? value : [value]) {
+      if (typeof text !== 'string') continue;
+      const problem = text.includes('\u0000')
+        ? 'must not contain NUL (%00)'
+        : (text as string & { isWellFormed(): boolean }).isWellFormed()
+          ? null
+          : 'must be valid Unicode text';
+      if (problem !== null) {
+        errors.push({ path: `${prefix}/${escapePointer(name)}`, message: problem });
+        break;
+      }
+    }
+  }
+  return errors;
 }
 
 function badEncoding(path: string, message: string): Problem {

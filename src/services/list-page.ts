@@ -27,7 +27,9 @@ export function decodeCursor(cursor: string | undefined): { name: string; id: st
       Array.isArray(value) &&
       value.length === 2 &&
       typeof value[0] === 'string' &&
-      typeof value[1] === 'string'
+      typeof value[1] === 'string' &&
+      // Not one of ours, and PostgreSQL would refuse it as text (a 500 in the page query).
+      !value.some((part) => part.includes('\u0000') || !isWellFormed(part))
     ) {
       return { name: value[0], id: value[1] };
     }
@@ -37,6 +39,11 @@ export function decodeCursor(cursor: string | undefined): { name: string; id: st
   throw new Problem('validation_failed', 'The request is not valid.', {
     errors: [{ path: '/query/cursor', message: 'is not a cursor this list gave; start again without it' }],
   });
+}
+
+function isWellFormed(text: string): boolean {
+  // String.prototype.isWellFormed: Node 20; TypeScript's ES2023 lib does not declare it.
+  return (text as string & { isWellFormed(): boolean }).isWellFormed();
 }
 
 /**
@@ -50,7 +57,7 @@ export function searchTextProblems(q: unknown): FieldError[] {
   if (hasControlCharacters(q)) {
     return [{ path: '/query/q', message: 'must not contain control characters (names never do)' }];
   }
-  if (!(q as string & { isWellFormed(): boolean }).isWellFormed()) {
+  if (!isWellFormed(q)) {
     return [{ path: '/query/q', message: 'must be valid Unicode text' }];
   }
   return [];
