@@ -502,4 +502,46 @@ describe.each(engines)('list search q on $name', (engine) => {
       expect(answer.body.error.errors.map((e: { path: string }) => e.path)).toEqual([path]);
     }
   });
+
+  it('answers validation_failed, not 500, for NUL or another control character in a URL or an id in a body', async () => {
+    const cases: [string, string, Record<string, unknown>, string][] = [
+      [
+        'POST',
+        '/api/connectors',
+        { name: 'nul url', baseUrl: 'https://api.example.test/a\u0000b' },
+        '/baseUrl',
+      ],
+      ['POST', '/api/connectors', { name: 'tab url', baseUrl: 'https://api.example.test/a\tb' }, '/baseUrl'],
+      [
+        'POST',
+        '/api/connectors',
+        { name: 'nul auth', baseUrl: 'https://api.example.test', authenticationId: 'auth_\u0000' },
+        '/authenticationId',
+      ],
+      [
+        'POST',
+        '/api/webhooks',
+        { url: 'https://hooks.example.test/\u0000', events: ['authentication.connected'] },
+        '/url',
+      ],
+      [
+        'POST',
+        '/api/authentications',
+        {
+          name: 'nul token url',
+          type: 'oauth2',
+          grantType: 'client_credentials',
+          tokenUrl: 'https://login.example.test/t\u0000',
+          clientId: 'c',
+          clientSecret: 's',
+        },
+        '/tokenUrl',
+      ],
+    ];
+    for (const [method, target, body, path] of cases) {
+      const answer = await g.api(method, target, body);
+      expect(answer.status, `${target} ${JSON.stringify(body)}: ${answer.text}`).toBe(400);
+      expect(answer.body.error.errors.map((e: { path: string }) => e.path)).toEqual([path]);
+    }
+  });
 });

@@ -44,6 +44,11 @@ export function isLoopbackHost(hostname: string): boolean {
 
 /** An OAuth endpoint or authenticated base URL: absolute https, or loopback http when allowed. */
 export function checkUrl(value: string, allowHttp: AllowHttp): { rule: UrlRule; message?: string } {
+  // The URL parser drops tabs and line breaks and encodes NUL, so the text stored would not be the
+  // address used (and PostgreSQL refuses NUL in text).
+  if (hasControlCharacters(value)) {
+    return { rule: 'invalid', message: 'must not contain control characters (tabs, line breaks, NUL)' };
+  }
   let url: URL;
   try {
     url = new URL(value);
