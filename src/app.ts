@@ -129,6 +129,7 @@ export async function createApp(
     // Cache hits are read from the token manager only when scraped: its hot path keeps a plain count.
     const metrics: Metrics = new Metrics({ cacheHits: (): number => tokens.cacheHits });
     const webhooks = new WebhookService({
+      allowHttp: config.allowHttp,
       store,
       keyRing,
       egress,

@@ -19,6 +19,9 @@ const hostile = fc.oneof(
     'javascript:alert(1)',
     '%2e%2e',
     '💥',
+    // Lone surrogates: JSON.stringify escapes them ("\ud800"); they must be refused, not stored.
+    '\ud800',
+    'a\udfffb',
   ),
   fc.string({ unit: 'binary' }),
 );

@@ -3,6 +3,8 @@ import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createApiKey } from '../src/services/api-keys.js';
+import { openStore } from '../src/store/open-store.js';
 import { runCli, spawnGrantry } from './support/grantry.js';
 
 const newKey = () => randomBytes(32).toString('base64');
@@ -74,6 +76,53 @@ describe('grantry command', () => {
     const unknown = await runCli(['api-key', 'list'], env);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown command "api-key list"');
+  });
+
+  it('answers a mistyped option or a missing id with one line of usage and exit 2, never a stack trace', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'grantry-cli-'));
+    const env = { GRANTRY_DATABASE_URL: `sqlite:${join(dataDir, 'g.db')}`, GRANTRY_MASTER_KEY: newKey() };
+    const cases: [string[], RegExp][] = [
+      [
+        ['api-keys', 'create', '--nmae', 'x'],
+        /^grantry: Unknown option '--nmae'.*Usage: grantry api-keys create/,
+      ],
+      [['api-keys', 'create', '--name'], /^grantry: .*--name.*Usage: grantry api-keys create/],
+      [['api-keys', 'list', '--json'], /^grantry: Unknown option '--json'.*Usage: grantry api-keys list/],
+      [['api-keys', 'revoke'], /^grantry: api-keys revoke needs the id of the key to revoke\. Usage:/],
+      [['api-keys', 'revoke', 'key_a', 'key_b'], /^grantry: unexpected argument "key_b"/],
+      [['migrate', '--force'], /^grantry: Unknown option '--force'.*Usage: grantry migrate/],
+      [['--verbose', 'migrate'], /^grantry: unknown option "--verbose"\. Usage: grantry <command>/],
+      [['api-keys', 'create', '--name', '   '], /^grantry: --name must contain a visible character/],
+      [
+        ['api-keys', 'create', '--name', 'a\u001b[2Jb'],
+        /^grantry: --name must not contain control characters/,
+      ],
+    ];
+    for (const [args, expected] of cases) {
+      const answer = await runCli(args, env);
+      expect(answer.code, args.join(' ')).toBe(2);
+      expect(answer.stderr, args.join(' ')).toMatch(expected);
+      expect(answer.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(answer.stderr).not.toMatch(/\bat .*\(.*:\d+:\d+\)/);
+    }
+  });
+
+  it('escapes control characters of stored names instead of sending them to the terminal', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'grantry-cli-'));
+    const env = { GRANTRY_DATABASE_URL: `sqlite:${join(dataDir, 'g.db')}`, GRANTRY_MASTER_KEY: newKey() };
+    // Written past the CLI's own check, as an older version or another tool might have.
+    const store = await openStore(env.GRANTRY_DATABASE_URL);
+    try {
+      await store.migrate();
+      await createApiKey(store, 'evil\u001b]52;c;cGF5bG9hZA==\u0007\u001b[2J\u202ename', 'runtime');
+    } finally {
+      await store.close();
+    }
+    const list = await runCli(['api-keys', 'list'], env);
+    expect(list.code).toBe(0);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: no control character but the line break may reach the terminal.
+    expect(list.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f\u202e]/);
+    expect(list.stdout).toContain('evil\\u{1b}]52;c;cGF5bG9hZA==\\u{7}\\u{1b}[2J\\u{202e}name');
   });
 
   it('rotates the master key: re-encrypts every secret, then runs on the new key alone', async () => {

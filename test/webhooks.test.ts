@@ -227,7 +227,7 @@ describe('webhooks', () => {
     expect((await g.api('GET', `/api/webhooks/${webhookId}`)).body.url).toBe(receiver.url);
     expect((await g.api('GET', '/api/webhooks/wh_missing')).status).toBe(404);
     expect((await g.api('GET', '/api/webhooks?limit=0')).body.error.errors).toContainEqual({
-      path: '/querystring/limit',
+      path: '/query/limit',
       message: 'must be from 1 to 500',
     });
   });

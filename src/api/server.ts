@@ -17,12 +17,13 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { Problem } from '../problem.js';
+import { type FieldError, Problem } from '../problem.js';
 import { MasterKeyError } from '../secrets/key-ring.js';
+import { escapePointer } from '../services/field-checks.js';
 import type { AccessDecision } from './access.js';
 import { limitConnectionsPerClient } from './connection-limits.js';
 import type { ApiContext } from './context.js';
-import { installBoundedJsonParser } from './json-body.js';
+import { installBoundedJsonParser, installEmptyBodyParser } from './json-body.js';
 import { collectOpenApiRoutes } from './openapi.js';
 import {
   accessRequirementOf,
@@ -85,6 +86,29 @@ export function createServer(context: ApiContext, options: { front?: RequestFron
     childLoggerFactory: (logger) => logger,
     // Fastify's own 503 while closing has a body of its own shape; ours (below) has the Error shape.
     return503OnClosing: false,
+    // A path parameter that does not decode (`/api/connectors/%E0`, `%ED%A0%80`: not UTF-8) is
+    // refused by the router before any hook runs; it answers in the Error shape like the rest, and
+    // a target that reads as a protected path still needs a key first (a probe learns nothing).
+    frameworkErrors: (error, request, fastifyReply) => {
+      const reply = fastifyReply as FastifyReply;
+      const answer = (problem: Problem) => {
+        reply.header('cache-control', 'no-store');
+        if (problem.retryAfterSeconds !== undefined)
+          reply.header('retry-after', String(problem.retryAfterSeconds));
+        reply.status(problem.status).send({ error: problem.toJSON() });
+      };
+      const problem =
+        error.code === 'FST_ERR_BAD_URL'
+          ? badEncoding('/params', 'is not valid percent-encoded UTF-8')
+          : toProblem(error);
+      if (!looksProtected(request.url)) return answer(problem);
+      const decide = (decision: AccessDecision) => answer(refusalOf(decision, 'unmatched', reply) ?? problem);
+      const known = context.access.checkKnown(request.headers.authorization);
+      if (known !== undefined) return decide(known);
+      context.access
+        .check(request.headers.authorization, request.ip)
+        .then(decide, () => answer(toProblem(null)));
+    },
   });
   if (front !== undefined) {
     server.addHook('preClose', (done) => {
@@ -96,6 +120,7 @@ export function createServer(context: ApiContext, options: { front?: RequestFron
   collectOpenApiRoutes(server);
   limitConnectionsPerClient(server.server, config.maxConnectionsPerClient);
   installBoundedJsonParser(server);
+  installEmptyBodyParser(server);
 
   // The access decision (docs/api.md "Access") is made on the route the router matched, never on the
   // raw target: every spelling of a path that reaches a handler meets that handler's rule.
@@ -138,6 +163,20 @@ export function createServer(context: ApiContext, options: { front?: RequestFron
       (decision) => done(refusalOf(decision, required, reply)),
       (error: unknown) => done(error as Error),
     );
+  });
+
+  // After the access check: path parameters and query values reach the store as text, and
+  // PostgreSQL refuses NUL in text (`GET /api/connectors/a%00` answered 500 there); no id, name or
+  // filter of ours holds one, nor half a surrogate pair. The proxy forwards its path and query as
+  // they came (it parses neither), so only its connector id is checked.
+  server.addHook('preValidation', (request, _reply, done) => {
+    const proxied = request.routeOptions.url?.startsWith('/proxy/') === true;
+    const errors = [
+      ...unusableTextIn(request.params, '/params', new Set(['*'])),
+      ...(proxied ? [] : unusableTextIn(request.query, '/query')),
+    ];
+    if (errors.length === 0) return done();
+    done(new Problem('validation_failed', 'The request is not valid.', { errors }));
   });
 
   server.addHook('onResponse', (request, reply, done) => {
@@ -249,12 +288,14 @@ export function toProblem(error: unknown, request?: FastifyRequest): Problem {
       hint: 'Start Grantry with the GRANTRY_MASTER_KEY the data was written with.',
     });
   }
+  // decodeURIComponent of a parameter or query value that is not percent-encoded UTF-8.
+  if (error instanceof URIError) return badEncoding('', 'is not valid percent-encoded UTF-8');
   const fastifyError = error as Partial<FastifyError>;
   if (fastifyError.validation !== undefined) {
     const context = fastifyError.validationContext ?? 'body';
     const errors = schemaErrorsToFieldErrors(fastifyError.validation).map((e) => ({
       ...e,
-      path: context === 'body' ? e.path : `/${context}${e.path}`,
+      path: context === 'body' ? e.path : `${pointerPrefixOf(context)}${e.path}`,
     }));
     return new Problem('validation_failed', 'The request is not valid.', { errors });
   }
@@ -285,6 +326,47 @@ export function toProblem(error: unknown, request?: FastifyRequest): Problem {
   }
   return new Problem('internal_error', 'Something went wrong inside Grantry; the details are in its log.', {
     cause: error,
+  });
+}
+
+/**
+ * Where a problem of each part of the request points: the body at the root, the query string at
+ * `/query/<name>` (docs/api.md "Errors"), path parameters at `/params/<name>`.
+ */
+export function pointerPrefixOf(context: string): string {
+  return context === 'body' ? '' : context === 'querystring' ? '/query' : `/${context}`;
+}
+
+/** Values of parameters (strings, or arrays of them for a repeated query parameter) that no store can hold. */
+function unusableTextIn(
+  values: unknown,
+  prefix: string,
+  skip: ReadonlySet<string> = new Set(),
+): FieldError[] {
+  if (typeof values !== 'object' || values === null) return [];
+  const errors: FieldError[] = [];
+  for (const [name, value] of Object.entries(values)) {
+    if (skip.has(name)) continue;
+    for (const text of Array.isArray(value) ? value : [value]) {
+      if (typeof text !== 'string') continue;
+      const problem = text.includes('\u0000')
+        ? 'must not contain NUL (%00)'
+        : (text as string & { isWellFormed(): boolean }).isWellFormed()
+          ? null
+          : 'must be valid Unicode text';
+      if (problem !== null) {
+        errors.push({ path: `${prefix}/${escapePointer(name)}`, message: problem });
+        break;
+      }
+    }
+  }
+  return errors;
+}
+
+function badEncoding(path: string, message: string): Problem {
+  return new Problem('validation_failed', 'The request address is not valid.', {
+    errors: [{ path, message }],
+    hint: 'Percent-encode the address as UTF-8 (encodeURIComponent does).',
   });
 }
 

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Value } from '@sinclair/typebox/value';
 import type { FieldError } from '../problem.js';
 import { keepAliveDaysForIdleExpiry } from '../services/catalogue/index.js';
+import { escapePointer } from '../services/field-checks.js';
 import {
   PLACEHOLDER_FIELDS,
   type ProviderPreset,
@@ -98,7 +99,22 @@ export class ProviderCatalogue {
    */
   fill(body: Record<string, unknown>): { body: Record<string, unknown>; errors: FieldError[] } {
     const id = body.provider;
-    if (typeof id !== 'string') return { body, errors: [] };
+    if (typeof id !== 'string') {
+      // Placeholder values without a preset would be stored and used by nothing.
+      const orphan = body.providerParams !== undefined && body.providerParams !== null && id === undefined;
+      return {
+        body,
+        errors: orphan
+          ? [
+              {
+                path: '/providerParams',
+                message:
+                  'applies only with provider (a preset of GET /api/providers); remove it or name the preset',
+              },
+            ]
+          : [],
+      };
+    }
     const preset = this.#presets.get(id);
     if (preset === undefined) {
       return {
@@ -163,7 +179,7 @@ function readParams(given: unknown, preset: ProviderPreset, errors: FieldError[]
   for (const name of Object.keys(values)) {
     if (!known.has(name)) {
       errors.push({
-        path: `/providerParams/${name}`,
+        path: `/providerParams/${escapePointer(name)}`,
         message: `is not a placeholder of the ${preset.name} preset${known.size === 0 ? ' (it has none)' : ` (it has ${[...known].join(', ')})`}`,
       });
     }
@@ -172,12 +188,12 @@ function readParams(given: unknown, preset: ProviderPreset, errors: FieldError[]
     const value = values[placeholder.name];
     if (typeof value !== 'string' || value === '') {
       errors.push({
-        path: `/providerParams/${placeholder.name}`,
+        path: `/providerParams/${escapePointer(placeholder.name)}`,
         message: `is required by the ${preset.name} preset: ${placeholder.label} (for example ${placeholder.example})`,
       });
     } else if (!PLACEHOLDER_VALUE.test(value)) {
       errors.push({
-        path: `/providerParams/${placeholder.name}`,
+        path: `/providerParams/${escapePointer(placeholder.name)}`,
         message:
           'must be a name such as a tenant, host or realm: letters, digits, ".", "-", "_" and ":" only',
       });

@@ -22,10 +22,12 @@ import {
 import { SECRET_CLIENT_AUTH_METHODS } from './catalogue/oauth2.js';
 import {
   type AllowHttp,
+  BLANK_NAME,
   checkUrl,
   escapePointer,
   HEADER_NAME,
   hasControlCharacters,
+  hasVisibleCharacter,
   type RuleResult,
 } from './field-checks.js';
 
@@ -115,6 +117,8 @@ export function checkAuthenticationDraft(draft: AuthenticationDraft, allowHttp: 
   if (draft.type === undefined) errors.push({ path: '/type', message: 'is required' });
   if (typeof draft.name === 'string' && hasControlCharacters(draft.name)) {
     errors.push({ path: '/name', message: 'must not contain control characters (such as line breaks)' });
+  } else if (typeof draft.name === 'string' && draft.name !== '' && !hasVisibleCharacter(draft.name)) {
+    errors.push({ path: '/name', message: BLANK_NAME });
   }
   errors.push(...kindRules(draft));
   return { errors, onlyInsecureUrls: errors.length > 0 && insecure === errors.length };
@@ -269,6 +273,21 @@ function claimProblems(claims: Record<string, string>, path: string): { errors: 
 
 /** Rules between fields of one kind. */
 function kindRules(draft: AuthenticationDraft): FieldError[] {
+  // RFC 7617 §2: the user-id and password are joined by the first colon, so a user-id with one
+  // would be split at the wrong place by every server.
+  if (
+    draft.type === 'basic' &&
+    typeof draft.values.username === 'string' &&
+    draft.values.username.includes(':')
+  ) {
+    return [
+      {
+        path: '/username',
+        message:
+          'must not contain ":" (RFC 7617: Basic authentication joins the username and password with a colon)',
+      },
+    ];
+  }
   if (draft.type === 'api_key' && draft.values.apiKeyIn === 'query' && draft.values.apiKeyPrefix) {
     return [{ path: '/apiKeyPrefix', message: 'applies only to a key sent in a header; remove it' }];
   }

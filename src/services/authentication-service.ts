@@ -59,7 +59,7 @@ import {
   type TokenMetadata,
   tokenMetadata,
 } from './authentication-view.js';
-import { type AllowHttp, throwIfInvalid } from './field-checks.js';
+import { type AllowHttp, escapePointer, throwIfInvalid } from './field-checks.js';
 import { newId } from './ids.js';
 import { readKeyFieldSpellings } from './key-field-spellings.js';
 import { DEFAULT_PAGE_SIZE, decodeCursor, type Page, pageOf } from './list-page.js';
@@ -492,7 +492,10 @@ export class AuthenticationService {
     }
     for (const name of Object.keys(body)) {
       if (!['privateKey', 'clientCertificate', 'certificate', 'keyId', 'signingAlg'].includes(name)) {
-        errors.push({ path: `/${name}`, message: 'is not a field of a key rotation; remove it' });
+        errors.push({
+          path: `/${escapePointer(name)}`,
+          message: 'is not a field of a key rotation; remove it',
+        });
       }
     }
     const now = this.#clock();

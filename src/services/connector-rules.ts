@@ -2,10 +2,12 @@ import { headerValueProblem } from '../connectors/http-headers.js';
 import type { FieldError } from '../problem.js';
 import {
   type AllowHttp,
+  BLANK_NAME,
   checkUrl,
   escapePointer,
   HEADER_NAME,
   hasControlCharacters,
+  hasVisibleCharacter,
   type RuleResult,
 } from './field-checks.js';
 
@@ -40,11 +42,19 @@ const TRANSPORT_HEADERS = new Set([
   'upgrade',
 ]);
 
+/**
+ * At most this many static headers of each kind: real APIs need a handful; every one is sent on
+ * every call, and a few thousand would make each call's request head larger than servers accept.
+ */
+export const MAX_CONNECTOR_HEADERS = 50;
+
 export function checkConnectorRules(draft: ConnectorDraft, allowHttp: AllowHttp): RuleResult {
   const errors: FieldError[] = [];
   let insecure = 0;
   if (typeof draft.name === 'string' && hasControlCharacters(draft.name)) {
     errors.push({ path: '/name', message: 'must not contain control characters' });
+  } else if (typeof draft.name === 'string' && draft.name !== '' && !hasVisibleCharacter(draft.name)) {
+    errors.push({ path: '/name', message: BLANK_NAME });
   }
   if (typeof draft.baseUrl === 'string') {
     const result = checkUrl(draft.baseUrl, allowHttp);
@@ -58,12 +68,35 @@ export function checkConnectorRules(draft: ConnectorDraft, allowHttp: AllowHttp)
     }
   }
   const plainNames = new Set<string>();
-  for (const [name, value] of Object.entries(draft.headers ?? {})) {
+  const plain = Object.entries(draft.headers ?? {});
+  if (plain.length > MAX_CONNECTOR_HEADERS) {
+    errors.push({ path: '/headers', message: `may have at most ${MAX_CONNECTOR_HEADERS} headers` });
+  }
+  for (const [name, value] of plain) {
+    // HTTP field names are case-insensitive (RFC 9110 §5.1): two spellings are one header sent twice.
+    if (plainNames.has(name.toLowerCase())) {
+      errors.push({ path: `/headers/${escapePointer(name)}`, message: DUPLICATE_HEADER });
+    }
     plainNames.add(name.toLowerCase());
     errors.push(...headerProblems('/headers', name, value, draft));
   }
-  for (const [name, value] of Object.entries(draft.secretHeaders ?? {})) {
+  const secretNames = new Set<string>();
+  const secret = Object.entries(draft.secretHeaders ?? {});
+  const keptCount = [...(draft.storedSecretHeaders ?? [])].filter(
+    (name) => !secret.some(([given]) => given.toLowerCase() === name),
+  ).length;
+  if (secret.length + keptCount > MAX_CONNECTOR_HEADERS) {
+    errors.push({
+      path: '/secretHeaders',
+      message: `may have at most ${MAX_CONNECTOR_HEADERS} headers (with the ones already stored)`,
+    });
+  }
+  for (const [name, value] of secret) {
     const problems = headerProblems('/secretHeaders', name, value, draft);
+    if (secretNames.has(name.toLowerCase())) {
+      problems.push({ path: `/secretHeaders/${escapePointer(name)}`, message: DUPLICATE_HEADER });
+    }
+    secretNames.add(name.toLowerCase());
     if (value === '')
       problems.push({ path: `/secretHeaders/${escapePointer(name)}`, message: 'must not be empty' });
     if (plainNames.has(name.toLowerCase())) {
@@ -75,6 +108,14 @@ export function checkConnectorRules(draft: ConnectorDraft, allowHttp: AllowHttp)
     errors.push(...problems);
   }
   for (const name of draft.storedSecretHeaders ?? []) {
+    // A stored secret Authorization and an attached authentication would both claim the header.
+    if (name === 'authorization' && draft.authenticationId) {
+      errors.push({
+        path: '/authenticationId',
+        message:
+          'cannot be attached while the connector has a secret Authorization header: remove it in the same request (secretHeaders: {"Authorization": null})',
+      });
+    }
     if (
       plainNames.has(name) &&
       !Object.keys(draft.secretHeaders ?? {}).some((given) => given.toLowerCase() === name)
@@ -90,6 +131,9 @@ export function checkConnectorRules(draft: ConnectorDraft, allowHttp: AllowHttp)
   }
   return { errors, onlyInsecureUrls: errors.length > 0 && insecure === errors.length };
 }
+
+const DUPLICATE_HEADER =
+  'is the same header as another one spelled with other letter case (header names ignore case); keep one';
 
 function headerProblems(field: string, name: string, value: unknown, draft: ConnectorDraft): FieldError[] {
   const at = `${field}/${escapePointer(name)}`;

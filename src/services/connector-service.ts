@@ -5,7 +5,7 @@ import { sealContext } from '../tokens/sealed-columns.js';
 import { type ConnectorDraft, checkConnectorRules } from './connector-rules.js';
 import { type ConnectorView, connectorView } from './connector-view.js';
 import { bindCredential, bindingProblem, originOf } from './credential-binding.js';
-import { type AllowHttp, escapePointer, throwIfInvalid } from './field-checks.js';
+import { type AllowHttp, escapePointer, hasControlCharacters, throwIfInvalid } from './field-checks.js';
 import { newId } from './ids.js';
 import { DEFAULT_PAGE_SIZE, decodeCursor, type Page, pageOf } from './list-page.js';
 
@@ -211,7 +211,10 @@ export class ConnectorService {
     const { exceptId, field, extra = [] } = options;
     const rules = checkConnectorRules(draft, this.#allowHttp);
     const errors = [...extra, ...rules.errors];
-    if (typeof draft.authenticationId === 'string') {
+    // An id with control characters is none of ours (and PostgreSQL refuses NUL in a query).
+    if (typeof draft.authenticationId === 'string' && hasControlCharacters(draft.authenticationId)) {
+      errors.push({ path: '/authenticationId', message: 'no authentication has this id' });
+    } else if (typeof draft.authenticationId === 'string') {
       const authentication = await this.#store.authentications.get(draft.authenticationId);
       if (authentication === null) {
         errors.push({ path: '/authenticationId', message: 'no authentication has this id' });

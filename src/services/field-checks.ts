@@ -14,6 +14,17 @@ export function hasControlCharacters(value: string): boolean {
   return CONTROL.test(value);
 }
 
+/**
+ * A name a person can see and tell apart: at least one character that is not white space, a
+ * control, or an invisible format character (zero-width space, BOM). `"   "` is no name.
+ */
+export function hasVisibleCharacter(value: string): boolean {
+  return /[^\s\p{Cc}\p{Cf}\p{Z}]/u.test(value);
+}
+
+/** The message of a name without a visible character. */
+export const BLANK_NAME = 'must contain a visible character, not only spaces';
+
 /** RFC 9110 §5.1 field-name token. */
 export const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
@@ -33,6 +44,11 @@ export function isLoopbackHost(hostname: string): boolean {
 
 /** An OAuth endpoint or authenticated base URL: absolute https, or loopback http when allowed. */
 export function checkUrl(value: string, allowHttp: AllowHttp): { rule: UrlRule; message?: string } {
+  // The URL parser drops tabs and line breaks and encodes NUL, so the text stored would not be the
+  // address used (and PostgreSQL refuses NUL in text).
+  if (hasControlCharacters(value)) {
+    return { rule: 'invalid', message: 'must not contain control characters (tabs, line breaks, NUL)' };
+  }
   let url: URL;
   try {
     url = new URL(value);

@@ -1,4 +1,5 @@
-import { Problem } from '../problem.js';
+import { type FieldError, Problem } from '../problem.js';
+import { hasControlCharacters } from './field-checks.js';
 
 /** The page sizes a list accepts (docs/api.md "Authentications": limit 1–500, default 100). */
 export const DEFAULT_PAGE_SIZE = 100;
@@ -26,7 +27,9 @@ export function decodeCursor(cursor: string | undefined): { name: string; id: st
       Array.isArray(value) &&
       value.length === 2 &&
       typeof value[0] === 'string' &&
-      typeof value[1] === 'string'
+      typeof value[1] === 'string' &&
+      // Not one of ours, and PostgreSQL would refuse it as text (a 500 in the page query).
+      !value.some((part) => part.includes('\u0000') || !isWellFormed(part))
     ) {
       return { name: value[0], id: value[1] };
     }
@@ -36,6 +39,28 @@ export function decodeCursor(cursor: string | undefined): { name: string; id: st
   throw new Problem('validation_failed', 'The request is not valid.', {
     errors: [{ path: '/query/cursor', message: 'is not a cursor this list gave; start again without it' }],
   });
+}
+
+function isWellFormed(text: string): boolean {
+  // String.prototype.isWellFormed: Node 20; TypeScript's ES2023 lib does not declare it.
+  return (text as string & { isWellFormed(): boolean }).isWellFormed();
+}
+
+/**
+ * What is wrong with a list's search text `q`: names never contain control characters, so a search
+ * for one finds nothing; NUL in particular cannot even be sent to PostgreSQL (text values refuse it:
+ * the query failed with a 500), so it is refused on every engine alike.
+ */
+export function searchTextProblems(q: unknown): FieldError[] {
+  // Not a string (`q=a&q=b`): the schema has said so.
+  if (typeof q !== 'string') return [];
+  if (hasControlCharacters(q)) {
+    return [{ path: '/query/q', message: 'must not contain control characters (names never do)' }];
+  }
+  if (!isWellFormed(q)) {
+    return [{ path: '/query/q', message: 'must be valid Unicode text' }];
+  }
+  return [];
 }
 
 /**

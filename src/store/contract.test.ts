@@ -294,6 +294,28 @@ describe.each(targets)('store contract: $name', (target) => {
       expect(rows).toEqual([]);
     });
 
+    it('searches names case-insensitively beyond ASCII, the same on every engine (regression: SQLite lower() is ASCII-only)', async () => {
+      const tag = unique('fold').replaceAll('-', '');
+      const names = [`${tag} Émile Zoë`, `${tag} ΣΊΣΥΦΟΣ`, `${tag} Straße`, `${tag} plain`];
+      for (const name of names) await store.authentications.insert(authentication({ name }));
+      const found = async (q: string) =>
+        (await store.authentications.page({ limit: 10, nameContains: q })).map((r) => r.name).sort();
+      expect(await found(`${tag} émile`)).toEqual([`${tag} Émile Zoë`]);
+      expect(await found('ZOË')).toEqual([`${tag} Émile Zoë`]);
+      expect(await found(`${tag} σίσυφος`)).toEqual([`${tag} ΣΊΣΥΦΟΣ`]);
+      expect(await found(`${tag} STRASSE`)).toEqual([]);
+      expect(await found(`${tag} STRAßE`)).toEqual([`${tag} Straße`]);
+      // A name written decomposed (e + U+0301) is found by the composed search, and the reverse.
+      await store.authentications.insert(authentication({ name: `${tag} Cafe\u0301` }));
+      expect(await found(`${tag} CAFÉ`)).toEqual([`${tag} Cafe\u0301`]);
+      // A rename moves the folded copy with it.
+      const record = authentication({ name: `${tag} Öl` });
+      await store.authentications.insert(record);
+      await store.authentications.update({ ...record, name: `${tag} Ärger` });
+      expect(await found(`${tag} öl`)).toEqual([]);
+      expect(await found(`${tag} ärger`)).toEqual([`${tag} Ärger`]);
+    });
+
     it('returns null for unknown ids and names', async () => {
       expect(await store.authentications.get(randomUUID())).toBeNull();
       expect(await store.authentications.getByName(unique('missing'))).toBeNull();

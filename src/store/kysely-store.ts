@@ -46,6 +46,7 @@ import type {
 } from './contract.js';
 import type { Engine } from './dialect.js';
 import { buildMigrations, runMigrations } from './migrations.js';
+import { containsPattern, foldForSearch } from './name-search.js';
 import type {
   ApiKeysTable,
   AuthenticationAttentionTable,
@@ -69,11 +70,6 @@ const namedUniqueConstraints: Record<string, UniqueConstraint> = {
   connectors_name_unique: 'connector_name',
 };
 
-/** A LIKE pattern matching `text` anywhere, with LIKE's own wildcards escaped (ESCAPE '\\'). */
-function containsPattern(text: string): string {
-  return `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-}
-
 /**
  * The conditions of a page of a list ordered by name, then id: after the cursor's row (keyset, so
  * page 1,000 costs what page 1 does, on the (name, id) index), and the name containing the search.
@@ -90,7 +86,8 @@ function namePageConditions(query: {
     conditions.push(sql<boolean>`(name, id) > (${after.name}, ${after.id})`);
   }
   if (query.nameContains !== undefined && query.nameContains !== '') {
-    conditions.push(sql<boolean>`lower(name) like ${containsPattern(query.nameContains)} escape '\\'`);
+    // The folded column (see name-search.ts): the same answer on both engines, for any script.
+    conditions.push(sql<boolean>`name_folded like ${containsPattern(query.nameContains)} escape '\\'`);
   }
   return conditions;
 }
@@ -107,6 +104,7 @@ function authenticationToRow(record: AuthenticationRecord): AuthenticationsTable
   return {
     id: record.id,
     name: record.name,
+    name_folded: foldForSearch(record.name),
     type: record.type,
     grant_type: record.grantType ?? '',
     settings: toJson(record.settings),
@@ -154,6 +152,7 @@ function connectorToRow(record: ConnectorRecord): ConnectorsTable {
   return {
     id: record.id,
     name: record.name,
+    name_folded: foldForSearch(record.name),
     base_url: record.baseUrl,
     authentication_id: record.authenticationId,
     headers: toJson(record.headers),

@@ -96,4 +96,47 @@ describe('runMigrations', () => {
     const connector = await engine.db.selectFrom('connectors').select('secret_headers').executeTakeFirst();
     expect(connector?.secret_headers).toBe('{}');
   });
+
+  it('0009 fills the folded names of the rows already stored, for search beyond ASCII', async () => {
+    engine = openSqliteEngine(':memory:');
+    const all = buildMigrations(engine);
+    await runMigrations(engine.db, Object.fromEntries(Object.entries(all).filter(([name]) => name < '0009')));
+    const old = engine.db as any;
+    await old
+      .insertInto('authentications')
+      .values({
+        id: 'a1',
+        name: 'Émile ZOË',
+        type: 'bearer',
+        grant_type: '',
+        settings: '{}',
+        secrets: '{}',
+        status: 'ready',
+        last_error: null,
+        generation: 1,
+        created_at: 1,
+        updated_at: 1,
+      })
+      .execute();
+    await old
+      .insertInto('connectors')
+      .values({
+        id: 'c1',
+        name: 'ÄPI Café',
+        base_url: 'https://api.example.test',
+        authentication_id: null,
+        headers: '{}',
+        secret_headers: '{}',
+        query: '{}',
+        timeout_ms: 1000,
+        created_at: 1,
+        updated_at: 1,
+      })
+      .execute();
+    expect(await runMigrations(engine.db, all)).toContain('0009_name_search');
+    const auth = await engine.db.selectFrom('authentications').select('name_folded').executeTakeFirst();
+    expect(auth?.name_folded).toBe('émile zoë');
+    const connector = await engine.db.selectFrom('connectors').select('name_folded').executeTakeFirst();
+    expect(connector?.name_folded).toBe('äpi café');
+  });
 });

@@ -28,6 +28,8 @@ export interface AuthenticationsTable {
   updated_at: number;
   /** `0008_keep_alive`: `settings.keepAliveDays` in milliseconds, or null (no keep-alive). */
   keep_alive_ms: number | null;
+  /** `0009_name_search`: the name case-folded for search (name-search.ts). */
+  name_folded: string;
 }
 
 export interface ConnectorsTable {
@@ -46,6 +48,8 @@ export interface ConnectorsTable {
   timeout_ms: number;
   created_at: number;
   updated_at: number;
+  /** `0009_name_search`: the name case-folded for search (name-search.ts). */
+  name_folded: string;
 }
 
 export interface TokensTable {

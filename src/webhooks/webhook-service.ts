@@ -10,8 +10,17 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { EgressPolicy } from '../egress/address-policy.js';
+import { type FieldError, Problem } from '../problem.js';
 import type { KeyRing } from '../secrets/key-ring.js';
-import type { Store, WebhookDeliveryRecord, WebhookEventRecord, WebhookRecord } from '../store/contract.js';
+import { type AllowHttp, throwIfInvalid } from '../services/field-checks.js';
+import type {
+  Store,
+  WebhookDeliveryRecord,
+  WebhookDeliveryWithAttempts,
+  WebhookEventRecord,
+  WebhookRecord,
+} from '../store/contract.js';
 import { KeyedMutex } from '../store/keyed-mutex.js';
 import type { StatusChange } from '../tokens/token-manager.js';
 import { attentionReason } from './attention-rules.js';
@@ -24,9 +33,47 @@ import {
   type WebhookEventType,
 } from './event-types.js';
 import { generateWebhookSecret, webhookSecretContext } from './signing.js';
+import { checkWebhookRules } from './webhook-rules.js';
 
-/** The service runs this instance's delivery worker, so it needs what the worker needs. */
-export type WebhookServiceOptions = DeliveryWorkerOptions;
+/**
+ * The service runs this instance's delivery worker, so it needs what the worker needs; and it
+ * checks webhook URLs, which may be http only where GRANTRY_ALLOW_HTTP says (default: never).
+ */
+export type WebhookServiceOptions = DeliveryWorkerOptions & { allowHttp?: AllowHttp | undefined };
+
+/** A page of webhooks, in creation order (docs/api.md "Webhooks": limit 1–500, default 100). */
+export interface WebhookPage {
+  items: WebhookRecord[];
+  nextCursor: string | null;
+}
+
+/** Opaque to clients: the position of the last item of a page (creation time, then id). */
+function encodeCursor(record: WebhookRecord): string {
+  return Buffer.from(JSON.stringify([record.createdAt, record.id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [number, string] | null {
+  try {
+    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(value) && typeof value[0] === 'number' && typeof value[1] === 'string') {
+      return [value[0], value[1]];
+    }
+  } catch {}
+  return null;
+}
+
+/** `limit` as given (the schema allowed digits only); the range is a rule, listed with the others. */
+function limitOf(raw: string | undefined, max: number, fallback: number, errors: FieldError[]): number {
+  if (raw === undefined) return fallback;
+  // Not digits: the schema has said so already.
+  if (errors.some((e) => e.path === '/query/limit')) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    errors.push({ path: '/query/limit', message: `must be from 1 to ${max}` });
+    return fallback;
+  }
+  return value;
+}
 
 export interface WebhookInput {
   url: string;
@@ -50,6 +97,8 @@ export class WebhookService {
   readonly #ring: KeyRing;
   readonly #log: Logger;
   readonly #clock: () => number;
+  readonly #allowHttp: AllowHttp;
+  readonly #egressPolicy: EgressPolicy;
   /**
    * Changes of one authentication are handled one at a time, in the order this instance stored them:
    * a failure's two steps (count, then open) must not straddle the success that follows it.
@@ -62,6 +111,8 @@ export class WebhookService {
     this.#ring = options.keyRing;
     this.#log = options.logger;
     this.#clock = options.clock ?? Date.now;
+    this.#allowHttp = options.allowHttp ?? 'off';
+    this.#egressPolicy = options.egress.policy;
     this.worker = new DeliveryWorker({
       store: options.store,
       keyRing: options.keyRing,
@@ -80,6 +131,116 @@ export class WebhookService {
 
   async close(): Promise<void> {
     await this.worker.close();
+  }
+
+  async get(id: string): Promise<WebhookRecord> {
+    const record = await this.#store.webhooks.get(id);
+    if (record === null) throw new Problem('not_found', 'No webhook with this id.');
+    return record;
+  }
+
+  /**
+   * A page of webhooks in creation order. `schemaErrors` are the query's (pointing at
+   * `/query/<name>`), listed with the range and cursor problems found here.
+   */
+  async list(
+    query: { limit?: string | undefined; cursor?: string | undefined },
+    schemaErrors: FieldError[] = [],
+  ): Promise<WebhookPage> {
+    const problems = [...schemaErrors];
+    const limit = limitOf(query.limit, 500, 100, problems);
+    const after = typeof query.cursor === 'string' ? decodeCursor(query.cursor) : undefined;
+    if (after === null)
+      problems.push({ path: '/query/cursor', message: 'is not a cursor this API gave out' });
+    throwIfInvalid(problems, []);
+    // Few webhooks exist: one query, paged here, in creation order.
+    const all = await this.#store.webhooks.list();
+    const rest =
+      after === undefined || after === null
+        ? all
+        : all.filter((w) => w.createdAt > after[0] || (w.createdAt === after[0] && w.id > after[1]));
+    const page = rest.slice(0, limit);
+    const last = page.at(-1);
+    return { items: page, nextCursor: rest.length > limit && last !== undefined ? encodeCursor(last) : null };
+  }
+
+  /** The deliveries of a webhook, newest first; `limit` 1–200, default 50. */
+  async deliveries(
+    id: string,
+    query: { limit?: string | undefined },
+    schemaErrors: FieldError[] = [],
+  ): Promise<WebhookDeliveryWithAttempts[]> {
+    const record = await this.get(id);
+    const problems = [...schemaErrors];
+    const limit = limitOf(query.limit, 200, 50, problems);
+    throwIfInvalid(problems, []);
+    return this.#store.webhookDeliveries.listByWebhook(record.id, limit);
+  }
+
+  /** Deletes a webhook; its pending deliveries go with it. */
+  async delete(id: string): Promise<void> {
+    const record = await this.get(id);
+    await this.#store.webhooks.delete(record.id);
+  }
+
+  /**
+   * Creates a webhook from a request body; `schemaErrors` are what the transport's schema check
+   * found, listed with the rules' problems in one `validation_failed`.
+   */
+  async createFrom(
+    body: Record<string, unknown>,
+    schemaErrors: FieldError[] = [],
+  ): Promise<{ webhook: WebhookRecord; secret: string }> {
+    this.#validate(body, schemaErrors);
+    return this.create({
+      url: body.url as string,
+      events: body.events as string[],
+      description: typeof body.description === 'string' ? body.description : null,
+      enabled: body.enabled !== false,
+    });
+  }
+
+  /** Applies a PATCH: omitted fields keep their value; `null` clears the description. */
+  async updateFrom(
+    id: string,
+    body: Record<string, unknown>,
+    schemaErrors: FieldError[] = [],
+  ): Promise<WebhookRecord> {
+    const record = await this.get(id);
+    this.#validate(body, schemaErrors);
+    return this.update(record, {
+      url: typeof body.url === 'string' ? body.url : record.url,
+      events: Array.isArray(body.events) ? (body.events as string[]) : record.events,
+      description:
+        body.description === null
+          ? null
+          : typeof body.description === 'string'
+            ? body.description
+            : record.description,
+      enabled: typeof body.enabled === 'boolean' ? body.enabled : record.enabled,
+    });
+  }
+
+  /** Sends a test event to an enabled webhook (409 when disabled: nothing is sent to it). */
+  async sendTestTo(id: string): Promise<WebhookDeliveryRecord> {
+    const record = await this.get(id);
+    if (!record.enabled) {
+      throw new Problem('conflict', 'This webhook is disabled: nothing is sent to it.', {
+        hint: 'Enable it (PATCH {"enabled":true}) to send a test event.',
+      });
+    }
+    return this.sendTest(record);
+  }
+
+  #validate(body: Record<string, unknown>, schemaErrors: FieldError[]): void {
+    const ruleErrors = checkWebhookRules(
+      {
+        url: typeof body.url === 'string' ? body.url : undefined,
+        description: typeof body.description === 'string' ? body.description : undefined,
+      },
+      { allowHttp: this.#allowHttp, policy: this.#egressPolicy },
+    );
+    throwIfInvalid(schemaErrors, ruleErrors);
   }
 
   /** Creates a webhook; the secret is returned here only, and stored sealed. */

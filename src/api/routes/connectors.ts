@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { throwIfInvalid } from '../../services/field-checks.js';
+import { searchTextProblems } from '../../services/list-page.js';
 import type { ApiContext } from '../context.js';
 import { objectBody, schemaErrorsOf } from '../request-validation.js';
 import {
@@ -56,8 +57,8 @@ export async function connectorRoutes(app: FastifyInstance, context: ApiContext)
       },
     },
     async (request) => {
-      throwIfInvalid(schemaErrorsOf(request, '/query'), []);
       const query = request.query;
+      throwIfInvalid(schemaErrorsOf(request, '/query'), searchTextProblems(query.q));
       return service.list({
         limit: query.limit === undefined ? undefined : Number(query.limit),
         cursor: query.cursor,

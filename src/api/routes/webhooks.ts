@@ -1,9 +1,5 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { Problem } from '../../problem.js';
-import { throwIfInvalid } from '../../services/field-checks.js';
-import type { WebhookRecord } from '../../store/contract.js';
-import type { WebhookInput } from '../../webhooks/webhook-service.js';
 import type { ApiContext } from '../context.js';
 import { objectBody, schemaErrorsOf } from '../request-validation.js';
 import {
@@ -16,7 +12,6 @@ import {
   WebhookPatchSchema,
   WebhookViewSchema,
 } from '../schemas.js';
-import { checkWebhookRules } from '../webhook-rules.js';
 import { webhookDeliveryView, webhookView } from '../webhook-views.js';
 
 const IdParams = Type.Object({ id: Type.String() });
@@ -34,60 +29,13 @@ const DeliveryQuery = Type.Object(
 const tags = ['Webhooks'];
 const errors = { 400: ErrorResponseSchema, 404: ErrorResponseSchema };
 
-/** `limit` from the query: the schema allows digits only; the range is a rule, listed with the others. */
-function limitOf(
-  raw: string | undefined,
-  max: number,
-  fallback: number,
-  errorsOut: { path: string; message: string }[],
-): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    errorsOut.push({ path: '/querystring/limit', message: `must be from 1 to ${max}` });
-    return fallback;
-  }
-  return value;
-}
-
-/** Opaque to clients: the position of the last item of a page (creation time, then id). */
-function encodeCursor(record: WebhookRecord): string {
-  return Buffer.from(JSON.stringify([record.createdAt, record.id])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): [number, string] | null {
-  try {
-    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(value) && typeof value[0] === 'number' && typeof value[1] === 'string') {
-      return [value[0], value[1]];
-    }
-  } catch {}
-  return null;
-}
-
 /**
  * Webhooks (docs/api.md "Webhooks"): where Grantry tells other systems that an authentication needs a
  * person. Admin keys only (the default scope): a webhook makes Grantry send requests of its own.
+ * HTTP in and out of the WebhookService, like the other areas.
  */
 export async function webhookRoutes(server: FastifyInstance, context: ApiContext): Promise<void> {
-  const { store, config, webhooks, egress } = context;
-
-  async function load(id: string): Promise<WebhookRecord> {
-    const record = await store.webhooks.get(id);
-    if (record === null) throw new Problem('not_found', 'No webhook with this id.');
-    return record;
-  }
-
-  function validate(body: Record<string, unknown>, schemaErrors: ReturnType<typeof schemaErrorsOf>): void {
-    const ruleErrors = checkWebhookRules(
-      {
-        url: typeof body.url === 'string' ? body.url : undefined,
-        description: typeof body.description === 'string' ? body.description : undefined,
-      },
-      { allowHttp: config.allowHttp, policy: egress.policy },
-    );
-    throwIfInvalid(schemaErrors, ruleErrors);
-  }
+  const { webhooks } = context;
 
   server.post(
     '/api/webhooks',
@@ -104,15 +52,10 @@ export async function webhookRoutes(server: FastifyInstance, context: ApiContext
       },
     },
     async (request, reply) => {
-      const body = objectBody(request.body);
-      validate(body, schemaErrorsOf(request));
-      const input: WebhookInput = {
-        url: body.url as string,
-        events: body.events as string[],
-        description: typeof body.description === 'string' ? body.description : null,
-        enabled: body.enabled !== false,
-      };
-      const { webhook, secret } = await webhooks.create(input);
+      const { webhook, secret } = await webhooks.createFrom(
+        objectBody(request.body),
+        schemaErrorsOf(request),
+      );
       reply.status(201);
       return { ...webhookView(webhook), secret };
     },
@@ -131,25 +74,11 @@ export async function webhookRoutes(server: FastifyInstance, context: ApiContext
       },
     },
     async (request) => {
-      const query = request.query as { limit?: string; cursor?: string };
-      const problems = schemaErrorsOf(request).map((e) => ({ ...e, path: `/querystring${e.path}` }));
-      const limit = limitOf(query.limit, 500, 100, problems);
-      const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-      if (after === null)
-        problems.push({ path: '/querystring/cursor', message: 'is not a cursor this API gave out' });
-      throwIfInvalid(problems, []);
-      // Few webhooks exist: one query, paged here, in creation order.
-      const all = await store.webhooks.list();
-      const rest =
-        after === undefined || after === null
-          ? all
-          : all.filter((w) => w.createdAt > after[0] || (w.createdAt === after[0] && w.id > after[1]));
-      const page = rest.slice(0, limit);
-      const last = page.at(-1);
-      return {
-        items: page.map(webhookView),
-        nextCursor: rest.length > limit && last !== undefined ? encodeCursor(last) : null,
-      };
+      const page = await webhooks.list(
+        request.query as { limit?: string; cursor?: string },
+        schemaErrorsOf(request, '/query'),
+      );
+      return { items: page.items.map(webhookView), nextCursor: page.nextCursor };
     },
   );
 
@@ -164,7 +93,7 @@ export async function webhookRoutes(server: FastifyInstance, context: ApiContext
         response: { 200: WebhookViewSchema, 404: ErrorResponseSchema },
       },
     },
-    async (request) => webhookView(await load((request.params as { id: string }).id)),
+    async (request) => webhookView(await webhooks.get((request.params as { id: string }).id)),
   );
 
   server.patch(
@@ -182,21 +111,8 @@ export async function webhookRoutes(server: FastifyInstance, context: ApiContext
       },
     },
     async (request) => {
-      const record = await load((request.params as { id: string }).id);
-      const body = objectBody(request.body);
-      validate(body, schemaErrorsOf(request));
-      const updated = await webhooks.update(record, {
-        url: typeof body.url === 'string' ? body.url : record.url,
-        events: Array.isArray(body.events) ? (body.events as string[]) : record.events,
-        description:
-          body.description === null
-            ? null
-            : typeof body.description === 'string'
-              ? body.description
-              : record.description,
-        enabled: typeof body.enabled === 'boolean' ? body.enabled : record.enabled,
-      });
-      return webhookView(updated);
+      const { id } = request.params as { id: string };
+      return webhookView(await webhooks.updateFrom(id, objectBody(request.body), schemaErrorsOf(request)));
     },
   );
 
@@ -213,8 +129,7 @@ export async function webhookRoutes(server: FastifyInstance, context: ApiContext
       },
     },
     async (request, reply) => {
-      const record = await load((request.params as { id: string }).id);
-      await store.webhooks.delete(record.id);
+      await webhooks.delete((request.params as { id: string }).id);
       return reply.status(204).send();
     },
   );
@@ -233,11 +148,11 @@ export async function webhookRoutes(server: FastifyInstance, context: ApiContext
       },
     },
     async (request) => {
-      const record = await load((request.params as { id: string }).id);
-      const problems = schemaErrorsOf(request).map((e) => ({ ...e, path: `/querystring${e.path}` }));
-      const limit = limitOf((request.query as { limit?: string }).limit, 200, 50, problems);
-      throwIfInvalid(problems, []);
-      const deliveries = await store.webhookDeliveries.listByWebhook(record.id, limit);
+      const deliveries = await webhooks.deliveries(
+        (request.params as { id: string }).id,
+        request.query as { limit?: string },
+        schemaErrorsOf(request, '/query'),
+      );
       return { items: deliveries.map(webhookDeliveryView) };
     },
   );
@@ -256,13 +171,7 @@ export async function webhookRoutes(server: FastifyInstance, context: ApiContext
       },
     },
     async (request, reply) => {
-      const record = await load((request.params as { id: string }).id);
-      if (!record.enabled) {
-        throw new Problem('conflict', 'This webhook is disabled: nothing is sent to it.', {
-          hint: 'Enable it (PATCH {"enabled":true}) to send a test event.',
-        });
-      }
-      const delivery = await webhooks.sendTest(record);
+      const delivery = await webhooks.sendTestTo((request.params as { id: string }).id);
       reply.status(202);
       return webhookDeliveryView(delivery);
     },

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import type { EgressPolicy } from '../egress/address-policy.js';
 import type { FieldError } from '../problem.js';
-import { checkUrl, hasControlCharacters } from '../services/field-checks.js';
+import { BLANK_NAME, checkUrl, hasControlCharacters, hasVisibleCharacter } from '../services/field-checks.js';
 
 /**
  * Rules of a webhook the schema cannot say. The URL is where Grantry will send signed requests on
@@ -27,6 +27,12 @@ export function checkWebhookRules(
   }
   if (typeof draft.description === 'string' && hasControlCharacters(draft.description)) {
     errors.push({ path: '/description', message: 'must not contain control characters' });
+  } else if (
+    typeof draft.description === 'string' &&
+    draft.description !== '' &&
+    !hasVisibleCharacter(draft.description)
+  ) {
+    errors.push({ path: '/description', message: `${BLANK_NAME} (null clears it)` });
   }
   return errors;
 }
