@@ -326,6 +326,16 @@ describe.skipIf(databaseUrl === undefined)('several instances on one PostgreSQL'
 
   it('GET /metrics reports token requests, refreshes, cache hits, upstream calls and lock waits; it needs the API key', async () => {
     const instance = cluster.pick(0);
+    // Each instance counts its own work: make sure this one fetched a token, served one from its
+    // cache and called the API (in a burst spread over three instances, another may do all of it).
+    const { connectorId } = await createConnector();
+    for (let call = 0; call < 2; call++) {
+      const answer = await instance.api('POST', `/api/connectors/${connectorId}/execute`, {
+        method: 'GET',
+        path: '/echo',
+      });
+      expect(answer.status, answer.text).toBe(200);
+    }
     const metrics = await instance.api('GET', '/metrics');
     expect(metrics.status).toBe(200);
     expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);

@@ -65,7 +65,7 @@ describe('keys in the console (Chromium)', { timeout: 120_000 }, () => {
     await form.getByText('Advanced', { exact: true }).click();
     await form.getByLabel('Client authentication method').selectOption('private_key_jwt');
     // No secret with a private key: the field goes, the key fields come.
-    expect(await form.getByLabel('Client Secret').count()).toBe(0);
+    expect(await form.getByLabel('Client Secret', { exact: true }).count()).toBe(0);
     await form.getByLabel('Signing algorithm').selectOption('ES256');
     await form.getByLabel('Let Grantry make the key pair').check();
     await form.getByLabel('Publish the public keys (JWKS)').check();
@@ -74,15 +74,17 @@ describe('keys in the console (Chromium)', { timeout: 120_000 }, () => {
 
     const keys = form.getByRole('region', { name: 'Keys' });
     await keys.getByText('Signing').first().waitFor();
-    const jwkField = keys.getByLabel('Public key (JWK)');
+    const jwkField = keys.getByLabel('Public key (JWK)', { exact: true });
     expect(await jwkField.inputValue()).not.toContain('"d"');
     await keys.locator('.key-card').first().getByRole('button', { name: 'Copy' }).nth(1).click();
     const copied = JSON.parse(await clipboard()) as Record<string, string>;
     expect(copied).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig' });
     expect(
-      (await keys.getByLabel('Public key (PEM)').inputValue()).startsWith('-----BEGIN PUBLIC KEY-----'),
+      (await keys.getByLabel('Public key (PEM)', { exact: true }).inputValue()).startsWith(
+        '-----BEGIN PUBLIC KEY-----',
+      ),
     ).toBe(true);
-    const jwksUri = await keys.getByLabel('JWKS URL (jwks_uri)').inputValue();
+    const jwksUri = await keys.getByLabel('JWKS URL (jwks_uri)', { exact: true }).inputValue();
     expect(jwksUri).toMatch(new RegExp(`^${ui}/jwks/auth_[^/]+\\.json$`));
 
     await oidc.registerClient({
@@ -153,7 +155,7 @@ describe('keys in the console (Chromium)', { timeout: 120_000 }, () => {
     await importer.getByRole('button', { name: 'Import and save' }).click();
     await form.getByRole('heading', { name: 'Drive reader' }).waitFor();
     const keys = form.getByRole('region', { name: 'Keys' });
-    expect(await keys.getByLabel('Key ID (kid)').inputValue()).toBe(keyId);
+    expect(await keys.getByLabel('Key ID (kid)', { exact: true }).inputValue()).toBe(keyId);
     const saved = (await grantry.api('GET', '/api/authentications?q=Drive')).body.items[0];
     expect(saved).toMatchObject({
       grantType: 'jwt_bearer',

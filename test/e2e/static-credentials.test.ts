@@ -108,6 +108,31 @@ describe('an API key from the console, in Chromium', { timeout: 120_000 }, () =>
     expect(await page.content()).not.toContain('revoked-KEY-000');
   });
 
+  it('shows where the key may go: unbound after it was given again, bound once a connector attaches it', async () => {
+    const auth = (await grantry.api('GET', '/api/authentications')).body.items.find(
+      (item: { name: string }) => item.name === 'Billing key',
+    );
+    await page.keyboard.press('Escape');
+    await page.getByRole('link', { name: 'Authorization', exact: true }).click();
+    await page.getByRole('button', { name: 'Billing key' }).click();
+    // The previous test gave the key again, which unbinds it until a connector attaches it anew.
+    await page.getByRole('dialog').getByText('Not bound yet').waitFor();
+    await page.keyboard.press('Escape');
+
+    const attached = await grantry.api('POST', '/api/connectors', {
+      name: 'Billing API (reports)',
+      baseUrl: `${api.url}/reports`,
+      authenticationId: auth.id,
+    });
+    expect(attached.status, attached.text).toBe(201);
+    await page.reload();
+    await page.getByRole('button', { name: 'Billing key' }).click();
+    await page
+      .getByRole('dialog')
+      .getByText(`Sent only to ${new URL(api.url).origin}.`, { exact: false })
+      .waitFor();
+  });
+
   it('ran without a script error in the page', () => {
     expect(pageErrors).toEqual([]);
   });

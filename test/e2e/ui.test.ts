@@ -150,7 +150,7 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     await field(form, 'Name').fill('Reporting API (client credentials)');
     await form.getByLabel('Token URL').fill('http://auth.example.com/token');
     await form.getByLabel('Client ID').fill('reporting-service');
-    await form.getByLabel('Client Secret').fill('cc-secret');
+    await form.getByLabel('Client Secret', { exact: true }).fill('cc-secret');
     await form.getByRole('textbox', { name: /^Audience/ }).fill(API_AUDIENCE);
     await form.getByRole('textbox', { name: /^Scope/ }).fill('read');
     await snap('02-new-authentication-client-credentials');
@@ -164,7 +164,7 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
       .waitFor();
     expect(await tokenUrl.getAttribute('aria-invalid')).toBe('true');
     expect(await form.getByLabel('Client ID').inputValue()).toBe('reporting-service');
-    expect(await form.getByLabel('Client Secret').inputValue()).toBe('cc-secret');
+    expect(await form.getByLabel('Client Secret', { exact: true }).inputValue()).toBe('cc-secret');
     await snap('03-validation-error');
 
     await tokenUrl.fill(oidc.tokenUrl);
@@ -172,7 +172,7 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     await form.getByRole('heading', { name: 'Reporting API (client credentials)' }).waitFor();
     // The secret is write-only: shown as set, replaceable, never read back.
     await form.getByText('Stored encrypted; it is never shown again.').waitFor();
-    expect(await form.getByLabel('Client Secret').count()).toBe(0);
+    expect(await form.getByLabel('Client Secret', { exact: true }).count()).toBe(0);
 
     await form.getByRole('button', { name: 'Test', exact: true }).click();
     const result = form.locator('.test-output .result');
@@ -200,7 +200,7 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     await page.getByRole('button', { name: 'Reporting API (client credentials)' }).click();
     const form = panel();
     await form.getByRole('button', { name: 'Replace' }).first().click();
-    await form.getByLabel('Client Secret').fill('not-the-secret');
+    await form.getByLabel('Client Secret', { exact: true }).fill('not-the-secret');
     await form.getByRole('button', { name: 'Save changes' }).click();
     await form.getByText('All changes saved.').waitFor();
 
@@ -217,7 +217,7 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
 
     // Put the right secret back for the list screenshot and later steps.
     await form.getByRole('button', { name: 'Replace' }).first().click();
-    await form.getByLabel('Client Secret').fill('cc-secret');
+    await form.getByLabel('Client Secret', { exact: true }).fill('cc-secret');
     await form.getByRole('button', { name: 'Save changes' }).click();
     await form.getByText('All changes saved.').waitFor();
     await form.getByRole('button', { name: 'Test', exact: true }).click();
@@ -248,7 +248,7 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     await inline.getByText('Prefer Authorization Code or Client Credentials when possible.').waitFor();
     await inline.getByLabel('Token URL').fill(oidc.tokenUrl);
     await inline.getByLabel('Client ID').fill('legacy-crm');
-    await inline.getByLabel('Client Secret').fill('pw-secret');
+    await inline.getByLabel('Client Secret', { exact: true }).fill('pw-secret');
     await inline.getByRole('textbox', { name: /^Audience/ }).fill(API_AUDIENCE);
     await inline.getByRole('textbox', { name: /^Scope/ }).fill('read');
     await inline.getByLabel('Username').fill('alice');
@@ -315,14 +315,14 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     expect(await form.getByLabel('Use PKCE (S256, RFC 7636)').isChecked()).toBe(true);
 
     await form.getByLabel('Client ID').fill('calendar-sync');
-    await form.getByLabel('Client Secret').fill('ac-secret');
+    await form.getByLabel('Client Secret', { exact: true }).fill('ac-secret');
     await form.getByRole('textbox', { name: /^Audience/ }).fill(API_AUDIENCE);
     await form.getByRole('textbox', { name: /^Scope/ }).fill('read');
     await form.getByRole('button', { name: 'Save authentication' }).click();
     await form.getByRole('heading', { name: 'Calendar (authorization code)' }).waitFor();
 
     // The exact redirect URI to register at the provider, with a copy button.
-    const redirect = form.getByLabel('Redirect URI');
+    const redirect = form.getByLabel('Redirect URI', { exact: true });
     expect(await redirect.inputValue()).toBe(`${ui}/oauth/redirect`);
     await form.getByRole('button', { name: 'Copy' }).waitFor();
     expect(await visibleText(form.locator('.panel-meta'))).toContain('Needs authorization');
@@ -507,7 +507,7 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     const card = form.getByRole('region', { name: /Provider: Microsoft Entra ID/ });
     await card.getByRole('link', { name: /Register your app at Microsoft Entra ID/ }).waitFor();
     // Authorization Code is the preset's first grant: the redirect URI to register is shown beside the link.
-    expect(await card.getByLabel('Redirect URI').inputValue()).toBe(`${ui}/oauth/redirect`);
+    expect(await card.getByLabel('Redirect URI', { exact: true }).inputValue()).toBe(`${ui}/oauth/redirect`);
     expect(await visibleText(card)).toContain('offline_access');
     const tenant = card.getByRole('textbox', { name: /tenant/i });
     await tenant.fill('contoso.onmicrosoft.com');
@@ -519,7 +519,7 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     await form.getByLabel('Client Credentials').check();
     await field(form, 'Name').fill('Graph (contoso)');
     await form.getByLabel('Client ID').fill('graph-app');
-    await form.getByLabel('Client Secret').fill('graph-secret');
+    await form.getByLabel('Client Secret', { exact: true }).fill('graph-secret');
     await card.getByText('Common scopes').click();
     await card.getByRole('button', { name: /\.default/ }).click();
     expect(await form.getByRole('textbox', { name: /^Scope/ }).inputValue()).toContain(
@@ -557,7 +557,7 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     const form = panel();
     await form.getByText('Someone else signs in? Send a connect link').click();
     await form.getByRole('button', { name: 'Make connect link' }).click();
-    const link = await form.getByLabel('Connect link').inputValue();
+    const link = await form.getByLabel('Connect link', { exact: true }).inputValue();
     expect(link).toMatch(new RegExp(`^${ui}/oauth/connect/[A-Za-z0-9_-]+$`));
     await form.getByText(/Works once, until/).waitFor();
     await snap('20-connect-link');
@@ -606,7 +606,7 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
 
     await form.getByLabel('URL', { exact: true }).fill(receiver.url);
     await form.getByRole('button', { name: 'Create webhook' }).click();
-    const secretField = form.getByLabel('Signing secret');
+    const secretField = form.getByLabel('Signing secret', { exact: true });
     await secretField.waitFor();
     const secret = await secretField.inputValue();
     expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
@@ -632,7 +632,7 @@ describe('web UI in Chromium', { timeout: 120_000 }, () => {
     expect(await visibleText(row)).toMatch(/Needs attention, Recovered\s+Enabled/);
     await row.getByRole('button', { name: 'On-call pager' }).click();
     await panel().getByRole('heading', { name: 'Deliveries' }).waitFor();
-    expect(await panel().getByLabel('Signing secret').count()).toBe(0);
+    expect(await panel().getByLabel('Signing secret', { exact: true }).count()).toBe(0);
     expect(await page.content()).not.toContain(secret);
     await page.keyboard.press('Escape');
   });

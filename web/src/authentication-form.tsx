@@ -422,6 +422,14 @@ export function AuthenticationForm(props: AuthenticationFormProps) {
         </FieldWithNotes>
       ))}
 
+      {!isOAuth && existing?.boundOrigins !== undefined && (
+        <p className="muted" id={id('boundOrigins')}>
+          {existing.boundOrigins.length === 0
+            ? 'Not bound yet: the first connector that uses it binds it to its origin.'
+            : `Sent only to ${existing.boundOrigins.join(', ')}. To use it with another origin, enter the secret again and save.`}
+        </p>
+      )}
+
       {isOAuth &&
         grant === 'authorization_code' &&
         (existing?.redirectUri ? (
