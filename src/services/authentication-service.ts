@@ -106,9 +106,14 @@ export interface AuthenticationServiceOptions {
  * bumps the generation, resets the status, drops the tokens, records the event and tells every
  * instance; a delete detaches, revokes and tells every instance.
  */
+/** How many opened key sets' public views are kept (a list page is at most 500 rows). */
+const KEYS_VIEW_CACHE_SIZE = 1000;
+
 export class AuthenticationService {
   readonly #store: Store;
   readonly #ring: KeyRing;
+  /** The public side of key sets already opened, by their sealed value (oldest dropped first). */
+  readonly #keysViews = new Map<string, AuthenticationKeysView>();
   readonly #tokens: TokenManager;
   readonly #flows: AuthorizationFlows;
   readonly #revokeOnDelete: AuthenticationServiceOptions['revokeOnDelete'];
@@ -738,13 +743,23 @@ export class AuthenticationService {
 
   /** The public side of an authentication's keys, for its view; null when it has none. */
   #keysView(record: AuthenticationRecord): AuthenticationKeysView | null {
-    if (record.secrets[KEYS_COLUMN] === undefined) return null;
+    const sealed = record.secrets[KEYS_COLUMN];
+    if (sealed === undefined) return null;
+    // Opening a key set decrypts it and derives PEMs and thumbprints: a list page of keyed
+    // authentications did that per row, per read. The view holds public parts only, and a sealed
+    // value is never written twice (a fresh IV each time), so it keys the cache exactly.
+    const cached = this.#keysViews.get(sealed);
+    if (cached !== undefined) return cached;
     const keys = openKeySet(this.#ring, record);
     const view: AuthenticationKeysView = { keys: publicKeyViews(keys), jwksUri: this.jwksUriOf(record.id) };
     if (keys.dpop !== null) {
       const publicJwk = publicJwkOf(createPrivateKey(keys.dpop.privateKey));
       view.dpopKey = { jkt: jwkThumbprint(publicJwk), alg: keys.dpop.alg, publicJwk };
     }
+    if (this.#keysViews.size >= KEYS_VIEW_CACHE_SIZE) {
+      this.#keysViews.delete(this.#keysViews.keys().next().value as string);
+    }
+    this.#keysViews.set(sealed, view);
     return view;
   }
 
