@@ -143,11 +143,7 @@ export class ProxyFront implements RequestFront {
    */
   serveRouted(req: IncomingMessage, res: ServerResponse, match: ProxyTargetMatch, requestId: string): void {
     const started = performance.now();
-    const own: OwnFields = {
-      'x-request-id': requestId,
-      'x-content-type-options': 'nosniff',
-      'cache-control': 'no-store',
-    };
+    const own = ownFields(requestId);
     const finished = (status: number) => {
       const ms = performance.now() - started;
       this.#metrics.observeProxyDuration(ms / 1000);
@@ -160,11 +156,7 @@ export class ProxyFront implements RequestFront {
   #handle(req: IncomingMessage, res: ServerResponse, match: ProxyTargetMatch): void {
     const started = performance.now();
     const requestId = requestIdOf(req);
-    const own: OwnFields = {
-      'x-request-id': requestId,
-      'x-content-type-options': 'nosniff',
-      'cache-control': 'no-store',
-    };
+    const own = ownFields(requestId);
     const finished = (status: number) => {
       const ms = performance.now() - started;
       this.#metrics.observeProxyDuration(ms / 1000);
@@ -274,4 +266,9 @@ function proxyProblem(error: unknown): Problem {
   // the exchange, not a bug of Grantry's: the gateway's 502 upstream_failed, without a stack trace.
   const classified = classifyNetworkError(error, '');
   return classified.kind === 'other' ? problem : asGatewayProblem(classified);
+}
+
+/** The fields Grantry sets on every proxied answer, which the upstream may not override. */
+function ownFields(requestId: string): OwnFields {
+  return { 'x-request-id': requestId, 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' };
 }

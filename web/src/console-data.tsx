@@ -121,42 +121,42 @@ export function ConsoleDataProvider({ api, children }: { api: ApiClient; childre
     return null;
   }, []);
 
-  const ensureAuthentication = useCallback(
-    (id: string) => {
-      const key = `auth:${id}`;
-      const known = pending.current.get(key) as Promise<AuthenticationView | null> | undefined;
+  /**
+   * Reads one item by id, once however many components ask, and keeps it beside the loaded page
+   * (an item beyond the first 500, opened from a link or named by another item).
+   */
+  const ensure = useCallback(
+    <T extends { id: string }>(
+      key: string,
+      read: () => Promise<T>,
+      extras: Map<string, T>,
+      setItems: (update: (items: T[] | null) => T[]) => void,
+    ): Promise<T | null> => {
+      const known = pending.current.get(key) as Promise<T | null> | undefined;
       if (known) return known;
-      const read = api.getAuthentication(id).then(
+      const reading = read().then(
         (view) => {
-          extraAuthentications.current.set(view.id, view);
-          setAuthentications((items) => upsert(items, view));
+          extras.set(view.id, view);
+          setItems((items) => upsert(items, view));
           return view;
         },
         (error: unknown) => forgetUnlessGone(key, error),
       );
-      pending.current.set(key, read);
-      return read;
+      pending.current.set(key, reading);
+      return reading;
     },
-    [api, forgetUnlessGone],
+    [forgetUnlessGone],
+  );
+
+  const ensureAuthentication = useCallback(
+    (id: string) =>
+      ensure(`auth:${id}`, () => api.getAuthentication(id), extraAuthentications.current, setAuthentications),
+    [api, ensure],
   );
 
   const ensureConnector = useCallback(
-    (id: string) => {
-      const key = `con:${id}`;
-      const known = pending.current.get(key) as Promise<ConnectorView | null> | undefined;
-      if (known) return known;
-      const read = api.getConnector(id).then(
-        (view) => {
-          extraConnectors.current.set(view.id, view);
-          setConnectors((items) => upsert(items, view));
-          return view;
-        },
-        (error: unknown) => forgetUnlessGone(key, error),
-      );
-      pending.current.set(key, read);
-      return read;
-    },
-    [api, forgetUnlessGone],
+    (id: string) => ensure(`con:${id}`, () => api.getConnector(id), extraConnectors.current, setConnectors),
+    [api, ensure],
   );
 
   const value = useMemo<ConsoleData>(
