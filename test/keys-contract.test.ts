@@ -298,6 +298,28 @@ describe('key fields as API.md spells them, against a real oidc-provider over HT
     const done = await g.api('POST', `/api/authentications/${auth.id}/rotate-key/finish`);
     expect(done.status, done.text).toBe(200);
     expect(done.body.keyId).toBe('brought-as-jwk');
+
+    // generateKey {"alg"} names the next key's algorithm, as on create and PATCH.
+    const badAlg = await g.api('POST', `/api/authentications/${auth.id}/rotate-key`, {
+      generateKey: { alg: 'HS256' },
+    });
+    expect(badAlg.status).toBe(400);
+    expect(badAlg.body.error.errors.map((e: { path: string }) => e.path)).toContain('/generateKey/alg');
+    const both2 = await g.api('POST', `/api/authentications/${auth.id}/rotate-key`, {
+      generateKey: { alg: 'ES256' },
+      privateKey: { ...(brought.export({ format: 'jwk' }) as Json) },
+    });
+    expect(both2.status).toBe(400);
+    const generated = await g.api('POST', `/api/authentications/${auth.id}/rotate-key`, {
+      generateKey: { alg: 'ES256' },
+    });
+    expect(generated.status, generated.text).toBe(200);
+    const next = (await keySet(auth.id)).keys[1];
+    expect(next).toMatchObject({ alg: 'ES256', kty: 'EC' });
+    await register();
+    const last = await g.api('POST', `/api/authentications/${auth.id}/rotate-key/finish`);
+    expect(last.body.keyId).toBe(next?.kid);
+    expect(await test(auth.id)).toMatchObject({ ok: true });
   });
 
   it('validation_failed lists every problem, each named by its field', async () => {

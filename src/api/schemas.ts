@@ -809,6 +809,16 @@ export const RotateKeySchema = named(
       ),
       keyId: Type.Optional(Type.String({ maxLength: 200 })),
       signingAlg: Type.Optional(SigningAlgSchema),
+      generateKey: Type.Optional(
+        Type.Object(
+          { alg: SigningAlgSchema },
+          {
+            additionalProperties: false,
+            description:
+              'As on create and PATCH: Grantry makes the next key with this algorithm (the same as signingAlg).',
+          },
+        ),
+      ),
     },
     { additionalProperties: false },
   ),

@@ -487,16 +487,33 @@ export class AuthenticationService {
     const certificate = text(certificateField);
     // A JWK's own kid names the key when keyId does not (as on create and PATCH).
     const keyId = text('keyId') ?? (privateKey === undefined ? undefined : jwkKid(privateKey));
-    const algInput = text('signingAlg');
+    // `generateKey: {"alg"}` as on create and PATCH (docs/api.md); `signingAlg` as the first release took it.
+    const generate = body.generateKey;
+    const generatedAlg =
+      typeof generate === 'object' && generate !== null && !Array.isArray(generate)
+        ? (generate as { alg?: unknown }).alg
+        : undefined;
+    if (generate !== undefined && typeof generatedAlg !== 'string') {
+      errors.push({ path: '/generateKey/alg', message: 'must be one of RS256, PS256, ES256, EdDSA' });
+    }
+    if (generate !== undefined && privateKey !== undefined) {
+      errors.push({ path: '/generateKey', message: 'give either privateKey or generateKey, not both' });
+    }
+    const algInput = typeof generatedAlg === 'string' ? generatedAlg : text('signingAlg');
     const alg =
       algInput === undefined
         ? undefined
         : (['RS256', 'PS256', 'ES256', 'EdDSA'] as const).find((a) => a === algInput);
     if (algInput !== undefined && alg === undefined) {
-      errors.push({ path: '/signingAlg', message: 'must be one of RS256, PS256, ES256, EdDSA' });
+      const field = typeof generatedAlg === 'string' ? '/generateKey/alg' : '/signingAlg';
+      errors.push({ path: field, message: 'must be one of RS256, PS256, ES256, EdDSA' });
     }
     for (const name of Object.keys(body)) {
-      if (!['privateKey', 'clientCertificate', 'certificate', 'keyId', 'signingAlg'].includes(name)) {
+      if (
+        !['privateKey', 'clientCertificate', 'certificate', 'keyId', 'signingAlg', 'generateKey'].includes(
+          name,
+        )
+      ) {
         errors.push({
           path: `/${escapePointer(name)}`,
           message: 'is not a field of a key rotation; remove it',

@@ -1014,6 +1014,10 @@ export interface components {
             certificate?: string;
             keyId?: string;
             signingAlg?: "RS256" | "PS256" | "ES256" | "EdDSA";
+            /** @description As on create and PATCH: Grantry makes the next key with this algorithm (the same as signingAlg). */
+            generateKey?: {
+                alg: "RS256" | "PS256" | "ES256" | "EdDSA";
+            };
         };
         Event: {
             /** Format: date-time */
