@@ -14,7 +14,8 @@ import { issueServerCertificate } from './support/tls.js';
  *   and do not make every call fetch a new token;
  * - access tokens that cannot go in an HTTP header (CR/LF, non-Latin-1) are refused at once with
  *   token_fetch_failed, not later as a network error;
- * - a token_type or scope longer than Grantry keeps (40 characters, 2 KiB) is refused, never stored;
+ * - a token_type, scope, access or refresh token longer than Grantry keeps (40 characters, 2 KiB,
+ *   32 KiB) is refused, never stored;
  * - an error endpoint that echoes the request (body, Basic header) never gets the client secret or
  *   the password into an answer, lastError, the events or the log, in any encoding Grantry sent.
  */
@@ -156,6 +157,10 @@ const tokenAnswers: Record<string, () => Answer> = {
       scope: 'SECRETPART '.repeat(50_000),
       expires_in: 3600,
     }),
+  // A token response of megabytes: under the egress cap (10 MiB), far over what a header can carry.
+  'long-access-token': () => json({ access_token: `tok-${'SECRETPART'.repeat(300_000)}`, expires_in: 3600 }),
+  'long-refresh-token': () =>
+    json({ access_token: 'tok-long-refresh', refresh_token: 'SECRETPART'.repeat(10_000), expires_in: 3600 }),
 };
 
 /** Every form in which Grantry sends the secret and the password, computed here independently. */
@@ -335,10 +340,12 @@ describe('security: a hostile token endpoint', () => {
     }
   });
 
-  describe('a token_type or scope longer than Grantry keeps is refused, never stored', () => {
+  describe('a token_type, scope or token longer than Grantry keeps is refused, never stored', () => {
     for (const [route, field] of [
       ['long-token-type', 'token_type'],
       ['long-scope', 'scope'],
+      ['long-access-token', 'access_token'],
+      ['long-refresh-token', 'refresh_token'],
     ] as const) {
       it(`${field} from ${route}`, async () => {
         const id = await createAuth(route);

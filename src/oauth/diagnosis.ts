@@ -355,7 +355,9 @@ function tokenFetchFailed(
         hint:
           field.name === 'token_type'
             ? `A token type is a short word (Bearer, DPoP). Check the ${urlName}${inUrl(url)}: it must be the provider's token endpoint; if it is, the provider answered a malformed token response: report it to the provider.`
-            : `The provider listed more granted scope than Grantry keeps. Request fewer scopes (scope) if the client holds that many; otherwise check the ${urlName}${inUrl(url)}, and report the malformed answer to the provider.`,
+            : field.name === 'scope'
+              ? `The provider listed more granted scope than Grantry keeps. Request fewer scopes (scope) if the client holds that many; otherwise check the ${urlName}${inUrl(url)}, and report the malformed answer to the provider.`
+              : `No API accepts a header that long, and real providers' tokens are far shorter. Check the ${urlName}${inUrl(url)}: it must be the provider's token endpoint; if it is, request fewer scopes or claims (scope), or report the malformed answer to the provider.`,
       };
     }
     case 'not_oauth':

@@ -34,7 +34,7 @@ export interface ResponseFacts {
    */
   clientAuthMethods?: string[];
   /** For `oversized_field`: which field, how long it was, and the most Grantry accepts. */
-  field?: { name: 'token_type' | 'scope'; length: number; limit: number };
+  field?: { name: 'token_type' | 'scope' | 'access_token' | 'refresh_token'; length: number; limit: number };
 }
 
 export type OAuthProblemCode = Extract<

@@ -3,6 +3,7 @@ import { diagnose } from './diagnosis.js';
 import { OAuthError } from './oauth-error.js';
 import {
   MAX_SCOPE_LENGTH,
+  MAX_TOKEN_LENGTH,
   MAX_TOKEN_TYPE_LENGTH,
   parseTokenResponse,
   type RawTokenResponse,
@@ -255,6 +256,17 @@ describe('parseTokenResponse: an access token that cannot go in an HTTP header i
 describe('parseTokenResponse: a hostile provider cannot make Grantry store unbounded strings', () => {
   const token = (fields: Record<string, unknown>) => json({ access_token: SECRET_TOKEN, ...fields });
 
+  it(`access and refresh tokens up to ${MAX_TOKEN_LENGTH} characters are kept as sent`, () => {
+    const accessToken = 'a'.repeat(MAX_TOKEN_LENGTH);
+    const refreshToken = 'r'.repeat(MAX_TOKEN_LENGTH);
+    expect(
+      parseTokenResponse(json({ access_token: accessToken, refresh_token: refreshToken })),
+    ).toMatchObject({
+      accessToken,
+      refreshToken,
+    });
+  });
+
   it(`a token_type up to ${MAX_TOKEN_TYPE_LENGTH} characters and a scope up to ${MAX_SCOPE_LENGTH} are kept as sent`, () => {
     const tokenType = 'B'.repeat(MAX_TOKEN_TYPE_LENGTH);
     const scope = 's'.repeat(MAX_SCOPE_LENGTH);
@@ -270,11 +282,18 @@ describe('parseTokenResponse: a hostile provider cannot make Grantry store unbou
       700 * 7 - 1,
       MAX_SCOPE_LENGTH,
     ],
+    [
+      'access_token',
+      { access_token: `SECRET${'a'.repeat(MAX_TOKEN_LENGTH)}` },
+      MAX_TOKEN_LENGTH + 6,
+      MAX_TOKEN_LENGTH,
+    ],
+    ['refresh_token', { refresh_token: `SECRET${'r'.repeat(100_000)}` }, 100_006, MAX_TOKEN_LENGTH],
   ])(
     'an oversized %s is refused as token_fetch_failed, naming the field and its length, never its text',
     (_name, fields, length, limit) => {
       const error = refusal(token(fields));
-      const name = _name.startsWith('scope') ? 'scope' : 'token_type';
+      const name = _name.startsWith('scope') ? 'scope' : _name;
       expect(error.code).toBe('token_fetch_failed');
       expect(error.facts).toEqual({
         reason: 'oversized_field',

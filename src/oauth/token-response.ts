@@ -46,6 +46,13 @@ const MAX_DESCRIPTION_LENGTH = 500;
  */
 export const MAX_TOKEN_TYPE_LENGTH = 40;
 export const MAX_SCOPE_LENGTH = 2048;
+/**
+ * The longest access and refresh token kept. An access token goes in a header on every call, and
+ * most servers refuse a header line past 8–16 KiB; the largest real tokens (Entra ID JWTs with
+ * group claims) stay well under this. Without it, a hostile provider could have a token response's
+ * 10 MiB (the egress cap) stored and sent on every call.
+ */
+export const MAX_TOKEN_LENGTH = 32 * 1024;
 
 /**
  * The one tolerant reader of token endpoint responses (RFC 6749 §5.1 success, §5.2 error). Real
@@ -149,6 +156,12 @@ function unusable(
 
 /** The field of a token set longer than Grantry keeps, or null. */
 function oversizedField(tokenSet: TokenSet): NonNullable<ResponseFacts['field']> | null {
+  if (tokenSet.accessToken.length > MAX_TOKEN_LENGTH) {
+    return { name: 'access_token', length: tokenSet.accessToken.length, limit: MAX_TOKEN_LENGTH };
+  }
+  if (tokenSet.refreshToken !== null && tokenSet.refreshToken.length > MAX_TOKEN_LENGTH) {
+    return { name: 'refresh_token', length: tokenSet.refreshToken.length, limit: MAX_TOKEN_LENGTH };
+  }
   if (tokenSet.tokenType.length > MAX_TOKEN_TYPE_LENGTH) {
     return { name: 'token_type', length: tokenSet.tokenType.length, limit: MAX_TOKEN_TYPE_LENGTH };
   }
