@@ -97,6 +97,16 @@ describe('security: data-plane attacks', () => {
         // A redirect that keeps the request's query, as many do.
         res.writeHead(302, { location: `https://127.0.0.1:${other.port}/landing${url.search}` });
         res.end();
+      } else if (path.endsWith('/echo-in-links')) {
+        // Pagination and a canonical URL built from the request's query (RFC 8288 Link, RFC 9110
+        // Content-Location), and a Refresh a browser would follow.
+        res.writeHead(200, {
+          link: `<https://127.0.0.1:${other.port}/items${url.search}&page=3>; rel="next", <https://127.0.0.1:${other.port}/items${url.search}>; rel="self"`,
+          'content-location': `/v1/items${url.search}`,
+          refresh: `0; url=https://127.0.0.1:${other.port}/x${url.search}`,
+          'content-type': 'application/json',
+        });
+        res.end('{}');
       } else if (path.endsWith('/echo-to-self')) {
         res.writeHead(302, { location: `/v1/landing${url.search}` });
         res.end();
@@ -305,6 +315,24 @@ describe('security: data-plane attacks', () => {
       expect(answer.raw).not.toContain(KEY);
       expect(answer.headers.get('location')).toEqual([
         `https://127.0.0.1:${other.port}/landing?page=2&api_key=REDACTED`,
+      ]);
+    });
+
+    it('is redacted from Link, Content-Location and Refresh, by execute and by the proxy', async () => {
+      const executed = await execute(con, { method: 'GET', path: '/echo-in-links?page=2' });
+      expect(executed.status, executed.text).toBe(200);
+      const proxied = await raw('GET', `/proxy/${con}/echo-in-links?page=2`);
+      expect(proxied.status, proxied.raw).toBe(200);
+      for (const text of [executed.text, proxied.raw]) {
+        expect(text).not.toContain(KEY);
+        expect(text).toContain('api_key=REDACTED');
+      }
+      expect(executed.body.headers.link).toBe(
+        `<https://127.0.0.1:${other.port}/items?page=2&api_key=REDACTED&page=3>; rel="next", <https://127.0.0.1:${other.port}/items?page=2&api_key=REDACTED>; rel="self"`,
+      );
+      expect(proxied.headers.get('content-location')).toEqual(['/v1/items?page=2&api_key=REDACTED']);
+      expect(proxied.headers.get('refresh')).toEqual([
+        `0; url=https://127.0.0.1:${other.port}/x?page=2&api_key=REDACTED`,
       ]);
     });
 

@@ -34,7 +34,7 @@ import {
 import { OAuthTokenCredentials } from './oauth-token-credentials.js';
 import { BodyCollector, type ResponseBody } from './response-body.js';
 import { isStaticCredential } from './static-credentials.js';
-import { hasQueryParameter, redactQueryParameters, resolveCallPath } from './target-url.js';
+import { hasQueryParameter, resolveCallPath, withoutEchoedCredential } from './target-url.js';
 
 /** What an integration step asks for (docs/api.md `POST /api/connectors/:id/execute`). */
 export interface ExecuteCall {
@@ -95,22 +95,14 @@ export interface ConnectorEngineOptions {
 }
 
 /**
- * Response fields with an API key sent in the query redacted from Location: an API that echoes
- * the request's query in a redirect it answers would hand the key to the caller.
+ * Response fields with an API key sent in the query redacted wherever they carry a URL: an API
+ * that echoes the request's query in a redirect or a Link would hand the key to the caller.
  */
 export function withoutCredential<T extends Record<string, string | string[] | undefined>>(
   headers: T,
   target: ConnectorTarget,
 ): T {
-  const names = target.credentials?.names.query;
-  const location = headers.location;
-  if (names === undefined || names.size === 0 || location === undefined) return headers;
-  return {
-    ...headers,
-    location: Array.isArray(location)
-      ? location.map((one) => redactQueryParameters(one, names))
-      : redactQueryParameters(location, names),
-  };
+  return withoutEchoedCredential(headers, target.credentials?.names.query);
 }
 
 function existing(target: ConnectorTarget | null): ConnectorTarget {

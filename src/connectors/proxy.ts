@@ -17,7 +17,7 @@ import {
   proxyResponseHeaders,
   readProxiedRequestHead,
 } from './http-headers.js';
-import { redactQueryParameters, resolveCallPath, withoutQueryParameters } from './target-url.js';
+import { resolveCallPath, withoutEchoedCredential, withoutQueryParameters } from './target-url.js';
 
 /** The proxy: connection failures that are safe to repeat are retried; statuses and redirects are the caller's. */
 export const PROXY_RULES: CallRules = { retry: PROXY_RETRY, redirects: PASS_REDIRECTS_THROUGH };
@@ -241,15 +241,8 @@ class AnswerWriter {
     for (const name in this.#own) fields[name] = this.#own[name] as string;
     const diagnosis = refusalCode(answer);
     if (diagnosis !== null) fields[ERROR_HEADER] = diagnosis;
-    const names = this.#target.credentials?.names.query;
-    const location = fields.location;
-    if (names !== undefined && names.size > 0 && location !== undefined) {
-      // An API key sent in the query, echoed by the API in its redirect: never handed to the caller.
-      fields.location = Array.isArray(location)
-        ? location.map((one) => redactQueryParameters(one, names))
-        : redactQueryParameters(location, names);
-    }
-    return fields;
+    // An API key sent in the query, echoed by the API in a URL it answers: never handed to the caller.
+    return withoutEchoedCredential(fields, this.#target.credentials?.names.query);
   }
 }
 

@@ -262,24 +262,43 @@ export function withoutQueryParameters(pathAndQuery: string, names: ReadonlySet<
 /** What a redacted credential reads as where Grantry shows a URL that carried it. */
 export const REDACTED = 'REDACTED';
 
+/** A query parameter inside a field value: `?` or `&`, its name, `=`, its value — up to a delimiter. */
+const QUERY_PAIR = /([?&])([^=&#\s<>;,"]*)=([^&#\s<>;,"]*)/g;
+
 /**
- * A URL (a Location field) with the values of the query parameters of these names replaced by
- * REDACTED; the URL as it is when it has none. For an API key sent in the query that an upstream
- * echoes in a redirect: the caller of execute or the proxy never holds the key.
+ * Text that holds URLs (a Location, or a Link field's several `<url>; rel=…`) with the values of
+ * the query parameters of these names replaced by REDACTED; the text as it is when it has none. For
+ * an API key sent in the query that an upstream echoes: the caller of execute or the proxy never
+ * holds the key.
  */
-export function redactQueryParameters(url: string, names: ReadonlySet<string>): string {
-  const at = url.indexOf('?');
-  if (at === -1) return url;
-  const hash = url.indexOf('#', at);
-  const query = hash === -1 ? url.slice(at + 1) : url.slice(at + 1, hash);
-  let changed = false;
-  const pairs = query.split('&').map((pair) => {
-    const name = parameterName(pair);
-    if (!names.has(name)) return pair;
-    changed = true;
-    const equals = pair.indexOf('=');
-    return `${equals === -1 ? pair : pair.slice(0, equals)}=${REDACTED}`;
-  });
-  if (!changed) return url;
-  return `${url.slice(0, at + 1)}${pairs.join('&')}${hash === -1 ? '' : url.slice(hash)}`;
+export function redactQueryParameters(text: string, names: ReadonlySet<string>): string {
+  if (!text.includes('=')) return text;
+  return text.replace(QUERY_PAIR, (pair, separator: string, name: string) =>
+    names.has(parameterName(name)) ? `${separator}${name}=${REDACTED}` : pair,
+  );
+}
+
+/** The response fields that carry URLs an upstream may build from the request it was sent. */
+const URL_FIELDS = ['location', 'content-location', 'link', 'refresh'] as const;
+
+/**
+ * Response fields with the credential's query parameters redacted wherever a field carries a URL
+ * (RFC 9110 Location and Content-Location, RFC 8288 Link, the Refresh field browsers follow).
+ * The fields as they are when nothing was sent in the query.
+ */
+export function withoutEchoedCredential<T extends Record<string, string | string[] | undefined>>(
+  fields: T,
+  names: ReadonlySet<string> | undefined,
+): T {
+  if (names === undefined || names.size === 0) return fields;
+  let redacted: T | null = null;
+  for (const field of URL_FIELDS) {
+    const value = fields[field];
+    if (value === undefined) continue;
+    redacted ??= { ...fields };
+    (redacted as Record<string, string | string[]>)[field] = Array.isArray(value)
+      ? value.map((one) => redactQueryParameters(one, names))
+      : redactQueryParameters(value, names);
+  }
+  return redacted ?? fields;
 }
