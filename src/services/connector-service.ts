@@ -5,7 +5,13 @@ import { sealContext } from '../tokens/sealed-columns.js';
 import { type ConnectorDraft, checkConnectorRules } from './connector-rules.js';
 import { type ConnectorView, connectorView } from './connector-view.js';
 import { bindCredential, bindingProblem, originOf } from './credential-binding.js';
-import { type AllowHttp, escapePointer, hasControlCharacters, throwIfInvalid } from './field-checks.js';
+import {
+  type AllowHttp,
+  escapePointer,
+  hasControlCharacters,
+  isStringMap,
+  throwIfInvalid,
+} from './field-checks.js';
 import { newId } from './ids.js';
 import { DEFAULT_PAGE_SIZE, decodeCursor, type Page, pageOf } from './list-page.js';
 
@@ -299,15 +305,6 @@ function readConnectorRequest(body: Record<string, unknown>): ConnectorRequest {
 function refreshOnOf(value: unknown): NonNullable<ConnectorRecord['refreshOn']> | undefined {
   if (!Array.isArray(value) || !value.every((status) => status === 401 || status === 403)) return undefined;
   return ([401, 403] as const).filter((status) => value.includes(status));
-}
-
-function isStringMap(value: unknown): value is Record<string, string> {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    !Array.isArray(value) &&
-    Object.values(value).every((item) => typeof item === 'string')
-  );
 }
 
 function nameTaken(error: unknown, name: string): unknown {

@@ -100,3 +100,13 @@ export function throwIfInvalid(
   }
   throw new Problem('validation_failed', 'The request is not valid.', { errors });
 }
+
+/** An object whose every value is a string (headers, query parameters as a request gives them). */
+export function isStringMap(value: unknown): value is Record<string, string> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.values(value).every((item) => typeof item === 'string')
+  );
+}

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { CallCancellation } from '../../connectors/call-pipeline.js';
 import type { ConnectorEngine, ExecuteCall } from '../../connectors/execute.js';
 import type { BufferLease } from '../../connectors/execute-buffer-budget.js';
-import { throwIfInvalid } from '../../services/field-checks.js';
+import { isStringMap, throwIfInvalid } from '../../services/field-checks.js';
 import type { ApiContext } from '../context.js';
 import { objectBody, schemaErrorsOf } from '../request-validation.js';
 import {
@@ -27,15 +27,6 @@ function callOf(body: Record<string, unknown>): Partial<ExecuteCall> {
   if (isStringMap(body.headers)) call.headers = body.headers;
   if (body.body !== undefined) call.body = body.body;
   return call;
-}
-
-function isStringMap(value: unknown): value is Record<string, string> {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    !Array.isArray(value) &&
-    Object.values(value).every((item) => typeof item === 'string')
-  );
 }
 
 /**
