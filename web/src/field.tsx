@@ -179,9 +179,19 @@ interface TextFieldProps {
   readOnly?: boolean;
 }
 
-/** A labelled input whose hint and error are tied to it for screen readers. */
-export function TextField(props: TextFieldProps) {
-  const { id, label, value, onChange, error, hint, optional, type = 'text', placeholder } = props;
+/**
+ * A field's label, hint and error around its control, tied to it for screen readers: the control
+ * names `describedBy` as its aria-describedby.
+ */
+function FieldFrame(props: {
+  id: string;
+  label: ReactNode;
+  hint?: ReactNode;
+  error?: string | undefined;
+  optional?: boolean | undefined;
+  children: (describedBy: string | undefined) => ReactNode;
+}) {
+  const { id, label, hint, error, optional } = props;
   const describedBy = [hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ');
   return (
     <div className={error ? 'field has-error' : 'field'}>
@@ -194,24 +204,7 @@ export function TextField(props: TextFieldProps) {
           {hint}
         </p>
       )}
-      <div className="input-row">
-        <input
-          id={id}
-          ref={props.inputRef}
-          type={type}
-          value={value}
-          placeholder={placeholder}
-          autoComplete={props.autoComplete ?? 'off'}
-          inputMode={props.inputMode}
-          spellCheck={false}
-          readOnly={props.readOnly}
-          aria-required={optional ? undefined : true}
-          aria-invalid={error ? true : undefined}
-          aria-describedby={describedBy || undefined}
-          onChange={(event) => onChange(event.target.value)}
-        />
-        {props.trailing}
-      </div>
+      {props.children(describedBy || undefined)}
       {error && (
         <p className="field-error" id={`${id}-error`}>
           <span aria-hidden="true">⚠ </span>
@@ -219,6 +212,35 @@ export function TextField(props: TextFieldProps) {
         </p>
       )}
     </div>
+  );
+}
+
+/** A labelled input whose hint and error are tied to it for screen readers. */
+export function TextField(props: TextFieldProps) {
+  const { id, value, onChange, error, optional, type = 'text', placeholder } = props;
+  return (
+    <FieldFrame id={id} label={props.label} hint={props.hint} error={error} optional={optional}>
+      {(describedBy) => (
+        <div className="input-row">
+          <input
+            id={id}
+            ref={props.inputRef}
+            type={type}
+            value={value}
+            placeholder={placeholder}
+            autoComplete={props.autoComplete ?? 'off'}
+            inputMode={props.inputMode}
+            spellCheck={false}
+            readOnly={props.readOnly}
+            aria-required={optional ? undefined : true}
+            aria-invalid={error ? true : undefined}
+            aria-describedby={describedBy}
+            onChange={(event) => onChange(event.target.value)}
+          />
+          {props.trailing}
+        </div>
+      )}
+    </FieldFrame>
   );
 }
 
@@ -236,39 +258,27 @@ interface TextAreaFieldProps {
 
 /** A labelled text area (a PEM certificate or key, a key file), its hint and error tied to it. */
 export function TextAreaField(props: TextAreaFieldProps) {
-  const { id, label, value, onChange, error, hint, optional, placeholder } = props;
-  const describedBy = [hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ');
+  const { id, value, onChange, error, optional, placeholder } = props;
   return (
-    <div className={error ? 'field has-error' : 'field'}>
-      <label htmlFor={id}>
-        {label}
-        {optional ? <span className="optional"> (optional)</span> : null}
-      </label>
-      {hint && (
-        <p className="field-hint" id={`${id}-hint`}>
-          {hint}
-        </p>
+    <FieldFrame id={id} label={props.label} hint={props.hint} error={error} optional={optional}>
+      {(describedBy) => (
+        <>
+          <textarea
+            id={id}
+            className="mono"
+            rows={6}
+            value={value}
+            placeholder={placeholder}
+            spellCheck={false}
+            autoComplete="off"
+            aria-required={optional ? undefined : true}
+            aria-invalid={error ? true : undefined}
+            aria-describedby={describedBy}
+            onChange={(event) => onChange(event.target.value)}
+          />
+          {props.trailing}
+        </>
       )}
-      <textarea
-        id={id}
-        className="mono"
-        rows={6}
-        value={value}
-        placeholder={placeholder}
-        spellCheck={false}
-        autoComplete="off"
-        aria-required={optional ? undefined : true}
-        aria-invalid={error ? true : undefined}
-        aria-describedby={describedBy || undefined}
-        onChange={(event) => onChange(event.target.value)}
-      />
-      {props.trailing}
-      {error && (
-        <p className="field-error" id={`${id}-error`}>
-          <span aria-hidden="true">⚠ </span>
-          {error}
-        </p>
-      )}
-    </div>
+    </FieldFrame>
   );
 }
