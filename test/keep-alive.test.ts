@@ -9,6 +9,7 @@ import {
   startTokenEndpointSwitch,
   type TokenEndpointSwitch,
 } from './support/token-endpoint-switch.js';
+import { waitFor } from './support/wait-for.js';
 import {
   type ReceivedWebhook,
   startWebhookReceiver,
@@ -27,16 +28,6 @@ const DAY = 24 * 60 * 60 * 1000;
 const MINUTE = 60_000;
 const WEB = { client_id: 'idle-web', client_secret: 'idle-web-secret' };
 const SCOPE = 'openid offline_access read';
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 describe('keep-alive against oidc-provider', () => {
   let oidc: OidcFixture;

@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, runCli, type SpawnedGrantry, spawnGrantry } from './support/grantry.js';
+import { waitFor } from './support/wait-for.js';
 import { startWebhookReceiver, type WebhookReceiver } from './support/webhook-receiver.js';
+
+/** Spawned processes (a restart included) take longer than in-process servers: wait up to 30 s. */
+const SPAWNED_WAIT_MS = 30_000;
 
 /**
  * Webhook deliveries are stored, so they outlive the process that made them: a Grantry killed while a
@@ -22,16 +25,6 @@ interface DeliveryView {
   status: string;
   attempts: number;
   attemptLog: { responseStatus: number | null }[];
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
 }
 
 describe('webhook deliveries across restarts', () => {
@@ -82,12 +75,16 @@ describe('webhook deliveries across restarts', () => {
     });
     expect((await first.api('POST', `/api/authentications/${auth.body.id}/test`)).body.ok).toBe(false);
 
-    const waiting = await waitFor('both deliveries to have failed once', async () => {
-      const items = await deliveriesOf(first, hook.body.id);
-      return items.length === 2 && items.every((d) => d.status === 'pending' && d.attempts >= 1)
-        ? items
-        : undefined;
-    });
+    const waiting = await waitFor(
+      'both deliveries to have failed once',
+      async () => {
+        const items = await deliveriesOf(first, hook.body.id);
+        return items.length === 2 && items.every((d) => d.status === 'pending' && d.attempts >= 1)
+          ? items
+          : undefined;
+      },
+      SPAWNED_WAIT_MS,
+    );
     first.kill('SIGKILL');
     await new Promise((resolve) => first.child.once('exit', resolve));
     const beforeRestart = receiver.received.length;
@@ -100,10 +97,14 @@ describe('webhook deliveries across restarts', () => {
       masterKey: first.env.GRANTRY_MASTER_KEY as string,
       apiKey: first.apiKey,
     });
-    const delivered = await waitFor('both deliveries after the restart', async () => {
-      const items = await deliveriesOf(second, hook.body.id);
-      return items.every((d) => d.status === 'delivered') ? items : undefined;
-    });
+    const delivered = await waitFor(
+      'both deliveries after the restart',
+      async () => {
+        const items = await deliveriesOf(second, hook.body.id);
+        return items.every((d) => d.status === 'delivered') ? items : undefined;
+      },
+      SPAWNED_WAIT_MS,
+    );
 
     expect(delivered.map((d) => d.id).sort()).toEqual(waiting.map((d) => d.id).sort());
     expect(delivered.map((d) => d.event).sort()).toEqual(['authentication.needs_attention', 'webhook.test']);
@@ -147,8 +148,10 @@ describe('webhook deliveries across restarts', () => {
     const second = await spawn({ dataDir: first.dataDir, masterKey: newKey, apiKey: first.apiKey });
     const sent = await second.api('POST', `/api/webhooks/${hook.body.id}/test`);
     expect(sent.status, sent.text).toBe(202);
-    const delivery = await waitFor('the test delivery', async () =>
-      (await deliveriesOf(second, hook.body.id)).find((d) => d.status !== 'pending'),
+    const delivery = await waitFor(
+      'the test delivery',
+      async () => (await deliveriesOf(second, hook.body.id)).find((d) => d.status !== 'pending'),
+      SPAWNED_WAIT_MS,
     );
     expect(delivery.status).toBe('delivered');
     expect(receiver.received.map((r) => [r.id, r.verified])).toEqual([[sent.body.id, true]]);

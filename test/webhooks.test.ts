@@ -1,11 +1,9 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, type GrantryHandle, startGrantry } from './support/grantry.js';
 import { authorizeThroughDevInteractions, type OidcFixture, startOidcProvider } from './support/oidc.js';
-import { issueServerCertificate } from './support/tls.js';
+import { startTokenEndpointSwitch, type TokenEndpointSwitch } from './support/token-endpoint-switch.js';
+import { waitFor } from './support/wait-for.js';
 import {
   type ReceivedWebhook,
   startWebhookReceiver,
@@ -22,66 +20,12 @@ const CC_CLIENT = { client_id: 'hooks-cc', client_secret: 'hooks-cc-secret' };
 const WEB_CLIENT = { client_id: 'hooks-web', client_secret: 'hooks-web-secret' };
 const MINUTE = 60_000;
 
-interface TokenFront {
-  url: string;
-  setBroken(broken: boolean): void;
-  close(): Promise<void>;
-}
-
-/** Forwards token requests to `target`, or answers 503 while broken. */
-async function startTokenFront(target: string): Promise<TokenFront> {
-  let broken = false;
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
-    if (broken) {
-      res.writeHead(503, { 'content-type': 'application/json' });
-      res.end('{"error":"temporarily_unavailable"}');
-      return;
-    }
-    const headers: Record<string, string> = {};
-    for (const name of ['authorization', 'content-type', 'accept']) {
-      const value = req.headers[name];
-      if (typeof value === 'string') headers[name] = value;
-    }
-    const answer = await fetch(target, { method: 'POST', headers, body: Buffer.concat(chunks) });
-    res.writeHead(answer.status, {
-      'content-type': answer.headers.get('content-type') ?? 'application/json',
-    });
-    res.end(Buffer.from(await answer.arrayBuffer()));
-  };
-  const { cert, key } = issueServerCertificate(['localhost', '127.0.0.1']);
-  const server: Server = createServer({ cert, key }, (req, res) => {
-    handle(req, res).catch(() => res.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `https://localhost:${port}/token`,
-    setBroken(next) {
-      broken = next;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+/** What the token endpoint answers while "broken": a provider in trouble. */
+const UNAVAILABLE = { status: 503, body: '{"error":"temporarily_unavailable"}' };
 
 describe('webhooks', () => {
   let oidc: OidcFixture;
-  let front: TokenFront;
+  let front: TokenEndpointSwitch;
   let receiver: WebhookReceiver;
   let g: GrantryHandle & { app: Awaited<ReturnType<typeof startGrantry>>['app'] };
   /** How far the test has moved Grantry's clock (token manager and webhooks) ahead of the real one. */
@@ -103,7 +47,7 @@ describe('webhooks', () => {
         },
       ],
     });
-    front = await startTokenFront(oidc.tokenUrl);
+    front = await startTokenEndpointSwitch(oidc.tokenUrl);
     receiver = await startWebhookReceiver();
     g = await startGrantry({
       port,
@@ -293,7 +237,7 @@ describe('webhooks', () => {
     expect((await g.api('POST', `/api/authentications/${auth.id}/test`)).body.ok).toBe(true);
     const since = receiver.received.length;
 
-    front.setBroken(true);
+    front.set(UNAVAILABLE);
     try {
       await g.api('POST', `/api/authentications/${auth.id}/invalidate`);
       for (let n = 0; n < 3; n++) {
@@ -321,7 +265,7 @@ describe('webhooks', () => {
         },
       });
     } finally {
-      front.setBroken(false);
+      front.set('forward');
     }
 
     const fixed = await g.api('POST', `/api/authentications/${auth.id}/test`);
@@ -352,7 +296,7 @@ describe('webhooks', () => {
       if (blips-- > 0) throw new Error('database blip');
       return enqueue(...args);
     };
-    front.setBroken(true);
+    front.set(UNAVAILABLE);
     try {
       await g.api('POST', `/api/authentications/${auth.id}/test`);
       await g.app.tokens.settled();
@@ -368,7 +312,7 @@ describe('webhooks', () => {
       expect(attention?.payload?.data).toMatchObject({ authenticationId: auth.id, reason: 'error' });
     } finally {
       deliveries.enqueue = enqueue;
-      front.setBroken(false);
+      front.set('forward');
     }
   });
 
@@ -409,7 +353,7 @@ describe('webhooks', () => {
     expect(arrived('authentication.recovered', since)).toEqual([]);
 
     // The provider's token endpoint fails every refresh; the status stays `connected` meanwhile.
-    front.setBroken(true);
+    front.set(UNAVAILABLE);
     try {
       const refreshFails = async () => {
         await g.api('POST', `/api/authentications/${id}/invalidate`);
@@ -438,7 +382,7 @@ describe('webhooks', () => {
         error: { code: 'token_fetch_failed' },
       });
     } finally {
-      front.setBroken(false);
+      front.set('forward');
     }
     const works = await g.api('POST', `/api/authentications/${id}/test`);
     expect(works.body).toMatchObject({ ok: true, token: { source: 'refreshed' } });
@@ -454,7 +398,7 @@ describe('webhooks', () => {
     });
 
     // Needing attention again, it is fixed by a person connecting it anew: connected, and recovered.
-    front.setBroken(true);
+    front.set(UNAVAILABLE);
     try {
       for (let n = 0; n < 3; n++) {
         await g.api('POST', `/api/authentications/${id}/invalidate`);
@@ -466,7 +410,7 @@ describe('webhooks', () => {
         return got.length === 2 ? got : undefined;
       });
     } finally {
-      front.setBroken(false);
+      front.set('forward');
     }
     const reconnectFrom = receiver.received.length;
     const again = await g.api('POST', `/api/authentications/${id}/authorize`);
@@ -502,11 +446,11 @@ describe('webhooks', () => {
       expect(test.body.error.code).toBe('conflict');
 
       const auth = await createClientCredentials();
-      front.setBroken(true);
+      front.set(UNAVAILABLE);
       try {
         await g.api('POST', `/api/authentications/${auth.id}/test`);
       } finally {
-        front.setBroken(false);
+        front.set('forward');
       }
       await g.api('POST', `/api/authentications/${auth.id}/test`);
       expect((await g.api('PATCH', `/api/webhooks/${only.body.id}`, { enabled: true })).body.enabled).toBe(
